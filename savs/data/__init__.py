@@ -1,0 +1,22 @@
+"""Task loaders: the offline suite (runs anywhere) and the paper's benchmarks (from the hub).
+
+``load_task(name)`` is the one entry point; ``TASKS`` maps every task name to its loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from savs.data.offline import OFFLINE_TASKS
+from savs.examples import Task
+
+TASKS: dict[str, Callable[..., Task]] = {**OFFLINE_TASKS}
+
+
+def load_task(name: str, **kwargs) -> Task:
+    """Load task ``name`` (keyword arguments go to its loader); unknown names list the known ones."""
+    try:
+        loader = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+    return loader(**kwargs)
