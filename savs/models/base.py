@@ -1,0 +1,173 @@
+"""What every model family shares: loading, chat prompts, batching, and where the attention heads are.
+
+A family adapter subclasses ``Adapter`` and overrides only what differs (the auto class, the path to
+the decoder layers, whether a shared token prefix may be cached). Geometry (layers, heads, head size)
+always comes from the model's own config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
+
+from savs.examples import Example
+
+# Bump when a change to prompts or extraction changes the vectors: it invalidates cached activations.
+EXTRACTION_VERSION = "1"
+
+
+def default_device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are ~200x slower."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+class Adapter:
+    """One loaded model plus its processor, seen the way extraction needs it.
+
+    Subclasses set ``family``, ``model_types`` (the ``config.model_type`` values they handle),
+    ``auto_model`` and ``layers_path`` (attribute path from the model to its decoder layers).
+    """
+
+    family: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]
+    auto_model: ClassVar[type] = AutoModelForImageTextToText
+    layers_path: ClassVar[str] = "model.language_model.layers"
+    # A shared token prefix can be run once and its KV cache reused only where positions are plain 1-D
+    # RoPE indices; Qwen2-VL's multimodal RoPE derives positions from the whole prompt, so it opts out.
+    supports_prefix_cache: ClassVar[bool] = True
+    # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
+    processor_classes: ClassVar[dict[str, type]] = {}
+
+    def __init__(self, model: nn.Module, processor, name: str) -> None:
+        self.model = model.eval()
+        self.processor = processor
+        self.name = name
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        attn_implementation: str | None = None,
+        **kwargs,
+    ) -> Adapter:
+        """Load model and processor (hub id or local dir); bf16 + ``device_map="auto"`` on GPU, fp32 on CPU."""
+        device = torch.device(device) if device is not None else default_device()
+        dtype = dtype or default_dtype(device)
+        model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation or "sdpa", **kwargs}
+        if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all
+            model_kwargs.setdefault("device_map", "auto" if device.index is None else {"": device})
+        model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        if "device_map" not in model_kwargs:
+            model = model.to(device)
+        processor = cls.load_processor(name_or_path, model.config.model_type)
+        return cls(model, processor, name=str(name_or_path))
+
+    @classmethod
+    def load_processor(cls, name_or_path: str, model_type: str):
+        """The family's processor (or tokenizer, for text-only models)."""
+        return cls.processor_classes.get(model_type, AutoProcessor).from_pretrained(name_or_path)
+
+    # ----- geometry -------------------------------------------------------------------------------
+    @property
+    def text_config(self):
+        """The decoder's config (multimodal configs nest it)."""
+        return self.model.config.get_text_config(decoder=True)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers())
+
+    @property
+    def n_heads(self) -> int:
+        return self.text_config.num_attention_heads
+
+    @property
+    def head_dim(self) -> int:
+        cfg = self.text_config
+        return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+    def layers(self) -> nn.ModuleList:
+        """The decoder layers, in order."""
+        return operator.attrgetter(self.layers_path)(self.model)
+
+    def o_proj(self, layer: int) -> nn.Module:
+        """The output projection of ``layer``'s attention: its input is the per-head outputs, concatenated."""
+        return self.layers()[layer].self_attn.o_proj
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    # ----- prompts and batches --------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def messages(self, example: Example) -> list[dict]:
+        """One user turn: the images first, then the text (the layout of the paper's prompts)."""
+        content = [{"type": "image"} for _ in example.images] + [{"type": "text", "text": example.text}]
+        return [{"role": "user", "content": content}]
+
+    def render(self, example: Example) -> str:
+        """The full prompt string: chat template plus generation prompt, image placeholders unexpanded."""
+        return self.processor.apply_chat_template(self.messages(example), add_generation_prompt=True, tokenize=False)
+
+    def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
+        """Tokenize (and preprocess images of) a batch, padded on ``padding_side``, on the model's device."""
+        texts = [self.render(e) for e in examples]
+        n_images = {len(e.images) for e in examples}
+        kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": False}
+        if n_images != {0}:
+            if 0 in n_images:
+                raise ValueError("a batch mixes examples with and without images; split it by image count")
+            kwargs["images"] = [list(e.images) for e in examples]
+        tok = self.tokenizer
+        old_side, tok.padding_side = tok.padding_side, padding_side
+        try:
+            batch = self.processor(**kwargs)
+        finally:
+            tok.padding_side = old_side
+        return batch.to(self.device)
+
+    def prefix_barrier_ids(self) -> set[int]:
+        """Token ids that must not enter a cached shared prefix (image placeholders get features spliced in)."""
+        token = getattr(self.processor, "image_token", None)
+        return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
+
+    def forward(self, batch: dict, past_key_values=None, use_cache: bool = False):
+        """One forward pass (extraction stops it early from a hook); ``past_key_values`` holds a cached prefix."""
+        return self.model(**batch, cache=past_key_values, use_cache=use_cache)
+
+    @torch.inference_mode()
+    def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
+        """Greedy answers to each example (the zero-shot baseline), special tokens stripped."""
+        batch = self.encode(examples, padding_side="left")
+        out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        new = out[:, batch["input_ids"].shape[1] :]
+        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def fingerprint(self) -> str:
+        """Identifies model, precision, prompt template and extraction code: the activation-cache namespace."""
+        template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", "")
+        parts = [self.family, self.name, str(self.model.dtype), EXTRACTION_VERSION, str(template)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.name!r}, {self.n_layers} layers x {self.n_heads} heads x "
+            f"{self.head_dim} dims, {self.model.dtype}, {self.device})"
+        )

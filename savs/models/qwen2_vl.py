@@ -1,0 +1,13 @@
+"""Qwen2-VL and Qwen2.5-VL (``Qwen/Qwen2-VL-7B-Instruct``, ``Qwen/Qwen2.5-VL-7B-Instruct``)."""
+
+from savs.models.base import Adapter
+from savs.models.processors import NoVideoQwen2_5_VLProcessor, NoVideoQwen2VLProcessor
+
+
+class Qwen2VLAdapter(Adapter):
+    """Decoder at ``model.language_model``; multimodal RoPE positions rule out shared-prefix caching."""
+
+    family = "qwen2_vl"
+    model_types = ("qwen2_vl", "qwen2_5_vl")
+    supports_prefix_cache = False
+    processor_classes = {"qwen2_vl": NoVideoQwen2VLProcessor, "qwen2_5_vl": NoVideoQwen2_5_VLProcessor}

@@ -1,0 +1,357 @@
+"""Tiny random-weight models of every supported family, saved to disk for offline tests.
+
+`build_tiny_model(family, out_dir)` writes a directory that the stock `from_pretrained` path loads back:
+`AutoConfig`, `AutoModelForImageTextToText` (`AutoModelForCausalLM` for `"llama"`) and `AutoProcessor`
+(`AutoTokenizer` for `"llama"`). The tokenizer is a byte-level BPE trained offline on a small built-in corpus;
+it holds the family's real special tokens and a chat template mimicking the real one.
+
+Qwen2-VL, Qwen2.5-VL and LLaVA-OneVision are saved with the `NoVideo*Processor` classes of
+`savs.models.processors` (the stock ones want torchvision), which `import savs.models` registers with
+`AutoProcessor`. SmolVLM is saved with the stock
+`Idefics3Processor`, as the SmolVLM-256M/500M checkpoints are, since `SmolVLMProcessor` needs `num2words`
+and a video processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    CLIPVisionConfig,
+    GenerationConfig,
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3ImageProcessorPil,
+    Idefics3Processor,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaImageProcessorPil,
+    LlavaOnevisionConfig,
+    LlavaOnevisionForConditionalGeneration,
+    LlavaOnevisionImageProcessorPil,
+    LlavaProcessor,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    ProcessorMixin,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+    SiglipVisionConfig,
+    SmolVLMConfig,
+    SmolVLMForConditionalGeneration,
+)
+
+from savs.models.processors import (
+    NoVideoLlavaOnevisionProcessor,
+    NoVideoQwen2_5_VLProcessor,
+    NoVideoQwen2VLProcessor,
+)
+
+PATCH = 14  # vision patch size of every family
+IMAGE = 28  # LLaVA / LLaVA-OV tower input: 2x2 patches; LLaVA-OV anyres adds up to 2x2 crops of it
+IDEFICS_IMAGE = 56  # Idefics3 / SmolVLM tower input: 4x4 patches, pixel-shuffled (x2) to 4 tokens
+QWEN_MAX_PIXELS = 56 * 56  # Qwen images are resized to at most 4x4 patches, merged (2x2) to 4 tokens
+TEXT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "head_dim": 16,
+    "max_position_embeddings": 1024,
+}
+VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+VOCAB = 400  # BPE vocabulary size, special tokens included
+
+_CORPUS = """
+The quick brown fox jumps over the lazy dog. Is there a red circle in the image? Answer with Yes or No.
+Yes. No. yes no true false A B C D E F G H I J K L M N O P Q R S T U V W X Y Z
+What is the color of the shape? What shape is in the picture? Which animal is shown in this photo?
+red green blue yellow black white gray orange purple pink brown circle square triangle rectangle
+How many objects are there? one two three four five six seven eight nine ten 0 1 2 3 4 5 6 7 8 9 10
+cat dog bird car truck airplane ship horse deer frog shirt shoe bag dress coat trouser sandal sneaker
+Describe the image in one word. Options: a, b, c. Answer with the class name. The answer is: (a) (b)
+You are a helpful assistant. Hello, how are you? I am fine, thank you! user assistant system
+left right top bottom above below inside outside near far small large big tiny number digit letter
+a an the of in on at to for with from by and or not is are was were be this that these those it
+Question: Answer: Label: Category: Class: hello? hello! "quoted" 'single' [list] {set} x-y a/b 50% $5 #1
+"""
+
+# ChatML (Qwen2-VL, LLaVA-OV's qwen template, SmolLM2); SYSTEM and IMAGE are substituted by `_chatml`.
+_CHATML = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nSYSTEM<|im_end|>\\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ 'IMAGE' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# llava-hf/llava-1.5: images first, then the text, `USER: <image>\n... ASSISTANT:`.
+_LLAVA = (
+    "{% for message in messages %}"
+    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] + ' ' }}"
+    "{% else %}{% for item in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\\n' }}{% endfor %}"
+    "{% for item in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ item['text'] + ' ' }}{% endfor %}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+# Idefics3 / SmolVLM: `BOS User:<image>...<end_of_utterance>\nAssistant:`; BOS is substituted by `_idefics`.
+_IDEFICS = (
+    "{{ 'BOS' }}{% for message in messages %}"
+    "{{ message['role'].capitalize() }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}"
+    "{% else %}{{ ':' if message['content'][0]['type'] == 'image' else ': ' }}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<end_of_utterance>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_VL_TOKENS = [*CHATML_TOKENS, "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+IDEFICS_TOKENS = [
+    "<fake_token_around_image>",
+    "<image>",
+    "<end_of_utterance>",
+    "<global-img>",
+    *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
+]
+
+Built = tuple[PreTrainedModel, ProcessorMixin | PreTrainedTokenizerFast]
+
+
+
+
+def _chatml(system: str, image: str = "") -> str:
+    """ChatML template with a default system prompt and the text each image item renders as."""
+    return _CHATML.replace("SYSTEM", system).replace("IMAGE", image)
+
+
+def _tokenizer(tokens: list[str], chat_template: str, **roles: str) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on the built-in corpus; `roles` (bos_token=...) and `tokens` are special."""
+    specials = list(dict.fromkeys([*roles.values(), *tokens]))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_CORPUS], trainer)
+    extra = [t for t in specials if t not in roles.values()]
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, extra_special_tokens=extra, chat_template=chat_template, **roles
+    )
+
+
+def _text_config(tok: PreTrainedTokenizerFast, **overrides: object) -> dict:
+    """Tiny decoder config sized to the tokenizer, with its bos/eos/pad ids."""
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    return {**TEXT, "vocab_size": len(tok), **ids, **overrides}
+
+
+def _qwen_vl(config_cls: type, model_cls: type, processor_cls: type, vision: dict) -> Built:
+    """Qwen2-VL-style model (M-RoPE, 2x2-merged patches, GQA) with its ChatML processor."""
+    image = "<|vision_start|><|image_pad|><|vision_end|>"
+    tok = _tokenizer(
+        QWEN_VL_TOKENS,
+        _chatml("You are a helpful assistant.", image),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    # mrope_section splits head_dim / 2 = 8 rotary frequencies among (time, height, width)
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    config = config_cls(
+        text_config=_text_config(tok, num_key_value_heads=2, rope_parameters=rope),
+        vision_config={"depth": 2, "num_heads": 2, "patch_size": PATCH, **vision},
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    images = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": (2 * PATCH) ** 2, "longest_edge": QWEN_MAX_PIXELS}, patch_size=PATCH
+    )
+    return model_cls(config), processor_cls(images, tok, chat_template=tok.chat_template)
+
+
+def _qwen2_vl() -> Built:
+    """Tiny Qwen2-VL."""
+    vision = {"embed_dim": 32, "mlp_ratio": 2, "hidden_size": TEXT["hidden_size"]}
+    return _qwen_vl(Qwen2VLConfig, Qwen2VLForConditionalGeneration, NoVideoQwen2VLProcessor, vision)
+
+
+def _qwen2_5_vl() -> Built:
+    """Tiny Qwen2.5-VL (vision layer 0 attends within 28-px windows, layer 1 globally)."""
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "out_hidden_size": TEXT["hidden_size"],
+        "window_size": 2 * PATCH,
+        "fullatt_block_indexes": [1],
+    }
+    return _qwen_vl(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, NoVideoQwen2_5_VLProcessor, vision)
+
+
+def _llava() -> Built:
+    """Tiny LLaVA-1.5 (CLIP tower, CLS dropped, Llama text)."""
+    tok = _tokenizer(
+        ["<image>"], _LLAVA, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    config = LlavaConfig(
+        text_config={"model_type": "llama", **_text_config(tok)},
+        vision_config=CLIPVisionConfig(**VISION, image_size=IMAGE, patch_size=PATCH, projection_dim=32),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_seq_length=(IMAGE // PATCH) ** 2,
+    )
+    images = LlavaImageProcessorPil(
+        size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE}
+    )
+    processor = LlavaProcessor(
+        images,
+        tok,
+        patch_size=PATCH,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=tok.chat_template,
+    )
+    return LlavaForConditionalGeneration(config), processor
+
+
+def _llava_onevision() -> Built:
+    """Tiny LLaVA-OneVision (SigLIP tower, Qwen2 text with GQA, anyres grid of at most 2x2 crops)."""
+    tok = _tokenizer(
+        [*CHATML_TOKENS, "<image>", "<video>"],
+        _chatml("You are a helpful assistant.", "<image>\n"),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    pinpoints = [[IMAGE * rows, IMAGE * cols] for rows in (1, 2) for cols in (1, 2)]
+    config = LlavaOnevisionConfig(
+        text_config={"model_type": "qwen2", **_text_config(tok, num_key_value_heads=2)},
+        vision_config=SiglipVisionConfig(**VISION, image_size=IMAGE, patch_size=PATCH),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        video_token_index=tok.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=pinpoints,
+    )
+    images = LlavaOnevisionImageProcessorPil(
+        size={"height": IMAGE, "width": IMAGE}, image_grid_pinpoints=pinpoints
+    )
+    processor = NoVideoLlavaOnevisionProcessor(
+        images,
+        tok,
+        num_image_tokens=(IMAGE // PATCH) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=tok.chat_template,
+    )
+    return LlavaOnevisionForConditionalGeneration(config), processor
+
+
+def _idefics_style(config_cls: type, model_cls: type, **roles: str) -> Built:
+    """Idefics3-style model (pixel-shuffle connector, Llama text) with the stock Idefics3 processor."""
+    template = _IDEFICS.replace("BOS", roles["bos_token"])
+    tok = _tokenizer(IDEFICS_TOKENS, template, **roles)
+    config = config_cls(
+        text_config={"model_type": "llama", **_text_config(tok)},
+        vision_config={**VISION, "image_size": IDEFICS_IMAGE, "patch_size": PATCH},
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+    )
+    images = Idefics3ImageProcessorPil(
+        size={"longest_edge": IDEFICS_IMAGE},
+        max_image_size={"longest_edge": IDEFICS_IMAGE},
+        do_image_splitting=False,
+    )
+    processor = Idefics3Processor(
+        images, tok, image_seq_len=(IDEFICS_IMAGE // PATCH // 2) ** 2, chat_template=tok.chat_template
+    )
+    return model_cls(config), processor
+
+
+def _idefics3() -> Built:
+    """Tiny Idefics3 (Llama-3 special tokens)."""
+    return _idefics_style(
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        bos_token="<|begin_of_text|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|end_of_text|>",
+    )
+
+
+def _smolvlm() -> Built:
+    """Tiny SmolVLM (SmolLM2 special tokens)."""
+    return _idefics_style(
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
+
+
+def _llama() -> Built:
+    """Tiny text-only Llama (GQA) with a SmolLM2-style ChatML template."""
+    tok = _tokenizer(
+        CHATML_TOKENS,
+        _chatml("You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    return LlamaForCausalLM(LlamaConfig(**_text_config(tok, num_key_value_heads=2))), tok
+
+
+_BUILDERS: dict[str, Callable[[], Built]] = {
+    "qwen2_vl": _qwen2_vl,
+    "qwen2_5_vl": _qwen2_5_vl,
+    "llava": _llava,
+    "llava_onevision": _llava_onevision,
+    "idefics3": _idefics3,
+    "smolvlm": _smolvlm,
+    "llama": _llama,
+}
+FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`."""
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    torch.manual_seed(seed)
+    model, processor = _BUILDERS[family]()
+    tok = getattr(processor, "tokenizer", processor)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+    )
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
