@@ -1,0 +1,139 @@
+"""Head-activation extraction: one prefill pass per example, the last prompt token's per-head vectors kept.
+
+``extract_heads`` batches examples, stops each pass after the deepest layer asked for, runs a token
+prefix shared by a whole batch (system prompt, chat header, a fixed question) once and reuses its KV
+cache, and stores results in an on-disk cache so no example passes through a model twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import DynamicCache
+
+from savs.cache import ActivationCache, example_key
+from savs.capture import HeadCapture, capture_heads
+from savs.examples import Example
+from savs.models.base import Adapter
+
+# Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
+PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of each row's last real token, whichever side the padding is on."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask * positions).argmax(dim=1)
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, barrier: set[int]) -> int:
+    """Tokens every row of a right-padded batch starts with, leaving each row at least one token of its own.
+
+    The prefix also stops before the first ``barrier`` token (image placeholders must stay in the part
+    that is run with the images).
+    """
+    first = input_ids[0]
+    same = (input_ids == first).all(dim=0).long()  # (T,)
+    n = int(same.cumprod(0).sum())
+    n = min(n, int(attention_mask.sum(1).min()) - 1)
+    hits = [i for i, t in enumerate(first[:n].tolist()) if t in barrier]
+    return min([n, *hits])
+
+
+class _PrefixKV:
+    """KV caches of shared prefixes, computed once per distinct prefix and expanded per batch."""
+
+    def __init__(self, adapter: Adapter, capture: HeadCapture) -> None:
+        self.adapter, self.capture = adapter, capture
+        self.memo: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def expanded(self, prefix: torch.Tensor, batch_size: int) -> DynamicCache:
+        """A fresh cache holding ``prefix``'s keys and values for ``batch_size`` rows (views, no copies)."""
+        key = tuple(prefix.tolist())
+        if key not in self.memo:
+            cache = DynamicCache()
+            inputs = {"input_ids": prefix[None], "attention_mask": torch.ones_like(prefix)[None]}
+            self.capture.run(lambda: self.adapter.forward(inputs, past_key_values=cache, use_cache=True), None)
+            self.memo = {key: [(k, v) for k, v, *_ in cache]}  # keep only the latest prefix
+        return DynamicCache(
+            ddp_cache_data=[
+                (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))  # (B, kv_heads, P, d)
+                for k, v in self.memo[key]
+            ]
+        )
+
+
+def _run_batch(
+    adapter: Adapter, capture: HeadCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
+) -> torch.Tensor:
+    """``(B, n_layers, H, d)`` vectors of one batch, through the shared-prefix path when it applies."""
+    if prefixes is None:
+        batch = adapter.encode(examples, padding_side="left")
+        return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
+    batch = adapter.encode(examples, padding_side="right")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    n_prefix = shared_prefix_length(ids, mask, adapter.prefix_barrier_ids())
+    if n_prefix == 0:
+        return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
+    past = prefixes.expanded(ids[0, :n_prefix], len(examples))
+    suffix = {k: v[:, n_prefix:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
+    return capture.run(
+        lambda: adapter.forward(suffix, past_key_values=past, use_cache=True),
+        last_token_index(mask) - n_prefix,
+    )
+
+
+def extract_heads(
+    adapter: Adapter,
+    examples: Sequence[Example],
+    *,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 8,
+    prefix_cache: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Per-head vectors at the last prompt token: float32 ``(n_examples, n_layers, n_heads, head_dim)``.
+
+    ``layers``: which decoder layers to keep (all by default); the pass stops after the deepest one.
+    ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
+    ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
+    """
+    if not examples:
+        raise ValueError("no examples to extract")
+    layers = list(range(adapter.n_layers)) if layers is None else sorted(set(layers))
+    keys = [example_key(e.fingerprint(), layers) for e in examples]
+    store = ActivationCache(cache_dir, adapter.fingerprint()) if cache_dir is not None else None
+    fresh: dict[str, np.ndarray] = {}
+    todo: dict[str, Example] = {k: e for k, e in zip(keys, examples, strict=True) if not (store and k in store)}
+    # Similar prompts side by side: less padding, longer shared prefixes.
+    order = sorted(todo, key=lambda k: (len(todo[k].images), len(todo[k].text), todo[k].text))
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    groups = [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
+    with capture_heads(adapter, layers) as capture, torch.inference_mode():
+        prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.supports_prefix_cache else None
+        bar = tqdm(total=len(order), desc=f"heads of {adapter.name}", unit="ex", disable=not progress)
+        for group in groups:
+            vectors = _run_batch(adapter, capture, prefixes, [todo[k] for k in group]).numpy()
+            batch = dict(zip(group, vectors, strict=True))
+            if store is not None:
+                store.put(batch)
+            fresh.update(batch)
+            bar.update(len(group))
+        bar.close()
+    cached = [k for k in dict.fromkeys(keys) if k not in fresh]
+    if cached:
+        fresh.update(zip(cached, store.get(cached), strict=True))
+    return np.stack([fresh[k] for k in keys])
+
+
+def _split_by_image_count(group: list[str], todo: dict[str, Example]) -> list[list[str]]:
+    """Split a batch where its examples carry different numbers of images (processors batch one count)."""
+    parts: dict[int, list[str]] = {}
+    for k in group:
+        parts.setdefault(len(todo[k].images), []).append(k)
+    return list(parts.values())

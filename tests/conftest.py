@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny random-weight models of every family, built once per session, loaded from disk."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network; set before transformers is imported
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from savs.examples import Example
+from savs.models import load_model
+from savs.tiny import FAMILIES, build_tiny_model
+
+QUESTIONS = [
+    "Is there a red circle? Answer with Yes or No.",
+    "What shape is this?",
+    "Describe the colour of the biggest object in the picture in one word.",
+    "Which class? Options: cat, dog, bird. Answer with the class name.",
+    "Count.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """Build each family's tiny model at most once per session; returns ``family -> saved dir``."""
+    built: dict[str, str] = {}
+
+    def get(family: str) -> str:
+        if family not in built:
+            built[family] = str(build_tiny_model(family, tmp_path_factory.mktemp(family)))
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_dir):
+    """A loaded adapter per family (the users' path: ``load_model(directory)``), cached per session."""
+    loaded = {}
+
+    def get(family: str):
+        if family not in loaded:
+            torch.manual_seed(0)
+            loaded[family] = load_model(tiny_dir(family), device="cpu")
+        return loaded[family]
+
+    return get
+
+
+def make_examples(n: int, with_images: bool, seed: int = 0) -> list[Example]:
+    """``n`` examples with prompts of different lengths and (optionally) random images of varied sizes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        images = ()
+        if with_images:
+            h, w = int(rng.integers(20, 70)), int(rng.integers(20, 70))
+            images = (Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)),)
+        out.append(
+            Example(text=f"{QUESTIONS[i % len(QUESTIONS)]} ({i})", label=str(i % 2), images=images, uid=f"t/{i}")
+        )
+    return out
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param

@@ -1,0 +1,169 @@
+"""Extraction is checked against independent computations, for every model family."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_examples
+
+from savs import extract
+from savs.cache import ActivationCache
+from savs.capture import capture_heads
+from savs.extract import extract_heads, shared_prefix_length
+from savs.models import adapter_class, load_model
+
+ATOL = 1e-4
+
+
+def examples_for(adapter, n: int = 6, seed: int = 0):
+    return make_examples(n, with_images=adapter.family != "text", seed=seed)
+
+
+def test_geometry_comes_from_the_config(family, tiny_adapter):
+    adapter = tiny_adapter(family)
+    cfg = adapter.text_config
+    assert adapter.n_layers == cfg.num_hidden_layers
+    assert adapter.n_heads * adapter.head_dim == adapter.o_proj(0).in_features
+
+
+def test_o_proj_of_captured_heads_reproduces_attention_output(family, tiny_adapter):
+    """Hook correctness: o_proj(concat of captured heads) == what the attention module returned."""
+    adapter = tiny_adapter(family)
+    batch = adapter.encode(examples_for(adapter, 3), padding_side="left")
+    attn_out = {}
+
+    def keep(layer):
+        def hook(module, args, output):
+            attn_out[layer] = output[0][:, -1].detach().clone()  # (B, hidden): last prompt token
+
+        return hook
+
+    handles = [layer.self_attn.register_forward_hook(keep(i)) for i, layer in enumerate(adapter.layers())]
+    try:
+        with capture_heads(adapter, stop_early=False) as capture, torch.inference_mode():
+            last = torch.full((3,), batch["input_ids"].shape[1] - 1)
+            heads = capture.run(lambda: adapter.forward(batch), last)  # (B, L, H, d)
+    finally:
+        for h in handles:
+            h.remove()
+    assert heads.shape == (3, adapter.n_layers, adapter.n_heads, adapter.head_dim)
+    for layer in range(adapter.n_layers):
+        with torch.inference_mode():
+            projected = adapter.o_proj(layer)(heads[:, layer].reshape(3, -1))
+        torch.testing.assert_close(projected, attn_out[layer], atol=ATOL, rtol=1e-4)
+    assert not any(m._forward_pre_hooks for m in adapter.model.modules()), "a hook was left behind"
+
+
+def test_batched_with_left_padding_equals_one_at_a_time(family, tiny_adapter):
+    adapter = tiny_adapter(family)
+    examples = examples_for(adapter, 6)
+    batched = extract_heads(adapter, examples, batch_size=6, prefix_cache=False, progress=False)
+    single = np.concatenate([extract_heads(adapter, [e], progress=False) for e in examples])
+    assert batched.shape == (6, adapter.n_layers, adapter.n_heads, adapter.head_dim)
+    assert batched.dtype == np.float32
+    np.testing.assert_allclose(batched, single, atol=ATOL)
+    assert np.abs(single).max() > 1e-3, "vectors are all ~0: the test would prove nothing"
+
+
+def test_shared_prefix_cache_equals_plain_forward(family, tiny_adapter):
+    adapter = tiny_adapter(family)
+    examples = [replace(e, text="Look closely. " * 3 + e.text) for e in examples_for(adapter, 5)]
+    plain = extract_heads(adapter, examples, batch_size=5, prefix_cache=False, progress=False)
+    cached = extract_heads(adapter, examples, batch_size=5, prefix_cache=True, progress=False)
+    np.testing.assert_allclose(cached, plain, atol=ATOL)
+
+
+def test_prefix_path_is_taken_where_supported(tiny_adapter, monkeypatch):
+    """The shared-prefix path really runs (a prefix pass happens) for a family that supports it."""
+    adapter = tiny_adapter("llama")
+    calls = []
+    original = extract._PrefixKV.expanded
+    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+    extract_heads(adapter, examples_for(adapter, 4), batch_size=4, prefix_cache=True, progress=False)
+    assert calls and calls[0] > 5
+
+
+def test_shared_prefix_stops_before_image_tokens():
+    ids = torch.tensor([[1, 2, 9, 9, 5, 0], [1, 2, 9, 9, 6, 7]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    assert shared_prefix_length(ids, mask, barrier=set()) == 4
+    assert shared_prefix_length(ids, mask, barrier={9}) == 2
+    same = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    assert shared_prefix_length(same, torch.ones_like(same), barrier=set()) == 2  # one token left per row
+
+
+def test_early_stop_gives_the_same_vectors_and_skips_deeper_layers(family, tiny_adapter):
+    adapter = tiny_adapter(family)
+    examples = examples_for(adapter, 4)
+    full = extract_heads(adapter, examples, progress=False)
+    ran = []
+    last_layer = adapter.layers()[-1]
+    handle = last_layer.register_forward_pre_hook(lambda m, a, k: ran.append(1), with_kwargs=True)
+    try:
+        partial = extract_heads(adapter, examples, layers=[0], progress=False)
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(partial, full[:, [0]], atol=ATOL)
+    assert not ran, "the last layer ran although only layer 0 was asked for"
+
+
+def test_cache_resumes_after_an_interruption(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(10, with_images=False)
+    expected = extract_heads(adapter, examples, batch_size=2, progress=False)
+
+    real_run = extract._run_batch
+    done = []
+
+    def dying(*args):
+        if len(done) == 3:
+            raise KeyboardInterrupt  # killed mid-run, after three batches were written
+        done.append(1)
+        return real_run(*args)
+
+    monkeypatch.setattr(extract, "_run_batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        extract_heads(adapter, examples, batch_size=2, cache_dir=tmp_path, progress=False)
+    (ActivationCache(tmp_path, adapter.fingerprint()).dir / ".junk.tmp").write_bytes(b"half a shard")
+
+    seen = []
+    monkeypatch.setattr(extract, "_run_batch", lambda *a: seen.append(len(a[-1])) or real_run(*a))
+    resumed = extract_heads(adapter, examples, batch_size=2, cache_dir=tmp_path, progress=False)
+    assert sum(seen) == 4, "only the examples missing from the cache should run again"
+    np.testing.assert_array_equal(resumed, expected)
+    again = extract_heads(adapter, examples, batch_size=2, cache_dir=tmp_path, progress=False)
+    assert sum(seen) == 4
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_cache_keys_separate_layers_and_prompts(tiny_adapter, tmp_path):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
+    sub = extract_heads(adapter, examples, layers=[1], cache_dir=tmp_path, progress=False)
+    assert sub.shape[1] == 1
+    np.testing.assert_allclose(sub, full[:, [1]], atol=ATOL)
+
+
+def test_unknown_models_get_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="supported families: .*qwen2_vl.*llava"):
+        adapter_class("gpt_bigcode")
+    with pytest.raises(ValueError, match="cannot load model 'no-such-model'.*Registry names"):
+        load_model("no-such-model")
+
+
+def test_text_model_refuses_images(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    with pytest.raises(ValueError, match="text-only"):
+        adapter.encode(make_examples(2, with_images=True))
+
+
+def test_empty_and_bad_layers(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    with pytest.raises(ValueError, match="no examples"):
+        extract_heads(adapter, [])
+    with pytest.raises(ValueError, match="outside"):
+        extract_heads(adapter, make_examples(1, with_images=False), layers=[99])
