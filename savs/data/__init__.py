@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from savs.data.benchmarks import BENCHMARKS
 from savs.data.offline import OFFLINE_TASKS
 from savs.examples import Task
 
-TASKS: dict[str, Callable[..., Task]] = {**OFFLINE_TASKS}
+TASKS: dict[str, Callable[..., Task]] = {**OFFLINE_TASKS, **BENCHMARKS}
 
 
 def load_task(name: str, **kwargs) -> Task:
