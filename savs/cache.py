@@ -24,9 +24,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SAVS_CACHE") or Path.home() / ".cache" / "savs")
 
 
-def example_key(fingerprint: str, layers: Sequence[int]) -> str:
-    """Cache key of one example's vectors for a set of layers."""
-    return hashlib.sha256(f"{fingerprint}|{','.join(map(str, layers))}".encode()).hexdigest()
+def example_key(fingerprint: str, tag: str) -> str:
+    """Cache key of one example's features of one kind (``tag``: the layers kept, or another feature's name)."""
+    return hashlib.sha256(f"{fingerprint}|{tag}".encode()).hexdigest()
 
 
 class ActivationCache:

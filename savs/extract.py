@@ -7,8 +7,9 @@ cache, and stores results in an on-disk cache so no example passes through a mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from savs.cache import ActivationCache, example_key
-from savs.capture import HeadCapture, capture_heads
+from savs.capture import capture_heads
 from savs.examples import Example
 from savs.models.base import Adapter
 
@@ -44,10 +45,16 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return min([n, *hits])
 
 
+class Capture(Protocol):
+    """What extraction drives: run a forward pass, keep token ``index[b]`` of each row (``HeadCapture``)."""
+
+    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None: ...
+
+
 class _PrefixKV:
     """KV caches of shared prefixes, computed once per distinct prefix and expanded per batch."""
 
-    def __init__(self, adapter: Adapter, capture: HeadCapture) -> None:
+    def __init__(self, adapter: Adapter, capture: Capture) -> None:
         self.adapter, self.capture = adapter, capture
         self.memo: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -68,7 +75,7 @@ class _PrefixKV:
 
 
 def _run_batch(
-    adapter: Adapter, capture: HeadCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
+    adapter: Adapter, capture: Capture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> torch.Tensor:
     """``(B, n_layers, H, d)`` vectors of one batch, through the shared-prefix path when it applies."""
     if prefixes is None:
@@ -103,20 +110,52 @@ def extract_heads(
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
     """
+    layers = list(range(adapter.n_layers)) if layers is None else sorted(set(layers))
+    with capture_heads(adapter, layers) as capture:
+        return run_extraction(
+            adapter,
+            examples,
+            capture,
+            tag=",".join(map(str, layers)),
+            batch_size=batch_size,
+            prefix_cache=prefix_cache,
+            cache_dir=cache_dir,
+            progress=progress,
+            desc=f"heads of {adapter.name}",
+        )
+
+
+def run_extraction(
+    adapter: Adapter,
+    examples: Sequence[Example],
+    capture: Capture,
+    *,
+    tag: str,
+    batch_size: int,
+    prefix_cache: bool,
+    cache_dir: str | Path | None,
+    progress: bool,
+    desc: str,
+) -> np.ndarray:
+    """The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch
+    through ``capture`` (shared-prefix path where it applies), store each batch as it completes.
+
+    ``capture`` keeps one vector per example per pass (``run(forward, index)``, see ``HeadCapture``); ``tag``
+    names what it keeps, so different features of one example never share a cache key.
+    """
     if not examples:
         raise ValueError("no examples to extract")
-    layers = list(range(adapter.n_layers)) if layers is None else sorted(set(layers))
-    keys = [example_key(e.fingerprint(), layers) for e in examples]
+    keys = [example_key(e.fingerprint(), tag) for e in examples]
     store = ActivationCache(cache_dir, adapter.fingerprint()) if cache_dir is not None else None
-    fresh: dict[str, np.ndarray] = {}
     todo: dict[str, Example] = {k: e for k, e in zip(keys, examples, strict=True) if not (store and k in store)}
     # Similar prompts side by side: less padding, longer shared prefixes.
     order = sorted(todo, key=lambda k: (len(todo[k].images), len(todo[k].text), todo[k].text))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     groups = [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
-    with capture_heads(adapter, layers) as capture, torch.inference_mode():
+    fresh: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
         prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.supports_prefix_cache else None
-        bar = tqdm(total=len(order), desc=f"heads of {adapter.name}", unit="ex", disable=not progress)
+        bar = tqdm(total=len(order), desc=desc, unit="ex", disable=not progress)
         for group in groups:
             vectors = _run_batch(adapter, capture, prefixes, [todo[k] for k in group]).numpy()
             batch = dict(zip(group, vectors, strict=True))
