@@ -1,0 +1,249 @@
+"""Generation baselines: zero-shot answers and the paper's 4-shot in-context learning (ICL).
+
+Both decode greedily and map the answer onto the label set with ``match_answer``; an answer naming no
+label becomes "" and counts as wrong.
+
+ICL prompt layout: the chat template applied to ``n_demos`` demonstrations, each the adapter's own user
+turn (its images, then its text) followed by an assistant turn holding its label, and then the query's
+user turn plus the generation prompt. The same demonstrations, in the same order, precede every query.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import random
+import warnings
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import DynamicCache
+
+from savs.baselines.answers import match_answer
+from savs.examples import Example
+from savs.models.base import Adapter
+
+
+def batches(examples: Sequence[Example], batch_size: int) -> list[list[int]]:
+    """Indices in batches of one image count each (processors batch one count), similar lengths together."""
+    order = sorted(range(len(examples)), key=lambda i: (len(examples[i].images), len(examples[i].text)))
+    groups: list[list[int]] = []
+    for i in order:
+        last = groups[-1] if groups else None
+        if last and len(last) < batch_size and len(examples[last[0]].images) == len(examples[i].images):
+            last.append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def generate_all(
+    adapter: Adapter,
+    examples: Sequence[Example],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+    progress: bool = True,
+    desc: str = "generate",
+) -> list[str]:
+    """The adapter's greedy answer to every example, in input order."""
+    out = [""] * len(examples)
+    for group in tqdm(batches(examples, batch_size), desc=desc, unit="batch", disable=not progress):
+        texts = adapter.generate([examples[i] for i in group], max_new_tokens=max_new_tokens)
+        for i, text in zip(group, texts, strict=True):
+            out[i] = text
+    return out
+
+
+def zero_shot(
+    adapter: Adapter,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[str]:
+    """Greedy answers to the bare prompts, mapped onto ``labels`` ("" where none is named: counted wrong)."""
+    texts = generate_all(
+        adapter, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc="zero-shot"
+    )
+    return [match_answer(t, labels) or "" for t in texts]
+
+
+# ----- in-context learning ------------------------------------------------------------------------
+def pick_demos(pool: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
+    """``n`` demonstrations drawn with ``seed``: round-robin over labels (balanced where the pool allows), shuffled."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[Example]] = {}
+    for e in pool:
+        by_label.setdefault(e.label, []).append(e)
+    queues = [rng.sample(items, len(items)) for _, items in sorted(by_label.items())]
+    rng.shuffle(queues)  # which labels get the extra slots when n is not a multiple of the label count
+    picked: list[Example] = []
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop())
+    if len(picked) < n:
+        raise ValueError(f"{n} demonstrations asked for, but the pool holds only {len(pool)} examples")
+    rng.shuffle(picked)
+    return picked
+
+
+def demo_turns(adapter: Adapter, demos: Sequence[Example]) -> list[dict]:
+    """Each demonstration as the adapter's user turn, then an assistant turn holding its label."""
+    turns: list[dict] = []
+    for demo in demos:
+        user = adapter.messages(demo)
+        content = user[-1]["content"]  # plain-text templates take a string, multimodal ones a list of items
+        answer = demo.label if isinstance(content, str) else [{"type": "text", "text": demo.label}]
+        turns += [*user, {"role": "assistant", "content": answer}]
+    return turns
+
+
+def icl_prompt(adapter: Adapter, demos: Sequence[Example], query: Example) -> str:
+    """The full ICL prompt string: demonstrations, then the query, then the generation prompt."""
+    messages = demo_turns(adapter, demos) + adapter.messages(query)
+    return adapter.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def _prerendered(adapter: Adapter) -> Adapter:
+    """A shallow copy of ``adapter`` rendering ``example.meta["prompt"]``: every family's ``encode`` and
+    ``generate`` then handle multi-turn prompts (image placeholders included) unchanged; model shared."""
+    view = copy.copy(adapter)
+    view.render = lambda example: example.meta["prompt"]
+    return view
+
+
+def _prompted(prompt: str, images: tuple, like: Example) -> Example:
+    """An example carrying a ready-made prompt and the images of all its placeholders, in order."""
+    return Example(text=like.text, label=like.label, images=images, uid=like.uid, meta={"prompt": prompt})
+
+
+def in_context(
+    adapter: Adapter,
+    demos: Sequence[Example],
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    n_demos: int = 4,
+    seed: int = 0,
+    batch_size: int = 4,
+    max_new_tokens: int = 16,
+    prefix_cache: bool = True,
+    progress: bool = True,
+) -> list[str]:
+    """``n_demos``-shot ICL: the same demonstrations (``pick_demos(demos, n_demos, seed)``) before every query.
+
+    Where the family supports a cached prefix (``adapter.supports_prefix_cache``) the demonstrations, images
+    included, run once and their KV cache is reused for every query, decoded by plain argmax (``_greedy``).
+    Elsewhere each full prompt goes through the family's own ``generate`` (greedy, with whatever extras the
+    model's generation config sets): Qwen2-VL (multimodal RoPE), and, with a warning, any prompt whose tokens
+    do not split cleanly where the demonstrations end: LLaVA-OneVision, whose processor gives an image fewer
+    tokens in a multi-image prompt (no anyres crops) than alone.
+    """
+    if not examples:
+        return []
+    shots = pick_demos(demos, n_demos, seed)
+    shot_images = tuple(im for d in shots for im in d.images)
+    view = _prerendered(adapter)
+    prompts = [icl_prompt(adapter, shots, e) for e in examples]
+    split = _split_after_demos(adapter, view, shots, prompts, examples) if prefix_cache else None
+    out = [""] * len(examples)
+    groups = batches(examples, batch_size)
+    bar = tqdm(groups, desc=f"{n_demos}-shot ICL", unit="batch", disable=not progress)
+    if split is None:
+        for group in bar:
+            texts = view.generate(
+                [_prompted(prompts[i], shot_images + examples[i].images, examples[i]) for i in group],
+                max_new_tokens=max_new_tokens,
+            )
+            for i, text in zip(group, texts, strict=True):
+                out[i] = text
+    else:
+        prefix, suffixes = split
+        kv, n_past = _prefix_kv(adapter, view.encode([_prompted(prefix, shot_images, shots[0])]))
+        for group in bar:
+            batch = view.encode([_prompted(suffixes[i], examples[i].images, examples[i]) for i in group])
+            past = DynamicCache(
+                ddp_cache_data=[(k.expand(len(group), -1, -1, -1), v.expand(len(group), -1, -1, -1)) for k, v in kv]
+            )
+            for i, text in zip(group, _greedy(adapter, batch, past, n_past, max_new_tokens), strict=True):
+                out[i] = text
+    return [match_answer(t, labels) or "" for t in out]
+
+
+def _split_after_demos(
+    adapter: Adapter, view: Adapter, shots: Sequence[Example], prompts: Sequence[str], examples: Sequence[Example]
+) -> tuple[str, list[str]] | None:
+    """The demonstrations' text and each query's remainder, or None where the cached path does not apply.
+
+    The split sits where the last demonstration's turn ends (trailing whitespace goes to the query side,
+    where tokenizers attach it); it is used only if the first query's prompt tokenizes to exactly the
+    prefix's tokens followed by its remainder's.
+    """
+    if not adapter.supports_prefix_cache:
+        return None
+    prefix = adapter.processor.apply_chat_template(demo_turns(adapter, shots), tokenize=False).rstrip()
+    if not all(p.startswith(prefix) for p in prompts):
+        warnings.warn("ICL: the chat template does not extend the demonstrations' text; no prefix cache", stacklevel=3)
+        return None
+    suffixes = [p[len(prefix) :] for p in prompts]
+    shot_images = tuple(im for d in shots for im in d.images)
+    q = examples[0]
+    ids = [
+        view.encode([_prompted(text, images, q)])["input_ids"][0]
+        for text, images in ((prefix, shot_images), (suffixes[0], q.images), (prompts[0], shot_images + q.images))
+    ]
+    if not torch.equal(torch.cat(ids[:2]), ids[2]):
+        warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=3)
+        return None
+    return prefix, suffixes
+
+
+@torch.inference_mode()
+def _prefix_kv(adapter: Adapter, batch: dict) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """Keys and values of every layer after one pass over the demonstrations, and their token count."""
+    cache = DynamicCache()
+    adapter.forward({**batch, "logits_to_keep": 1}, past_key_values=cache, use_cache=True)
+    return [(k, v) for k, v, *_ in cache], batch["input_ids"].shape[1]
+
+
+def _eos_ids(adapter: Adapter) -> list[int]:
+    """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
+    eos = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
+    eos = adapter.tokenizer.eos_token_id if eos is None else eos
+    return [eos] if isinstance(eos, int) else list(eos)
+
+
+@torch.inference_mode()
+def _greedy(adapter: Adapter, batch: dict, past: DynamicCache, n_past: int, max_new_tokens: int) -> list[str]:
+    """Argmax decoding of a left-padded ``batch`` that continues the ``n_past`` tokens cached in ``past``.
+
+    Padding sits between the cached prefix and each query, so positions come from the attention mask
+    (passed to models that take ``position_ids``; savs-mini derives them the same way itself).
+    """
+    rows = batch["input_ids"].shape[0]
+    mask = torch.cat([batch["attention_mask"].new_ones(rows, n_past), batch["attention_mask"]], dim=1)
+    inputs = {**batch, "attention_mask": mask, "logits_to_keep": 1}
+    takes_positions = "position_ids" in inspect.signature(adapter.model.forward).parameters
+    eos = torch.tensor(_eos_ids(adapter), device=mask.device)
+    pad = adapter.tokenizer.pad_token_id
+    pad = int(eos[0]) if pad is None else pad
+    done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
+    new: list[torch.Tensor] = []
+    for _ in range(max_new_tokens):
+        if takes_positions:
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -inputs["input_ids"].shape[1] :]
+        logits = adapter.forward(inputs, past_key_values=past, use_cache=True).logits[:, -1]  # (B, V)
+        token = logits.argmax(-1).masked_fill(done, pad)
+        new.append(token)
+        done |= torch.isin(token, eos)
+        if done.all():
+            break
+        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+        inputs = {"input_ids": token[:, None], "attention_mask": mask, "logits_to_keep": 1}
+    texts = adapter.tokenizer.batch_decode(torch.stack(new, dim=1), skip_special_tokens=True)
+    return [t.strip() for t in texts]
