@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 
-from savs.models.base import Adapter
+if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
+    from savs.models.base import Adapter
 
 
 class StopForward(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -19,7 +19,9 @@ from transformers import DynamicCache
 from savs.cache import ActivationCache, example_key
 from savs.capture import capture_heads
 from savs.examples import Example
-from savs.models.base import Adapter
+
+if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
+    from savs.models.base import Adapter
 
 # Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
 PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")

@@ -13,22 +13,25 @@ from transformers import AutoConfig
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.llava import LlavaAdapter
+from savs.models.mini import MiniAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
 
-ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter)
+ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter, MiniAdapter)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model: where it comes from and what it is."""
+    """A named model: where it comes from (a hub id, or None for one built here from packaged parts)."""
 
-    hub_id: str
+    hub_id: str | None
     family: str
     note: str = ""
 
 
 MODELS: dict[str, ModelSpec] = {
+    "savs-mini": ModelSpec(None, "savs_mini", "embedded default: SmolLM2-135M + EfficientNet-Lite0, aligned projector"),
+    "savs-mini-untrained": ModelSpec(None, "savs_mini", "savs-mini with its projector before alignment (ablation)"),
     "llava-ov-7b": ModelSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava", "paper model"),
     "qwen2-vl-7b": ModelSpec("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "paper model"),
     "qwen2.5-vl-7b": ModelSpec("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl"),
@@ -56,7 +59,7 @@ def adapter_class(model_type: str) -> type[Adapter]:
 def resolve(name_or_path: str) -> str:
     """A registry name's hub id; anything else (hub id, local dir) unchanged."""
     spec = MODELS.get(name_or_path)
-    return spec.hub_id if spec else name_or_path
+    return spec.hub_id if spec and spec.hub_id else name_or_path
 
 
 def load_model(name_or_path: str, **kwargs) -> Adapter:
@@ -64,6 +67,9 @@ def load_model(name_or_path: str, **kwargs) -> Adapter:
 
     Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``.
     """
+    spec = MODELS.get(name_or_path)
+    if spec is not None and spec.hub_id is None:
+        return adapter_class(spec.family).from_pretrained(name_or_path, **kwargs)
     path = resolve(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path)

