@@ -40,3 +40,49 @@ lint: setup  ## ruff
 
 bench: setup  ## extraction speed table (see README)
 	$(PY) benchmarks/extraction.py
+
+# --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
+# Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
+# ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
+# on the offline suite, < 30 min on 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke
+# test). MODEL, TASKS, SHOTS, SEEDS override it (TASKS, SEEDS comma-separated), e.g.
+#   make main-results TASKS=digits,fashion_mnist SEEDS=0,1
+# All notebooks share one activation cache ($SAVS_CACHE, else ~/.cache/savs): an example passes through a model once.
+# On a CPU shared with other jobs, OMP_NUM_THREADS=1 stops torch's threads spinning against them (several x faster).
+PROFILE ?= mini
+MODEL ?=
+TASKS ?=
+SHOTS ?=
+SEEDS ?=
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+EXECUTED := $(NOTEBOOKS:notebooks/%=notebooks/executed/%)
+SAVS_SOURCES := $(shell find savs -name '*.py')
+PROFILE_YAML := $(if $(filter %.yaml %.yml,$(PROFILE)),$(PROFILE),savs/profiles/$(PROFILE).yaml)
+PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
+	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)))
+# Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
+PARAMS_STAMP := $(VENV)/.reproduce-params
+
+.PHONY: reproduce preflight quickstart main-results shot-scaling head-sparsity cross-task where-heads FORCE
+
+reproduce: $(EXECUTED)  ## run every notebook (PROFILE=mini; MODEL= TASKS= SHOTS= SEEDS= override): results/, figures/
+quickstart: notebooks/executed/00_quickstart.ipynb  ## notebook 00: SAVs on one task, step by step
+main-results: notebooks/executed/01_main_results.ipynb  ## notebook 01: the main table, SAVs vs generation/LoRA/probes
+shot-scaling: notebooks/executed/02_shot_scaling.ipynb  ## notebook 02: accuracy vs examples per class
+head-sparsity: notebooks/executed/03_head_sparsity.ipynb  ## notebook 03: accuracy vs heads kept
+cross-task: notebooks/executed/04_cross_task.ipynb  ## notebook 04: heads selected on one task used on another
+where-heads: notebooks/executed/05_where_heads.ipynb  ## notebook 05: where the selected heads are
+
+preflight: setup  ## check that the profile's models and data are reachable here, before a long run
+	$(PY) -m savs.preflight --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS))
+
+$(PARAMS_STAMP): FORCE | setup
+	@echo '$(PAPERMILL_PARAMS)' | cmp -s - $@ || echo '$(PAPERMILL_PARAMS)' > $@
+
+# A failing notebook stops make with the failing cell's traceback; its partial run is kept as executed/<name>.failed.ipynb.
+notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | preflight
+	@mkdir -p $(@D)
+	@rm -f $(@D)/$*.failed.ipynb
+	$(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar $(PAPERMILL_PARAMS) \
+	  || { mv -f $(@D)/$*.running.ipynb $(@D)/$*.failed.ipynb 2>/dev/null; echo "$< failed: see $(@D)/$*.failed.ipynb" >&2; exit 1; }
+	mv -f $(@D)/$*.running.ipynb $@

@@ -1,0 +1,579 @@
+"""The experiments behind every table and figure: what the notebooks call, so their cells stay a few lines each.
+
+A ``Session`` holds a profile, the shared activation cache and the loaded tasks; ``Session.run(model, task)``
+gives a ``Run`` whose features (head vectors, hidden states, vision features) are extracted once and reused by
+every method. ``METHODS`` names every classifier compared in the paper's main table, each a function of
+``(run, few_shot, test, seed) -> predictions``; the notebooks' experiments (``main_results``, ``shot_scaling``,
+``head_sparsity``, ``cross_task``, ``head_maps``) are loops over those, returning tidy DataFrames with one row
+per (model, task, method, shots, seed, metric). ``write_table`` saves CSV + Markdown with a caption that says
+which model, data, shots and seeds made the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from savs import baselines, paper
+from savs.classifier import SAVClassifier
+from savs.data import load_task
+from savs.examples import Example, Task
+from savs.extract import extract_heads
+from savs.models import Adapter, load_model
+from savs.profiles import Profile, Study
+
+Predict = Callable[["Run", list[Example], list[Example], int], list[str]]
+
+# Our method names that the paper's main table also has (ours -> the paper's row name).
+PAPER_METHODS = {"zero-shot": "zero-shot", "ICL": "4-shot ICL", "LoRA": "LoRA", "SAVs": "SAVs"}
+
+
+# --- sessions and runs -----------------------------------------------------------------------------
+
+
+def load_adapter(name: str, profile: Profile, cache_dir: Path) -> Adapter:
+    """A model by registry name, hub id or directory; ``tiny:<family>`` is savs.tiny's model, built once."""
+    path = name
+    if name.startswith("tiny:"):
+        from savs.tiny import build_tiny_model
+
+        out = cache_dir / "tiny" / name.removeprefix("tiny:")
+        if not (out / "config.json").is_file():
+            build_tiny_model(name.removeprefix("tiny:"), out)
+        path = str(out)
+    dtype = getattr(torch, profile.dtype) if profile.dtype else None
+    return load_model(path, device=profile.device, dtype=dtype)
+
+
+def load_profile_task(name: str, profile: Profile) -> Task:
+    """Task ``name`` sized by the profile (few-shot pool ``n_train``, ``n_test``); seed 0 fixes the split."""
+    return load_task(name, n_train=profile.n_train, n_test=profile.n_test, seed=0)
+
+
+@dataclass
+class Run:
+    """One model on one task: the features every method shares, each extracted once (memoized by content)."""
+
+    session: Session
+    model: str
+    adapter: Adapter
+    task: Task
+    memo: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def _memoized(self, kind: str, examples: Sequence[Example], compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()`` once per (kind, examples' content)."""
+        key = (kind, *(e.fingerprint() for e in examples))
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def heads(self, examples: Sequence[Example]) -> np.ndarray:
+        """Every head's last-token vector, ``(n, L, H, d)``, through the shared on-disk cache."""
+        return self._memoized(
+            "heads", examples, lambda: extract_heads(self.adapter, examples, **self._extract_kwargs())
+        )
+
+    def hidden(self, examples: Sequence[Example]) -> np.ndarray:
+        """The last layer's last-token hidden state, ``(n, hidden)`` (the probes' features)."""
+        return self._memoized(
+            "hidden",
+            examples,
+            lambda: baselines.extract_hidden(self.adapter, examples, layer=-1, **self._extract_kwargs()),
+        )
+
+    def vision(self, examples: Sequence[Example]) -> np.ndarray:
+        """The vision encoder's pooled features, ``(n, features)``."""
+        return self._memoized(
+            "vision", examples, lambda: baselines.vision_features(self.adapter, examples, progress=False)
+        )
+
+    def _extract_kwargs(self) -> dict:
+        """Batch size and the shared on-disk cache, no progress bars (the notebooks log per method)."""
+        return {"batch_size": self.session.profile.batch_size, "cache_dir": self.session.cache, "progress": False}
+
+    def options(self, baseline: str) -> dict:
+        """Keyword arguments for a baseline function: the profile's batch size, no progress bar, its options."""
+        return {
+            "batch_size": self.session.profile.batch_size,
+            "progress": False,
+            **self.session.profile.baselines[baseline].options,
+        }
+
+
+class Session:
+    """A profile plus the shared activation cache; loads each task once and one model at a time."""
+
+    def __init__(self, profile: Profile, cache_dir: Path) -> None:
+        self.profile, self.cache = profile, Path(cache_dir)
+        self.tasks: dict[str, Task] = {}
+        self.loaded: tuple[str, Adapter] | None = None
+
+    def task(self, name: str) -> Task:
+        """Task ``name``, loaded once per session (notebooks revisit tasks across experiments)."""
+        if name not in self.tasks:
+            self.tasks[name] = load_profile_task(name, self.profile)
+        return self.tasks[name]
+
+    def adapter(self, model: str) -> Adapter:
+        """The model, kept loaded until another is asked for (two 7B models need not fit together)."""
+        if self.loaded is None or self.loaded[0] != model:
+            self.loaded = None  # free the previous model before loading the next
+            self.loaded = (model, load_adapter(model, self.profile, self.cache))
+        return self.loaded[1]
+
+    def run(self, model: str, task: str) -> Run:
+        """A fresh ``Run`` (empty feature memo) of ``model`` on ``task``."""
+        return Run(self, model, self.adapter(model), self.task(task))
+
+    def test(self, task: str, n: int | None = None) -> list[Example]:
+        """The first ``n`` test examples of the task's fixed seeded order (whole groups for grouped tasks)."""
+        return self.task(task).test_subset(n if n is not None else self.profile.n_test, seed=0)
+
+
+# --- the methods -------------------------------------------------------------------------------------
+
+
+def labels(examples: Sequence[Example]) -> np.ndarray:
+    """The gold labels, as the array sklearn-style classifiers take."""
+    return np.array([e.label for e in examples])
+
+
+def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None) -> list[str]:
+    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote."""
+    clf = SAVClassifier(n_heads=n_heads or run.session.profile.n_heads).fit(run.heads(few), labels(few))
+    return clf.predict(run.heads(test)).tolist()
+
+
+def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_layer: bool) -> list[str]:
+    """Nearest class mean (cosine) on one concatenated vector: the last layer's heads, or every layer's."""
+
+    def flat(X: np.ndarray) -> np.ndarray:
+        X = X[:, -1:] if last_layer else X  # (n, L', H, d)
+        return X.reshape(len(X), 1, 1, -1)  # (n, 1, 1, L'*H*d): one "head"
+
+    clf = SAVClassifier(n_heads=1).fit(flat(run.heads(few)), labels(few))
+    return clf.predict(flat(run.heads(test))).tolist()
+
+
+def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
+    """SAVs with every image blanked, few-shot and test alike: what the prompt alone carries."""
+    return _sav(run, baselines.blank_images(few), baselines.blank_images(test), seed)
+
+
+def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False) -> list[str]:
+    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features)."""
+    features = run.vision if vision else run.hidden
+    return list(baselines.probe_predict(features(few), labels(few), features(test), kind=kind, seed=seed))
+
+
+def _zero_shot(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
+    """Greedy generation, the answer matched to a label (no few-shot examples used)."""
+    return baselines.zero_shot(run.adapter, test, run.task.labels, **run.options("zero_shot"))
+
+
+def _icl(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
+    """In-context learning: demonstrations drawn from the few-shot set with ``seed``, then generation."""
+    return baselines.in_context(run.adapter, few, test, run.task.labels, seed=seed, **run.options("icl"))
+
+
+def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
+    """LoRA fine-tuned on the same few-shot set, then generation."""
+    return baselines.lora_predict(run.adapter, few, test, run.task.labels, seed=seed, **run.options("lora"))
+
+
+@dataclass(frozen=True)
+class Method:
+    """A classifier to compare: its prediction function, the profile baseline that switches and sizes it
+    (None: always run, on every seed and the whole test set), and whether it ignores the seed."""
+
+    predict: Predict
+    baseline: str | None = None
+    seedless: bool = False
+
+
+# In the order of the main table: baselines first, then SAVs' ablations, SAVs last.
+METHODS: dict[str, Method] = {
+    "zero-shot": Method(_zero_shot, "zero_shot", seedless=True),
+    "ICL": Method(_icl, "icl"),
+    "LoRA": Method(_lora, "lora"),
+    "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
+    "k-NN": Method(partial(_probe, kind="knn"), "knn"),
+    "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe"),
+    "SAVs, blank images": Method(_blind, "blind"),
+    "last layer (NCM)": Method(partial(_ncm, last_layer=True)),
+    "all layers (NCM)": Method(partial(_ncm, last_layer=False)),
+    "all heads vote": Method(partial(_sav, n_heads="all")),
+    "SAVs": Method(_sav),
+}
+ABLATION_METHODS = ("all heads vote", "SAVs")  # what runs on a profile's ablation models
+
+
+def active_methods(profile: Profile, names: Sequence[str] = tuple(METHODS)) -> list[str]:
+    """``names`` minus the baselines the profile switches off."""
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
+    return [n for n in names if METHODS[n].baseline is None or METHODS[n].baseline in profile.baselines]
+
+
+def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[dict]:
+    """Score ``method`` on ``run`` at ``shots`` per class for each seed it runs on: one row per seed x metric.
+
+    Prints one line per seed with the time it took (the notebooks' log of where the time goes).
+    """
+    spec, profile = METHODS[method], run.session.profile
+    if spec.baseline is not None:
+        seeds = [s for s in seeds if s in profile.seeds_for(spec.baseline)]
+    if spec.seedless:
+        seeds = list(seeds)[:1]
+    n_test = profile.n_test_for(spec.baseline) if spec.baseline else profile.n_test
+    test = run.session.test(run.task.name, n_test)
+    rows = []
+    for seed in seeds:
+        few = run.task.few_shot(shots, seed)
+        start = time.perf_counter()
+        predictions = spec.predict(run, few, test, seed)
+        seconds = time.perf_counter() - start
+        print(f"{run.model} | {run.task.name} | {method} | {shots} shots | seed {seed}: {seconds:.1f} s")
+        for metric, value in run.task.evaluate(test, predictions).items():
+            rows.append(
+                {
+                    "model": run.model,
+                    "task": run.task.name,
+                    "method": method,
+                    "shots": shots,
+                    "seed": seed,
+                    "n_few_shot": len(few),
+                    "n_test": len(test),
+                    "metric": metric,
+                    "value": value,
+                }
+            )
+    return rows
+
+
+# --- experiments ---------------------------------------------------------------------------------------
+
+
+def main_results(session: Session) -> pd.DataFrame:
+    """The main table: every active method on every model x task at the profile's shots, per seed; the ablation
+    models run the SAV variants only, on their first ``ablation_n_seeds`` seeds."""
+    p = session.profile
+    plan = [(m, active_methods(p), p.seeds) for m in p.models]
+    plan += [(m, ABLATION_METHODS, p.seeds[: p.ablation_n_seeds]) for m in p.ablation_models]
+    rows = []
+    for model, methods, seeds in plan:
+        for task in p.tasks:
+            run = session.run(model, task)
+            for method in methods:
+                rows += evaluate(run, method, p.shots, seeds)
+    return pd.DataFrame(rows)
+
+
+def shot_scaling(session: Session) -> pd.DataFrame:
+    """Accuracy vs examples per class, for the study's methods: one row per model x task x shots x method x seed."""
+    p, study = session.profile, session.profile.shot_scaling
+    rows = []
+    for model in p.models:
+        for task in p.study_tasks(study):
+            run = session.run(model, task)
+            for shots in study.grid:
+                for method in active_methods(p, study.methods or ("SAVs",)):
+                    rows += evaluate(run, method, int(shots), p.seeds)
+    df = pd.DataFrame(rows)
+    return df[df["metric"] == "accuracy"].rename(columns={"value": "accuracy"}).drop(columns="metric")
+
+
+def head_sparsity(session: Session) -> pd.DataFrame:
+    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out selection."""
+    p = session.profile
+    rows = []
+    for model in p.models:
+        for task in p.study_tasks(p.head_sparsity):
+            run = session.run(model, task)
+            test = session.test(task)
+            X_test = run.heads(test)
+            for seed in p.seeds:
+                few = run.task.few_shot(p.shots, seed)
+                X, y = run.heads(few), labels(few)
+                n_all = X.shape[1] * X.shape[2]
+                for selection in ("in_sample", "leave_one_out"):
+                    for k in p.head_sparsity.grid:
+                        clf = SAVClassifier(n_heads=k, selection=selection).fit(X, y)
+                        acc = run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"]
+                        heads = n_all if k == "all" else min(int(k), n_all)
+                        rows.append(
+                            _row(run, seed, p.shots, n_test=len(test), selection=selection, heads=heads, accuracy=acc)
+                        )
+    return pd.DataFrame(rows)
+
+
+def cross_task(session: Session) -> pd.DataFrame:
+    """Heads selected on a source task, voting on a target task: one row per model x seed x source x target x variant.
+
+    Variants: "heads from source" (the target's few-shot set gives the class means: needs only its labels),
+    "heads + means from source" (the source's classifier as is; only where both tasks share a label set), and a
+    control, "random heads" (as many heads, drawn with the seed). Source == target is plain SAVs.
+    """
+    p = session.profile
+    rows = []
+    for model in p.models:
+        runs = [session.run(model, t) for t in p.study_tasks(p.cross_task)]
+        for seed in p.seeds:
+            fitted = {run.task.name: _fit_sav(run, seed) for run in runs}
+            for run in runs:
+                rows += _transfer_rows(run, fitted, seed)
+    return pd.DataFrame(rows).drop(columns="task")
+
+
+def _fit_sav(run: Run, seed: int) -> SAVClassifier:
+    """SAVs fitted on the run's few-shot set for ``seed``."""
+    few = run.task.few_shot(run.session.profile.shots, seed)
+    return SAVClassifier(n_heads=run.session.profile.n_heads).fit(run.heads(few), labels(few))
+
+
+def _random_heads(clf: SAVClassifier, seed: int) -> np.ndarray:
+    """As many (layer, head) pairs as ``clf`` selected, drawn uniformly without replacement with ``seed``."""
+    L, H = clf.head_grid_
+    pick = np.random.default_rng(seed).choice(L * H, size=len(clf.heads_), replace=False)
+    return np.stack(np.unravel_index(pick, (L, H)), axis=1)
+
+
+def _transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list[dict]:
+    """Every source's heads (and, where the label sets match, its class means) scored on the run's task."""
+    p = run.session.profile
+    test = run.session.test(run.task.name)
+    X_test = run.heads(test)
+    few = run.task.few_shot(p.shots, seed)
+    X_few, y_few = run.heads(few), labels(few)
+    own = fitted[run.task.name]
+    variants = []
+    for source, clf in fitted.items():
+        variants.append(("heads from source", source, SAVClassifier(heads=clf.heads_).fit(X_few, y_few)))
+        if set(clf.classes_) == set(own.classes_):
+            variants.append(("heads + means from source", source, clf))
+    variants.append(("random heads", "random heads", SAVClassifier(heads=_random_heads(own, seed)).fit(X_few, y_few)))
+    return [
+        _row(
+            run,
+            seed,
+            p.shots,
+            n_test=len(test),
+            variant=variant,
+            source=source,
+            target=run.task.name,
+            accuracy=run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"],
+        )
+        for variant, source, clf in variants
+    ]
+
+
+def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, np.ndarray]]]:
+    """Where the selected heads sit: per model x task, the head scores (mean over seeds), how often each head
+    was selected, and the top head's test vectors with their labels (for a 2-D projection).
+
+    Returns (table of selected heads per seed: rank, layer, head, score in %; arrays per (model, task)).
+    """
+    p = session.profile
+    rows, maps = [], {}
+    for model in p.models:
+        for task in p.study_tasks(p.head_maps):
+            run = session.run(model, task)
+            fits = []
+            for seed in p.seeds:
+                few = run.task.few_shot(p.shots, seed)
+                clf = SAVClassifier(n_heads=p.n_heads).fit(run.heads(few), labels(few))
+                fits.append(clf)
+                for rank, (layer, head) in enumerate(clf.heads_.tolist()):
+                    score = 100 * float(clf.head_scores_[layer, head])
+                    rows.append(_row(run, seed, p.shots, rank=rank + 1, layer=layer, head=head, score=score))
+            scores = 100 * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H), in %
+            selected = np.zeros_like(scores)
+            for clf in fits:
+                selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head
+            test = session.test(task)
+            layer, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
+            maps[(model, task)] = {
+                "scores": scores,
+                "selected": selected,
+                "top_head": np.array([layer, head]),
+                "top_vectors": run.heads(test)[:, layer, head],  # (n_test, d)
+                "labels": labels(test),
+            }
+    return pd.DataFrame(rows), maps
+
+
+def _row(run: Run, seed: int, shots: int, **values) -> dict:
+    """A result row carrying who made it (model, task, shots, seed) plus ``values``."""
+    return {"model": run.model, "task": run.task.name, "shots": shots, "seed": seed, **values}
+
+
+# --- tables --------------------------------------------------------------------------------------------
+
+
+def summarize(
+    results: pd.DataFrame, by: Sequence[str] = ("model", "task", "method", "shots", "metric")
+) -> pd.DataFrame:
+    """Mean, std (over seeds; NaN for one seed), seeds and test size per group of per-seed rows."""
+    value = "value" if "value" in results else "accuracy"
+    grouped = results.groupby(list(by), sort=False)
+    out = grouped[value].agg(mean="mean", std="std", n_seeds="count")
+    out["n_test"] = grouped["n_test"].max()
+    return out.reset_index()
+
+
+def mean_std(mean: float, std: float) -> str:
+    """'81.3 ± 2.1', or just the mean when there is one seed."""
+    return f"{mean:.1f}" if pd.isna(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def main_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Wide main table: (model, method) rows in METHODS order, one column per task (and per extra metric).
+
+    A cell scored on fewer seeds or test examples than the task's most says so: "41.0 [1 seed, n=100]".
+    """
+    most = summary.groupby("task")[["n_seeds", "n_test"]].transform("max")
+    cells = []
+    for row, top in zip(summary.itertuples(), most.itertuples(), strict=True):
+        notes = [f"{row.n_seeds} seed{'s' * (row.n_seeds > 1)}"] if row.n_seeds < top.n_seeds else []
+        notes += [f"n={row.n_test}"] if row.n_test < top.n_test else []
+        cells.append(mean_std(row.mean, row.std) + (f" [{', '.join(notes)}]" if notes else ""))
+    s = summary.assign(
+        column=[t if m == "accuracy" else f"{t} {m}" for t, m in zip(summary["task"], summary["metric"], strict=True)],
+        cell=cells,
+    )
+    wide = s.pivot_table(index=["model", "method"], columns="column", values="cell", aggfunc="first", sort=False)
+    order = {m: i for i, m in enumerate(METHODS)}
+    wide = wide.sort_index(level="method", key=lambda idx: idx.map(order), sort_remaining=False)
+    return wide.sort_index(level="model", sort_remaining=False).reset_index().rename_axis(columns=None)
+
+
+def paper_task(task: str) -> str:
+    """Our task name as the paper's table groups it (BLINK subtasks form one column)."""
+    return "blink" if task.startswith("blink_") else task
+
+
+def paper_comparison(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paper's rows for the methods we also run, beside ours on the benchmarks we share with it.
+
+    Where none of our tasks is one of the paper's benchmarks (the offline suite), the paper's rows come alone,
+    with all its columns: they are context, not a like-for-like comparison.
+    """
+    ours = summary[summary["method"].isin(list(PAPER_METHODS))].copy()
+    ours["column"] = [
+        paper.PAPER_COLUMNS.get((paper_task(t), m)) for t, m in zip(ours["task"], ours["metric"], strict=True)
+    ]
+    ours = ours.dropna(subset=["column"])
+    theirs = paper.main_table_long()
+    theirs = theirs[theirs["method"].isin(list(PAPER_METHODS.values()))]
+    theirs = theirs.assign(source="paper, " + theirs["model"], cell=theirs["accuracy"].map("{:.1f}".format))
+    parts = [theirs[["source", "method", "column", "cell"]]]
+    if not ours.empty:
+        ours = ours.groupby(["model", "method", "column"], sort=False)["mean"].mean().reset_index()
+        ours = ours.assign(
+            source="ours, " + ours["model"],
+            method=ours["method"].map(PAPER_METHODS),
+            cell=ours["mean"].map("{:.1f}".format),
+        )
+        parts.append(ours[["source", "method", "column", "cell"]])
+        parts[0] = parts[0][parts[0]["column"].isin(set(ours["column"]))]
+    long = pd.concat(parts, ignore_index=True)
+    wide = long.pivot_table(index=["source", "method"], columns="column", values="cell", aggfunc="first", sort=False)
+    columns = [c for c in paper.main_table().columns if c in wide.columns]
+    return wide[columns].reset_index().rename_axis(columns=None)
+
+
+def transfer_matrix(cross: pd.DataFrame, *variants: str) -> pd.DataFrame:
+    """(model, source) x target mean accuracy over seeds, for the given cross-task variants (rows: whose heads)."""
+    sub = cross[cross["variant"].isin(variants)]
+    return sub.pivot_table(index=["model", "source"], columns="target", values="accuracy", aggfunc="mean", sort=False)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pandas needs the optional ``tabulate`` for this)."""
+    cells = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def _fmt(value: object) -> str:
+    """A table cell: floats to one decimal, missing values empty."""
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.1f}"
+    return str(value)
+
+
+def describe(
+    profile: Profile,
+    study: Study | None = None,
+    shots: str | None = None,
+    heads: str | None = None,
+    ablations: bool = False,
+) -> str:
+    """The caption every table and figure carries: model(s), data, shots, seeds, test size, heads, the profile.
+
+    ``shots`` / ``heads`` replace the profile's value where a figure sweeps it; ``ablations`` adds the ablation models.
+    """
+    tasks = profile.study_tasks(study) if study is not None else profile.tasks
+    models = [*profile.models, *(profile.ablation_models if ablations else ())]
+    stand_in = " (our embedded stand-in, not a model of the paper)" if any("savs-mini" in m for m in models) else ""
+    return (
+        f"Model: {', '.join(models)}{stand_in}. Tasks: {', '.join(tasks)}. "
+        f"Shots: {shots or profile.shots} per class. Seeds: {', '.join(map(str, profile.seeds))}. "
+        f"Test: up to {profile.n_test or 'all'} examples per task. Heads: {heads or profile.n_heads}. "
+        f"Profile: {profile.name}."
+    )
+
+
+def write_table(
+    data: pd.DataFrame, name: str, out_dir: Path, caption: str, shown: pd.DataFrame | None = None, extra: str = ""
+) -> list[Path]:
+    """``<out_dir>/<name>.csv`` (``data``) and ``.md`` (caption, ``shown`` or else ``data`` as a table, ``extra``)."""
+    csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    data.to_csv(csv, index=False)
+    table = to_markdown(data if shown is None else shown)
+    md.write_text(f"{caption}\n\n{table}\n" + (f"\n{extra}\n" if extra else ""))
+    return [csv, md]
+
+
+def paper_markdown(df: pd.DataFrame, what: str) -> str:
+    """A Markdown section holding the paper's numbers, titled so they cannot pass for ours."""
+    return f"### Paper: {what} ({paper.SOURCE}); not our runs\n\n{to_markdown(df)}"
+
+
+def grid(study: Study) -> str:
+    """A study's grid as text, for captions."""
+    return ", ".join(map(str, study.grid))
+
+
+def curve_table(curve: pd.DataFrame, x: str, hue: str = "method") -> pd.DataFrame:
+    """A curve's per-seed rows as a wide table: (model, task, ``hue``) rows, one "mean ± std" column per ``x``."""
+    s = summarize(curve, by=("model", "task", hue, x))
+    s["cell"] = [mean_std(m, sd) for m, sd in zip(s["mean"], s["std"], strict=True)]
+    wide = s.pivot_table(index=["model", "task", hue], columns=x, values="cell", aggfunc="first", sort=False)
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def curve_markdown(curve: pd.DataFrame, x: str, paper_curve: pd.DataFrame, hue: str = "method") -> str:
+    """The wide table of our curve, then the paper's (its own section)."""
+    theirs = paper_curve.pivot_table(index=["model", "task"], columns=paper_curve.columns[2], values="accuracy")
+    theirs = theirs.reset_index().rename_axis(columns=None)
+    ours = f"### Ours: mean ± std over seeds\n\n{to_markdown(curve_table(curve, x, hue))}"
+    return f"{ours}\n\n{paper_markdown(theirs, 'LLaVA-OV-7B, read off its plot (approximate)')}"
+
+
+def cross_task_markdown(cross: pd.DataFrame) -> str:
+    """One source x target matrix per variant (mean over seeds), then the paper's MHaluBench <-> VLGuard table."""
+    parts = []
+    for variant in dict.fromkeys(cross["variant"]):
+        matrix = transfer_matrix(cross, variant).reset_index().rename_axis(columns=None)
+        parts.append(f"### Ours: {variant} (rows: source, columns: target)\n\n{to_markdown(matrix)}")
+    parts.append(paper_markdown(paper.cross_task(), "MHaluBench <-> VLGuard, LLaVA-OV-7B"))
+    return "\n\n".join(parts)

@@ -1,0 +1,131 @@
+"""The figures: small functions from the experiments' DataFrames to matplotlib figures, saved as PNG + PDF.
+
+Every figure carries its caption (model, data, shots, seeds) as a wrapped super-title, and the paper's curve,
+where it has one, sits in its own panel titled as the paper's, never drawn as if it were ours.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.decomposition import PCA
+
+from savs import paper
+
+
+def save(fig: Figure, name: str, out_dir: Path) -> list[Path]:
+    """Write ``<out_dir>/<name>.png`` (150 dpi) and ``.pdf``."""
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return paths
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.4, max_cols: int = 4) -> tuple[Figure, list[plt.Axes]]:
+    """A figure with ``n`` panels in rows of at most ``max_cols``; unused panels hidden."""
+    cols = min(n, max_cols)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _integer_axes(ax: plt.Axes) -> None:
+    """Whole-number ticks on both axes (layers and heads are indices)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _caption(fig: Figure, caption: str) -> None:
+    """The caption as a wrapped super-title, so the figure says what made it even out of context."""
+    width = int(fig.get_figwidth() * 14)
+    fig.suptitle(textwrap.fill(caption, width), fontsize=8, y=1.0, va="bottom")
+    fig.tight_layout()
+
+
+def curves(df: pd.DataFrame, x: str, caption: str, xlabel: str, paper_df: pd.DataFrame, hue: str = "method") -> Figure:
+    """Accuracy vs ``x``, one panel per (model, task), mean over seeds with a +-1 std band; the paper's panel last."""
+    panels = list(df.groupby(["model", "task"], sort=False))
+    fig, axes = _grid(len(panels) + 1)
+    for ax, ((model, task), sub) in zip(axes, panels, strict=False):
+        sns.lineplot(data=sub, x=x, y="accuracy", hue=hue, errorbar="sd", marker="o", ax=ax)
+        ax.set(title=f"ours: {model}, {task}", xlabel=xlabel, ylabel="accuracy (%)", xscale="log")
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    sns.lineplot(data=paper_df, x=paper_df.columns[2], y="accuracy", hue="task", marker="o", ax=ax)
+    ax.set(title=f"paper, {paper_df['model'].iloc[0]} (read off its plot)", xlabel=xlabel, xscale="log")
+    ax.legend(fontsize=7)
+    for ax in axes:
+        ticks = sorted({*df[x].unique(), *paper_df[paper_df.columns[2]].unique()})
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+        ax.minorticks_off()
+    _caption(fig, caption)
+    return fig
+
+
+def transfer_heatmap(matrix: pd.DataFrame, caption: str) -> Figure:
+    """Source task (rows: whose heads vote) x target task (columns) accuracy, one panel per model."""
+    models = list(dict.fromkeys(matrix.index.get_level_values("model")))
+    fig, axes = _grid(len(models), width=1.1 * matrix.shape[1] + 3, height=0.7 * matrix.shape[0] / len(models) + 2)
+    for ax, model in zip(axes, models, strict=True):
+        sns.heatmap(matrix.loc[model], annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax)
+        ax.set(title=f"ours: {model}", xlabel="target task (class means, test set)", ylabel="heads selected on")
+    _caption(fig, caption)
+    return fig
+
+
+def head_maps(maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str) -> Figure:
+    """Per (model, task): every head's score (mean over seeds) as a layer x head map; dots = selected heads,
+    sized by the share of seeds that selected them."""
+    fig, axes = _grid(len(maps), width=3.6, height=5.0, max_cols=5)
+    for ax, ((model, task), m) in zip(axes, maps.items(), strict=True):
+        scores, selected = m["scores"], m["selected"]  # (L, H) each
+        image = ax.imshow(scores, aspect="auto", cmap="magma", origin="lower", vmin=0, vmax=100)
+        layer, head = np.nonzero(selected)
+        ax.scatter(head, layer, s=40 * selected[layer, head], facecolors="none", edgecolors="cyan", linewidths=1)
+        ax.set(title=f"{model}, {task}", xlabel="head", ylabel="layer")
+        _integer_axes(ax)
+        fig.colorbar(image, ax=ax, label="head score (few-shot NCM accuracy, %)")
+    _caption(fig, caption)
+    return fig
+
+
+def head_pca(maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str) -> Figure:
+    """Per (model, task): the top head's test vectors projected on their first two principal components."""
+    fig, axes = _grid(len(maps), width=3.8, height=3.4, max_cols=5)
+    for ax, ((model, task), m) in zip(axes, maps.items(), strict=True):
+        xy = PCA(n_components=2).fit_transform(m["top_vectors"])  # (n, 2)
+        sns.scatterplot(x=xy[:, 0], y=xy[:, 1], hue=m["labels"], s=12, ax=ax, legend=len(set(m["labels"])) <= 10)
+        layer, head = m["top_head"]
+        ax.set(title=f"{model}, {task}\ntop head: layer {layer}, head {head}", xlabel="PC 1", ylabel="PC 2")
+        if ax.get_legend():
+            ax.legend(fontsize=6, markerscale=0.7)
+    _caption(fig, caption)
+    return fig
+
+
+def head_scores(scores: np.ndarray, heads: np.ndarray, caption: str) -> Figure:
+    """A classifier's ``head_scores_`` (fractions) as a layer x head map in %, selected heads circled."""
+    fig, ax = plt.subplots(figsize=(4.5, 5.5))
+    image = ax.imshow(100 * scores, aspect="auto", cmap="magma", origin="lower", vmin=0, vmax=100)
+    ax.scatter(heads[:, 1], heads[:, 0], s=40, facecolors="none", edgecolors="cyan", label="selected heads")
+    ax.set(xlabel="head", ylabel="layer")
+    _integer_axes(ax)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.colorbar(image, ax=ax, label="head score (few-shot NCM accuracy, %)")
+    _caption(fig, caption)
+    return fig
+
+
+def paper_head_locations() -> str:
+    """The paper's description of its head maps, to print beside ours (its figure is a heat map, not numbers)."""
+    return f"{paper.head_locations()}\n(paper, LLaVA-OV-7B; {paper.SOURCE})"

@@ -1,0 +1,177 @@
+"""Experiment profiles: which models, tasks, shots, seeds and baselines the notebooks run, read from YAML.
+
+``load_profile("mini", tasks="digits,fashion_mnist", seeds="0,1")`` reads ``savs/profiles/mini.yaml`` (or any
+YAML path) and applies a notebook's overrides on top; an override left ``None`` keeps the profile's value.
+Overrides arrive from papermill / ``make`` as plain values, so lists may also be comma-separated strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from savs.paths import PROFILES
+
+BASELINES = ("zero_shot", "icl", "lora", "linear_probe", "knn", "blind", "vision_probe")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A comparison method, run on the first ``n_seeds`` seeds and ``n_test`` test examples (None: all).
+
+    ``options`` are keyword arguments for the method's function in ``savs.baselines`` (e.g. LoRA's steps).
+    """
+
+    n_seeds: int | None = None
+    n_test: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    """One notebook's sweep: its tasks (None: the profile's), its grid and the methods it compares."""
+
+    tasks: tuple[str, ...] | None = None
+    grid: tuple[int | str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything the notebooks vary, in one frozen record (printed at the top of every notebook)."""
+
+    name: str
+    description: str
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    shots: int = 20
+    n_heads: int = 20
+    n_train: int | None = None
+    n_test: int | None = None
+    batch_size: int = 8
+    device: str | None = None
+    dtype: str | None = None
+    ablation_models: tuple[str, ...] = ()
+    ablation_n_seeds: int | None = None
+    baselines: dict[str, Baseline] = field(default_factory=dict)
+    shot_scaling: Study = Study()
+    head_sparsity: Study = Study()
+    cross_task: Study = Study()
+    head_maps: Study = Study()
+
+    def study_tasks(self, study: Study) -> tuple[str, ...]:
+        """A study's tasks: its own list, else the profile's."""
+        return study.tasks if study.tasks is not None else self.tasks
+
+    def seeds_for(self, baseline: str) -> tuple[int, ...]:
+        """The seeds a baseline runs on (its ``n_seeds`` first ones)."""
+        return self.seeds[: self.baselines[baseline].n_seeds]
+
+    def n_test_for(self, baseline: str) -> int | None:
+        """The test examples a baseline is scored on: its own cap, never more than the profile's."""
+        caps = [n for n in (self.baselines[baseline].n_test, self.n_test) if n is not None]
+        return min(caps) if caps else None
+
+
+def _as_tuple(value: Any, kind: type = str) -> tuple:
+    """A YAML list, a single value, or a comma-separated string (from papermill ``-p``) as a tuple."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    elif not isinstance(value, list | tuple):
+        value = [value]
+    return tuple(v if kind is str or v == "all" else kind(v) for v in value)
+
+
+def _study(raw: dict | None) -> Study:
+    """A study section of the YAML."""
+    raw = dict(raw or {})
+    _check_keys(raw, {"tasks", "grid", "methods"}, "study")
+    tasks = _as_tuple(raw["tasks"]) if raw.get("tasks") is not None else None
+    return Study(tasks, _as_tuple(raw.get("grid", []), int), _as_tuple(raw.get("methods", [])))
+
+
+def _baselines(raw: dict | None) -> dict[str, Baseline]:
+    """The ``baselines`` section: a method listed is on, with its options; a method left out is off."""
+    out = {}
+    for name, spec in (raw or {}).items():
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+        spec = dict(spec or {})
+        out[name] = Baseline(spec.pop("n_seeds", None), spec.pop("n_test", None), spec)
+    return out
+
+
+def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
+    """Refuse keys a profile does not know (a typo would otherwise be silently ignored)."""
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"unknown {where} keys {sorted(unknown)}; known: {sorted(allowed)}")
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """``savs/profiles/<name>.yaml`` for a bare name, else the given path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    path = PROFILES / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
+        raise ValueError(f"unknown profile {name_or_path!r}; known: {known} (or pass a path to a YAML file)")
+    return path
+
+
+def parse_profile(raw: dict, name: str) -> Profile:
+    """A Profile from a YAML mapping (lists become tuples, sections become their records)."""
+    raw = dict(raw)
+    _check_keys(raw, {f.name for f in fields(Profile)} - {"name"}, "profile")
+    for key in ("models", "tasks", "ablation_models"):
+        raw[key] = _as_tuple(raw.get(key, []))
+    raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
+    raw["baselines"] = _baselines(raw.get("baselines"))
+    for key in ("shot_scaling", "head_sparsity", "cross_task", "head_maps"):
+        raw[key] = _study(raw.get(key))
+    return Profile(name=name, **raw)
+
+
+def load_profile(
+    name_or_path: str | Path = "mini",
+    *,
+    model: str | None = None,
+    tasks: str | list[str] | None = None,
+    shots: int | None = None,
+    seeds: int | str | list[int] | None = None,
+    n_test: int | None = None,
+    baselines: str | list[str] | None = None,
+    device: str | None = None,
+) -> Profile:
+    """Read a profile and apply overrides.
+
+    ``model`` replaces the models (and drops the ablation models, which belong to the profile's model);
+    ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
+    ("" or [] switches every baseline off); the rest replace the field of the same name.
+    """
+    path = profile_path(name_or_path)
+    profile = parse_profile(yaml.safe_load(path.read_text()) or {}, path.stem)
+    changes: dict[str, Any] = {}
+    if model is not None:
+        changes.update(models=(model,), ablation_models=())
+    if tasks is not None:
+        changes["tasks"] = _as_tuple(tasks)
+        for key in ("shot_scaling", "head_sparsity", "cross_task", "head_maps"):
+            changes[key] = replace(getattr(profile, key), tasks=None)
+    if seeds is not None:
+        changes["seeds"] = _as_tuple(seeds, int)
+    if baselines is not None:
+        keep = set(_as_tuple(baselines))
+        unknown = keep - set(BASELINES)
+        if unknown:
+            raise ValueError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
+        changes["baselines"] = {k: v for k, v in profile.baselines.items() if k in keep}
+    for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
+        if value is not None:
+            changes[key] = value
+    return replace(profile, **changes)

@@ -1,0 +1,178 @@
+"""Every notebook runs end to end under papermill on the tiny profile and writes the tables and figures it should.
+
+The tiny profile (``savs/profiles/tiny.yaml``) builds savs.tiny's random-weight LLaVA-OneVision (and, for the
+ablation rows, Qwen2-VL) into a temporary cache and runs every method of the main table once at the smallest size.
+Outputs go to temporary directories, never to the committed ``results/`` and ``figures/``. The notebooks run two at a
+time and share one activation cache, as under ``make reproduce -j2``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import papermill as pm
+import pytest
+
+from savs import paper, paths
+from savs.experiments import ABLATION_METHODS, METHODS, load_adapter
+from savs.profiles import load_profile
+
+TINY = load_profile("tiny")
+N_HEADS_TINY = 2 * 4  # savs.tiny: 2 layers x 4 heads
+NOTEBOOKS = (
+    "01_main_results",
+    "00_quickstart",
+    "02_shot_scaling",
+    "03_head_sparsity",
+    "04_cross_task",
+    "05_where_heads",
+)
+
+
+@dataclass
+class Outputs:
+    """Where the notebooks wrote (temporary directories) and how each run ended (None: it ran through)."""
+
+    dirs: dict[str, Path]
+    errors: dict[str, BaseException | None]
+
+    def executed(self, name: str) -> None:
+        """Re-raise the notebook's failure (papermill's error names the failing cell) in its own test."""
+        if self.errors[name] is not None:
+            raise self.errors[name]
+
+
+def execute(name: str, dirs: dict[str, Path]) -> None:
+    """Run ``notebooks/<name>.ipynb`` on the tiny profile, writing into the temporary directories."""
+    parameters = {"profile": "tiny", **{f"{k}_dir": str(dirs[k]) for k in ("results", "figures", "cache")}}
+    pm.execute_notebook(
+        paths.NOTEBOOKS / f"{name}.ipynb",
+        dirs["executed"] / f"{name}.ipynb",
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Outputs:
+    """All notebooks, two at a time (kernel start-up and imports dominate), longest first, sharing one cache."""
+    root = tmp_path_factory.mktemp("notebooks")
+    dirs = {name: root / name for name in ("results", "figures", "cache", "executed")}
+    for d in dirs.values():
+        d.mkdir()
+    for model in (*TINY.models, *TINY.ablation_models):  # build each tiny model once, before the notebooks race to
+        load_adapter(model, TINY, dirs["cache"])
+    with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(max_workers=2) as pool:
+        env.setenv("OMP_NUM_THREADS", "1")  # two kernels, one thread each: no torch threads spinning on 2 cores
+        futures = {name: pool.submit(execute, name, dirs) for name in NOTEBOOKS}
+    return Outputs(dirs, {name: future.exception() for name, future in futures.items()})
+
+
+def table(out: Outputs, name: str) -> pd.DataFrame:
+    """A written table: its CSV, after checking its Markdown twin carries the caption naming the profile."""
+    md = (out.dirs["results"] / f"{name}.md").read_text()
+    assert "Profile: tiny" in md and md.count("|") > 10
+    return pd.read_csv(out.dirs["results"] / f"{name}.csv")
+
+
+def assert_figure(out: Outputs, name: str) -> None:
+    """Both formats written, and not empty."""
+    for suffix in (".png", ".pdf"):
+        path = out.dirs["figures"] / f"{name}{suffix}"
+        assert path.is_file() and path.stat().st_size > 5_000, path
+
+
+def n_seeds(method: str) -> int:
+    """Seeds the tiny profile runs ``method`` on: zero-shot once, ICL and LoRA on their ``n_seeds``."""
+    baseline = METHODS[method].baseline
+    if METHODS[method].seedless:
+        return 1
+    return len(TINY.seeds_for(baseline)) if baseline else len(TINY.seeds)
+
+
+def test_tiny_profile_switches_every_method_on():
+    assert {METHODS[m].baseline for m in METHODS} - {None} == set(TINY.baselines)
+
+
+def test_profile_overrides():
+    p = load_profile("mini", model="savs-mini", tasks="digits, fashion_mnist", seeds="0,1", shots=5, baselines="knn")
+    assert p.models == ("savs-mini",) and p.ablation_models == ()
+    assert p.tasks == ("digits", "fashion_mnist") and p.study_tasks(p.shot_scaling) == p.tasks
+    assert p.seeds == (0, 1) and p.shots == 5 and list(p.baselines) == ["knn"]
+    assert load_profile("mini", seeds=3).seeds == (3,)
+    with pytest.raises(ValueError, match="unknown baselines"):
+        load_profile("mini", baselines="mtv")
+
+
+def test_paper_numbers_ship_with_the_package():
+    main = paper.main_table()
+    assert main.set_index(["model", "method"]).loc[("LLaVA-OV-7B", "SAVs"), "MHalu"] == 80.8
+    assert len(paper.shot_scaling()) == 10 and len(paper.head_sparsity()) == 12 and len(paper.cross_task()) == 3
+
+
+def test_quickstart(out):
+    out.executed("00_quickstart")
+    assert_figure(out, paths.QUICKSTART_HEADS)
+
+
+def test_main_results(out):
+    out.executed("01_main_results")
+    results = table(out, paths.MAIN_RESULTS)
+    assert list(results.columns) == [
+        "model", "task", "method", "shots", "seed", "n_few_shot", "n_test", "metric", "value",
+    ]  # fmt: skip
+    main, ablation = TINY.models[0], TINY.ablation_models[0]
+    assert set(results.loc[results["model"] == main, "method"]) == set(METHODS)
+    assert set(results.loc[results["model"] == ablation, "method"]) == set(ABLATION_METHODS)
+    per_task = sum(n_seeds(m) for m in METHODS) + len(ABLATION_METHODS) * len(TINY.seeds)
+    assert len(results) == per_task * len(TINY.tasks)
+    assert set(results.loc[results["method"] == "ICL", "n_test"]) == {TINY.n_test_for("icl")}
+    assert results["value"].between(0, 100).all()
+
+    summary = table(out, paths.MAIN_SUMMARY)
+    assert list(summary.columns) == ["model", "task", "method", "shots", "metric", "mean", "std", "n_seeds", "n_test"]
+    assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks)
+    assert "### Paper" in (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
+    comparison = pd.read_csv(out.dirs["results"] / f"{paths.MAIN_PAPER}.csv")
+    assert comparison["source"].str.startswith("paper, ").all() and len(comparison) == 8
+
+
+def test_shot_scaling(out):
+    out.executed("02_shot_scaling")
+    curve = table(out, paths.SHOT_SCALING)
+    study = TINY.shot_scaling
+    assert len(curve) == len(study.tasks) * len(study.grid) * len(study.methods) * len(TINY.seeds)
+    assert sorted(curve["shots"].unique()) == list(study.grid) and set(curve["method"]) == set(study.methods)
+    assert_figure(out, paths.SHOT_SCALING)
+
+
+def test_head_sparsity(out):
+    out.executed("03_head_sparsity")
+    sparsity = table(out, paths.HEAD_SPARSITY)
+    assert len(sparsity) == len(TINY.tasks) * len(TINY.seeds) * 2 * len(TINY.head_sparsity.grid)
+    assert set(sparsity["selection"]) == {"in_sample", "leave_one_out"}
+    assert sparsity["heads"].max() == N_HEADS_TINY  # "all"
+    assert_figure(out, paths.HEAD_SPARSITY)
+
+
+def test_cross_task(out):
+    out.executed("04_cross_task")
+    cross = table(out, paths.CROSS_TASK)
+    tasks = TINY.tasks  # different label sets: "heads + means from source" only on the diagonal
+    per_target = len(tasks) + 1 + 1  # every source's heads, its own classifier, random heads
+    assert len(cross) == len(tasks) * per_target * len(TINY.seeds)
+    assert set(cross["variant"]) == {"heads from source", "heads + means from source", "random heads"}
+    assert_figure(out, paths.CROSS_TASK)
+
+
+def test_where_heads(out):
+    out.executed("05_where_heads")
+    heads = table(out, paths.HEAD_LOCATIONS)
+    assert len(heads) == len(TINY.tasks) * len(TINY.seeds) * TINY.n_heads
+    assert heads["layer"].between(0, 1).all() and heads["head"].between(0, 3).all()
+    for name in (paths.HEAD_MAPS, paths.HEAD_PCA):
+        assert_figure(out, name)
