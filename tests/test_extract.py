@@ -167,3 +167,19 @@ def test_empty_and_bad_layers(tiny_adapter):
         extract_heads(adapter, [])
     with pytest.raises(ValueError, match="outside"):
         extract_heads(adapter, make_examples(1, with_images=False), layers=[99])
+
+
+def test_every_registered_model_has_an_adapter_tested_on_a_tiny_stand_in():
+    """Each named model's family is one whose tiny random model the tests above run through."""
+    from savs.models import MODELS
+    from savs.tiny import FAMILIES
+
+    tested = {adapter_class(t).family for t in FAMILIES} | {"savs_mini"}  # savs-mini: tests/test_mini.py
+    untested = {name: spec.family for name, spec in MODELS.items() if spec.family not in tested}
+    assert not untested
+
+
+def test_attention_defaults_to_sdpa_on_cpu():
+    from savs.models.base import default_attention
+
+    assert default_attention(torch.device("cpu")) == "sdpa"

@@ -8,6 +8,7 @@ always comes from the model's own config.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import operator
 from collections.abc import Sequence
 from typing import ClassVar
@@ -30,6 +31,12 @@ def default_device() -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are ~200x slower."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def default_attention(device: torch.device) -> str:
+    """FlashAttention-2 on a GPU where the ``flash_attn`` package is installed; PyTorch's SDPA otherwise."""
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    return "flash_attention_2" if device.type == "cuda" and has_flash else "sdpa"
 
 
 class Adapter:
@@ -64,10 +71,12 @@ class Adapter:
         attn_implementation: str | None = None,
         **kwargs,
     ) -> Adapter:
-        """Load model and processor (hub id or local dir); bf16 + ``device_map="auto"`` on GPU, fp32 on CPU."""
+        """Load model and processor (hub id or local dir): on a GPU bf16, ``device_map="auto"`` and FlashAttention-2
+        when installed; on a CPU fp32 and SDPA."""
         device = torch.device(device) if device is not None else default_device()
         dtype = dtype or default_dtype(device)
-        model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation or "sdpa", **kwargs}
+        attn_implementation = attn_implementation or default_attention(device)
+        model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, **kwargs}
         if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all
             model_kwargs.setdefault("device_map", "auto" if device.index is None else {"": device})
         model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
