@@ -62,7 +62,8 @@ def curves(df: pd.DataFrame, x: str, caption: str, xlabel: str, paper_df: pd.Dat
         ax.legend(fontsize=7)
     ax = axes[-1]
     sns.lineplot(data=paper_df, x=paper_df.columns[2], y="accuracy", hue="task", marker="o", ax=ax)
-    ax.set(title=f"paper, {paper_df['model'].iloc[0]} (read off its plot)", xlabel=xlabel, xscale="log")
+    ax.set(title=f"paper, {paper_df['model'].iloc[0]} (read off its plot)", xlabel=xlabel, ylabel="accuracy (%)")
+    ax.set_xscale("log")
     ax.legend(fontsize=7)
     for ax in axes:
         ticks = sorted({*df[x].unique(), *paper_df[paper_df.columns[2]].unique()})
