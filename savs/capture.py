@@ -22,13 +22,41 @@ class StopForward(Exception):
     """Raised from the deepest hook needed: the rest of the forward pass would be wasted work."""
 
 
-class HeadCapture:
-    """Holds the vectors of one forward pass; ``run`` drives it. Build it with ``capture_heads``."""
+class LastTokenCapture:
+    """Drives one forward pass whose hooks keep token ``index[b]`` of each row; subclasses say what they keep."""
+
+    index: torch.Tensor | None = None
+
+    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None:
+        """Run ``forward`` keeping token ``index[b]`` of each example: the kept tensor, fp32 on the CPU.
+
+        ``index=None`` keeps nothing (for a pass that only fills a KV cache) and returns None.
+        """
+        self.index = index
+        self.reset()
+        try:
+            forward()
+        except StopForward:
+            pass
+        finally:
+            self.index = None
+        return None if index is None else self.result()
+
+    def reset(self) -> None:
+        """Forget the previous pass."""
+        raise NotImplementedError
+
+    def result(self) -> torch.Tensor:
+        """What this pass kept."""
+        raise NotImplementedError
+
+
+class HeadCapture(LastTokenCapture):
+    """Per-head vectors of the hooked layers. Build it with ``capture_heads``."""
 
     def __init__(self, layers: Sequence[int], n_heads: int, head_dim: int, stop_at: int | None) -> None:
         self.layers = list(layers)
         self.n_heads, self.head_dim, self.stop_at = n_heads, head_dim, stop_at
-        self.index: torch.Tensor | None = None
         self.store: dict[int, torch.Tensor] = {}
 
     def hook(self, layer: int, module: torch.nn.Module, args: tuple) -> None:
@@ -41,20 +69,11 @@ class HeadCapture:
         if layer == self.stop_at:
             raise StopForward
 
-    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None:
-        """Run ``forward`` keeping token ``index[b]`` of each example; ``(B, n_layers, H, d)`` fp32 on CPU.
+    def reset(self) -> None:
+        self.store = {}
 
-        ``index=None`` keeps nothing (for a pass that only fills a KV cache) and returns None.
-        """
-        self.index, self.store = index, {}
-        try:
-            forward()
-        except StopForward:
-            pass
-        finally:
-            self.index = None
-        if index is None:
-            return None
+    def result(self) -> torch.Tensor:
+        """``(B, n_layers, H, d)``."""
         missing = [layer for layer in self.layers if layer not in self.store]
         if missing:
             raise RuntimeError(f"the forward pass never reached o_proj of layers {missing}")

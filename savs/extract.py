@@ -7,9 +7,9 @@ cache, and stores results in an on-disk cache so no example passes through a mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from savs.cache import ActivationCache, example_key
-from savs.capture import capture_heads
+from savs.capture import LastTokenCapture, capture_heads
 from savs.examples import Example
 
 if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
@@ -47,16 +47,10 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return min([n, *hits])
 
 
-class Capture(Protocol):
-    """What extraction drives: run a forward pass, keep token ``index[b]`` of each row (``HeadCapture``)."""
-
-    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None: ...
-
-
 class _PrefixKV:
     """KV caches of shared prefixes, computed once per distinct prefix and expanded per batch."""
 
-    def __init__(self, adapter: Adapter, capture: Capture) -> None:
+    def __init__(self, adapter: Adapter, capture: LastTokenCapture) -> None:
         self.adapter, self.capture = adapter, capture
         self.memo: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -77,7 +71,7 @@ class _PrefixKV:
 
 
 def _run_batch(
-    adapter: Adapter, capture: Capture, prefixes: _PrefixKV | None, examples: Sequence[Example]
+    adapter: Adapter, capture: LastTokenCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> torch.Tensor:
     """``(B, n_layers, H, d)`` vectors of one batch, through the shared-prefix path when it applies."""
     if prefixes is None:
@@ -130,7 +124,7 @@ def extract_heads(
 def run_extraction(
     adapter: Adapter,
     examples: Sequence[Example],
-    capture: Capture,
+    capture: LastTokenCapture,
     *,
     tag: str,
     batch_size: int,
@@ -142,7 +136,7 @@ def run_extraction(
     """The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch
     through ``capture`` (shared-prefix path where it applies), store each batch as it completes.
 
-    ``capture`` keeps one vector per example per pass (``run(forward, index)``, see ``HeadCapture``); ``tag``
+    ``capture`` keeps one vector per example per pass (see ``savs.capture``); ``tag``
     names what it keeps, so different features of one example never share a cache key.
     """
     if not examples:

@@ -5,7 +5,7 @@ features, and the blind control (the same prompts with every image blanked).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,22 +19,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from savs.capture import StopForward
+from savs.capture import LastTokenCapture, StopForward
 from savs.examples import Example
 from savs.extract import run_extraction
 from savs.models.base import Adapter
 
 
 # ----- hidden states ------------------------------------------------------------------------------
-class HiddenCapture:
-    """Keeps one module's output at token ``index[b]`` of each row, then stops the pass.
+class HiddenCapture(LastTokenCapture):
+    """Keeps one module's output at token ``index[b]`` of each row, then stops the pass."""
 
-    Speaks ``HeadCapture.run``'s protocol, so ``savs.extract``'s batch and shared-prefix code drive it.
-    """
-
-    def __init__(self) -> None:
-        self.index: torch.Tensor | None = None
-        self.kept: torch.Tensor | None = None
+    kept: torch.Tensor | None = None
 
     def keep(self, hidden: torch.Tensor) -> None:
         """Keep row ``index[b]`` of every example ``b`` of ``hidden`` ``(B, T, D)``; always stop."""
@@ -43,17 +38,11 @@ class HiddenCapture:
             self.kept = hidden[rows, self.index.to(hidden.device)].float()  # (B, D)
         raise StopForward
 
-    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None:
-        """Run ``forward`` keeping token ``index[b]`` of each row: ``(B, D)`` fp32 on the CPU; None if ``index`` is."""
-        self.index, self.kept = index, None
-        try:
-            forward()
-        except StopForward:
-            pass
-        finally:
-            self.index = None
-        if index is None:
-            return None
+    def reset(self) -> None:
+        self.kept = None
+
+    def result(self) -> torch.Tensor:
+        """``(B, D)``."""
         if self.kept is None:
             raise RuntimeError("the forward pass never reached the hooked module")
         return self.kept.cpu()
