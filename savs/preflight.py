@@ -39,7 +39,7 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
 
     from savs.data import load_task
 
-    models = [m for m in models if m not in OFFLINE_MODELS and not Path(m).is_dir()]
+    models = [m for m in models if m not in OFFLINE_MODELS and not m.startswith("tiny:") and not Path(m).is_dir()]
     tasks = [t for t in tasks if t not in OFFLINE_TASKS]
     if not models and not tasks:
         return []
