@@ -1,13 +1,19 @@
-"""Hooks that read the per-head attention outputs at one token, and stop the pass when nothing deeper is needed.
+"""Hooks that read features at one token of every row, and stop the pass when nothing deeper is needed.
 
-The input of ``self_attn.o_proj`` is the concatenation of every head's output, head-major:
-``(B, T, n_heads * head_dim)``. A forward pre-hook on ``o_proj`` keeps one row per example (the last
-prompt token) and, at the deepest layer asked for, raises ``StopForward`` so no later layer (and never
-the LM head) is computed.
+Two features, from one forward pass:
+
+- ``heads``: the input of ``self_attn.o_proj`` is the concatenation of every head's output, head-major,
+  ``(B, T, n_heads * head_dim)``; a forward pre-hook keeps its row at the last prompt token, split per head.
+- ``hidden``: transformers' ``hidden_states[i]`` at that token (0: the embeddings with images spliced in,
+  ``i``: decoder layer ``i - 1``'s output, ``n_layers``: after the final norm, what the LM head reads).
+
+Once every hooked point has fired, the last hook raises ``StopForward``: no later layer (and never the LM head)
+is computed.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -22,80 +28,105 @@ class StopForward(Exception):
     """Raised from the deepest hook needed: the rest of the forward pass would be wasted work."""
 
 
-class LastTokenCapture:
-    """Drives one forward pass whose hooks keep token ``index[b]`` of each row; subclasses say what they keep."""
+class FeatureCapture:
+    """Drives forward passes whose hooks keep token ``index[b]`` of each row. Build it with ``capture_features``.
 
-    index: torch.Tensor | None = None
+    Hooks call ``keep(point, tensor)``; ``run`` returns ``{"heads": (B, L, H, d), "hidden": (B, D)}`` (what
+    was asked for), fp32 on the CPU.
+    """
 
-    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> torch.Tensor | None:
-        """Run ``forward`` keeping token ``index[b]`` of each example: the kept tensor, fp32 on the CPU.
+    def __init__(self, head_layers: Sequence[int], hidden: int | None, head_shape: tuple[int, int], stop_early: bool):
+        self.head_layers, self.hidden, self.head_shape = list(head_layers), hidden, head_shape
+        self.points = [*(f"heads.{layer}" for layer in self.head_layers), *(["hidden"] if hidden is not None else [])]
+        self.stop_early = stop_early
+        self.index: torch.Tensor | None = None
+        self.kept: dict[str, torch.Tensor | None] = {}
 
-        ``index=None`` keeps nothing (for a pass that only fills a KV cache) and returns None.
-        """
-        self.index = index
-        self.reset()
+    @property
+    def outputs(self) -> list[str]:
+        """The features each pass returns."""
+        return ["heads"] * bool(self.head_layers) + ["hidden"] * (self.hidden is not None)
+
+    def keep(self, point: str, x: torch.Tensor) -> None:
+        """Keep row ``index[b]`` of every example ``b`` of ``x`` ``(B, T, D)``; stop once every point has fired."""
+        rows = torch.arange(x.shape[0], device=x.device)
+        # index None: a pass run only to fill a KV cache keeps nothing, but still stops where the others would
+        self.kept[point] = None if self.index is None else x[rows, self.index.to(x.device)].float()
+        if self.stop_early and len(self.kept) == len(self.points):
+            raise StopForward
+
+    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
+        """Run ``forward`` keeping token ``index[b]`` of each example; ``index=None`` keeps nothing (returns None)."""
+        self.index, self.kept = index, {}
         try:
             forward()
         except StopForward:
             pass
         finally:
             self.index = None
-        return None if index is None else self.result()
-
-    def reset(self) -> None:
-        """Forget the previous pass."""
-        raise NotImplementedError
-
-    def result(self) -> torch.Tensor:
-        """What this pass kept."""
-        raise NotImplementedError
-
-
-class HeadCapture(LastTokenCapture):
-    """Per-head vectors of the hooked layers. Build it with ``capture_heads``."""
-
-    def __init__(self, layers: Sequence[int], n_heads: int, head_dim: int, stop_at: int | None) -> None:
-        self.layers = list(layers)
-        self.n_heads, self.head_dim, self.stop_at = n_heads, head_dim, stop_at
-        self.store: dict[int, torch.Tensor] = {}
-
-    def hook(self, layer: int, module: torch.nn.Module, args: tuple) -> None:
-        """Keep row ``index[b]`` of every example ``b``; stop after the deepest layer needed."""
-        if self.index is not None:  # None: a pass run only to fill a KV cache
-            x = args[0]  # (B, T, H*d)
-            rows = torch.arange(x.shape[0], device=x.device)
-            last = x[rows, self.index.to(x.device)]  # (B, H*d)
-            self.store[layer] = last.float().view(-1, self.n_heads, self.head_dim)  # (B, H, d)
-        if layer == self.stop_at:
-            raise StopForward
-
-    def reset(self) -> None:
-        self.store = {}
-
-    def result(self) -> torch.Tensor:
-        """``(B, n_layers, H, d)``."""
-        missing = [layer for layer in self.layers if layer not in self.store]
+        if index is None:
+            return None
+        missing = [p for p in self.points if self.kept.get(p) is None]
         if missing:
-            raise RuntimeError(f"the forward pass never reached o_proj of layers {missing}")
-        return torch.stack([self.store.pop(layer) for layer in self.layers], dim=1).cpu()  # (B, L, H, d)
+            raise RuntimeError(f"the forward pass never reached {missing}")
+        out = {}
+        if self.head_layers:
+            heads = [self.kept[f"heads.{layer}"].view(-1, *self.head_shape) for layer in self.head_layers]
+            out["heads"] = torch.stack(heads, dim=1).cpu()  # (B, L, H, d)
+        if self.hidden is not None:
+            out["hidden"] = self.kept["hidden"].cpu()  # (B, D)
+        return out
+
+
+def final_norm(adapter: Adapter) -> torch.nn.Module:
+    """The norm between the last decoder layer and the LM head (a sibling of the layer list)."""
+    decoder = operator.attrgetter(adapter.layers_path.rpartition(".")[0])(adapter.model)
+    norm = getattr(decoder, "norm", None)
+    if not isinstance(norm, torch.nn.Module):
+        raise NotImplementedError(f"no final norm at {adapter.layers_path.rpartition('.')[0]}.norm in {adapter.name}")
+    return norm
+
+
+def hidden_index(adapter: Adapter, layer: int) -> int:
+    """``layer`` as an index of ``hidden_states`` in ``0..n_layers`` (negative counts from the end)."""
+    n = adapter.n_layers
+    if not -(n + 1) <= layer <= n:
+        raise ValueError(f"layer {layer} outside -{n + 1}..{n} (hidden_states of {n} decoder layers)")
+    return layer % (n + 1)
 
 
 @contextmanager
-def capture_heads(
-    adapter: Adapter, layers: Sequence[int] | None = None, stop_early: bool = True
-) -> Iterator[HeadCapture]:
-    """Hook ``o_proj`` of ``layers`` (all by default) for the duration of the block; hooks always removed."""
-    layers = list(range(adapter.n_layers)) if layers is None else sorted(set(layers))
-    bad = [layer for layer in layers if not 0 <= layer < adapter.n_layers]
-    if bad or not layers:
-        raise ValueError(f"layers {bad or layers} outside 0..{adapter.n_layers - 1}")
-    capture = HeadCapture(layers, adapter.n_heads, adapter.head_dim, max(layers) if stop_early else None)
+def capture_features(
+    adapter: Adapter, heads: Sequence[int] = (), hidden: int | None = None, stop_early: bool = True
+) -> Iterator[FeatureCapture]:
+    """Hook the per-head vectors of decoder layers ``heads`` and/or ``hidden_states[hidden]`` for the duration of
+    the block; hooks always removed."""
+    head_layers = sorted(set(heads))
+    bad = [layer for layer in head_layers if not 0 <= layer < adapter.n_layers]
+    if bad:
+        raise ValueError(f"layers {bad} outside 0..{adapter.n_layers - 1}")
+    hidden = None if hidden is None else hidden_index(adapter, hidden)
+    if not head_layers and hidden is None:
+        raise ValueError("nothing to capture: ask for heads, a hidden state, or both")
+    capture = FeatureCapture(head_layers, hidden, (adapter.n_heads, adapter.head_dim), stop_early)
     handles = [
-        adapter.o_proj(layer).register_forward_pre_hook(
-            lambda module, args, layer=layer: capture.hook(layer, module, args)
-        )
-        for layer in layers
+        adapter.o_proj(layer).register_forward_pre_hook(lambda m, args, p=f"heads.{layer}": capture.keep(p, args[0]))
+        for layer in head_layers
     ]
+    if hidden == 0:  # the first layer's input
+        handles.append(
+            adapter.layers()[0].register_forward_pre_hook(
+                lambda m, args, kwargs: capture.keep("hidden", args[0] if args else kwargs["hidden_states"]),
+                with_kwargs=True,
+            )
+        )
+    elif hidden is not None:
+        module = adapter.layers()[hidden - 1] if hidden < adapter.n_layers else final_norm(adapter)
+        handles.append(
+            module.register_forward_hook(
+                lambda m, args, out: capture.keep("hidden", out[0] if isinstance(out, tuple) else out)
+            )
+        )
     try:
         yield capture
     finally:

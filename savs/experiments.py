@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,11 @@ from savs import baselines, paper
 from savs.classifier import SAVClassifier
 from savs.data import load_task
 from savs.examples import Example, Task
-from savs.extract import extract_heads
+from savs.extract import extract_features
 from savs.models import Adapter, load_model
 from savs.profiles import Profile, Study
 
+T = TypeVar("T")
 Predict = Callable[["Run", list[Example], list[Example], int], list[str]]
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
@@ -65,9 +67,9 @@ class Run:
     model: str
     adapter: Adapter
     task: Task
-    memo: dict[tuple, np.ndarray] = field(default_factory=dict)
+    memo: dict[tuple, Any] = field(default_factory=dict)
 
-    def _memoized(self, kind: str, examples: Sequence[Example], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    def _memoized(self, kind: str, examples: Sequence[Example], compute: Callable[[], T]) -> T:
         """``compute()`` once per (kind, examples' content)."""
         key = (kind, *(e.fingerprint() for e in examples))
         if key not in self.memo:
@@ -76,16 +78,26 @@ class Run:
 
     def heads(self, examples: Sequence[Example]) -> np.ndarray:
         """Every head's last-token vector, ``(n, L, H, d)``, through the shared on-disk cache."""
-        return self._memoized(
-            "heads", examples, lambda: extract_heads(self.adapter, examples, **self._extract_kwargs())
-        )
+        return self._features(examples)["heads"]
 
     def hidden(self, examples: Sequence[Example]) -> np.ndarray:
         """The last layer's last-token hidden state, ``(n, hidden)`` (the probes' features)."""
+        return self._features(examples)["hidden"]
+
+    def _features(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        """Head vectors and the final hidden state from one forward pass per example (both cached on disk)."""
         return self._memoized(
-            "hidden",
+            "features",
             examples,
-            lambda: baselines.extract_hidden(self.adapter, examples, layer=-1, **self._extract_kwargs()),
+            lambda: extract_features(
+                self.adapter,
+                examples,
+                heads=range(self.adapter.n_layers),
+                hidden=-1,
+                batch_size=self.session.profile.batch_size,
+                cache_dir=self.session.cache,
+                progress=False,
+            ),
         )
 
     def vision(self, examples: Sequence[Example]) -> np.ndarray:
@@ -93,10 +105,6 @@ class Run:
         return self._memoized(
             "vision", examples, lambda: baselines.vision_features(self.adapter, examples, progress=False)
         )
-
-    def _extract_kwargs(self) -> dict:
-        """Batch size and the shared on-disk cache, no progress bars (the notebooks log per method)."""
-        return {"batch_size": self.session.profile.batch_size, "cache_dir": self.session.cache, "progress": False}
 
     def options(self, baseline: str) -> dict:
         """Keyword arguments for a baseline function: the profile's batch size, no progress bar, its options."""

@@ -3,6 +3,8 @@
 ``extract_heads`` batches examples, stops each pass after the deepest layer asked for, runs a token
 prefix shared by a whole batch (system prompt, chat header, a fixed question) once and reuses its KV
 cache, and stores results in an on-disk cache so no example passes through a model twice.
+``extract_features`` does the same for the head vectors and a hidden state together (the probes' features),
+from the same single pass.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from savs.cache import ActivationCache, example_key
-from savs.capture import LastTokenCapture, capture_heads
+from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
 
 if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
@@ -50,7 +52,7 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
 class _PrefixKV:
     """KV caches of shared prefixes, computed once per distinct prefix and expanded per batch."""
 
-    def __init__(self, adapter: Adapter, capture: LastTokenCapture) -> None:
+    def __init__(self, adapter: Adapter, capture: FeatureCapture) -> None:
         self.adapter, self.capture = adapter, capture
         self.memo: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -71,9 +73,9 @@ class _PrefixKV:
 
 
 def _run_batch(
-    adapter: Adapter, capture: LastTokenCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
-) -> torch.Tensor:
-    """``(B, n_layers, H, d)`` vectors of one batch, through the shared-prefix path when it applies."""
+    adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
+) -> dict[str, torch.Tensor]:
+    """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path when it applies."""
     if prefixes is None:
         batch = adapter.encode(examples, padding_side="left")
         return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
@@ -106,69 +108,90 @@ def extract_heads(
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
     """
-    layers = list(range(adapter.n_layers)) if layers is None else sorted(set(layers))
-    with capture_heads(adapter, layers) as capture:
-        return run_extraction(
-            adapter,
-            examples,
-            capture,
-            tag=",".join(map(str, layers)),
-            batch_size=batch_size,
-            prefix_cache=prefix_cache,
-            cache_dir=cache_dir,
-            progress=progress,
-            desc=f"heads of {adapter.name}",
-        )
+    layers = range(adapter.n_layers) if layers is None else layers
+    return extract_features(
+        adapter,
+        examples,
+        heads=layers,
+        batch_size=batch_size,
+        prefix_cache=prefix_cache,
+        cache_dir=cache_dir,
+        progress=progress,
+    )["heads"]
 
 
-def run_extraction(
+def extract_features(
     adapter: Adapter,
     examples: Sequence[Example],
-    capture: LastTokenCapture,
     *,
-    tag: str,
+    heads: Sequence[int] = (),
+    hidden: int | None = None,
+    batch_size: int = 8,
+    prefix_cache: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """The per-head vectors of layers ``heads`` and/or ``hidden_states[hidden]`` at the last prompt token, from
+    one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``, float32.
+
+    The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch once
+    (shared-prefix path where it applies), store each batch as it completes. Each feature of an example has
+    its own cache key, so a heads-only run and a heads+hidden run reuse each other's work.
+    """
+    if not examples:
+        raise ValueError("no examples to extract")
+    with capture_features(adapter, heads, hidden) as capture:
+        tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
+        keys = {name: [example_key(e.fingerprint(), tags[name]) for e in examples] for name in capture.outputs}
+        # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
+        prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
+        return _run_extraction(adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress)
+
+
+def _run_extraction(
+    adapter: Adapter,
+    examples: Sequence[Example],
+    capture: FeatureCapture,
+    keys: dict[str, list[str]],
     batch_size: int,
     prefix_cache: bool,
     cache_dir: str | Path | None,
     progress: bool,
-    desc: str,
-) -> np.ndarray:
-    """The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch
-    through ``capture`` (shared-prefix path where it applies), store each batch as it completes.
-
-    ``capture`` keeps one vector per example per pass (see ``savs.capture``); ``tag``
-    names what it keeps, so different features of one example never share a cache key.
-    """
-    if not examples:
-        raise ValueError("no examples to extract")
-    keys = [example_key(e.fingerprint(), tag) for e in examples]
+) -> dict[str, np.ndarray]:
+    """Extract what the cache lacks (``keys``: per output, one cache key per example), then gather everything."""
     store = ActivationCache(cache_dir, adapter.fingerprint()) if cache_dir is not None else None
-    todo: dict[str, Example] = {k: e for k, e in zip(keys, examples, strict=True) if not (store and k in store)}
+    todo: dict[int, Example] = {}  # first position of each distinct missing example -> the example
+    seen: set[str] = set()
+    for i, e in enumerate(examples):
+        ks = tuple(keys[name][i] for name in keys)
+        if ks[0] not in seen and not (store and all(k in store for k in ks)):
+            todo[i] = e
+        seen.add(ks[0])
     # Similar prompts side by side: less padding, longer shared prefixes.
-    order = sorted(todo, key=lambda k: (len(todo[k].images), len(todo[k].text), todo[k].text))
+    order = sorted(todo, key=lambda i: (len(todo[i].images), len(todo[i].text), todo[i].text))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     groups = [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
     fresh: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.supports_prefix_cache else None
-        bar = tqdm(total=len(order), desc=desc, unit="ex", disable=not progress)
+        bar = tqdm(total=len(order), desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
         for group in groups:
-            vectors = _run_batch(adapter, capture, prefixes, [todo[k] for k in group]).numpy()
-            batch = dict(zip(group, vectors, strict=True))
+            features = _run_batch(adapter, capture, prefixes, [todo[i] for i in group])
+            batch = {keys[name][i]: row for name in keys for i, row in zip(group, features[name].numpy(), strict=True)}
             if store is not None:
                 store.put(batch)
             fresh.update(batch)
             bar.update(len(group))
         bar.close()
-    cached = [k for k in dict.fromkeys(keys) if k not in fresh]
+    cached = [k for k in dict.fromkeys(k for ks in keys.values() for k in ks) if k not in fresh]
     if cached:
         fresh.update(zip(cached, store.get(cached), strict=True))
-    return np.stack([fresh[k] for k in keys])
+    return {name: np.stack([fresh[k] for k in ks]) for name, ks in keys.items()}
 
 
-def _split_by_image_count(group: list[str], todo: dict[str, Example]) -> list[list[str]]:
+def _split_by_image_count(group: list[int], todo: dict[int, Example]) -> list[list[int]]:
     """Split a batch where its examples carry different numbers of images (processors batch one count)."""
-    parts: dict[int, list[str]] = {}
+    parts: dict[int, list[int]] = {}
     for k in group:
         parts.setdefault(len(todo[k].images), []).append(k)
     return list(parts.values())

@@ -28,7 +28,7 @@ from savs.baselines import (
 )
 from savs.cache import ActivationCache
 from savs.examples import Example
-from savs.extract import extract_heads
+from savs.extract import extract_features, extract_heads
 
 ATOL = 1e-4
 LABELS = ["0", "1"]
@@ -298,6 +298,42 @@ def test_extract_hidden_cache_is_reused_and_kept_apart_from_heads(tiny_adapter, 
     assert len(ActivationCache(tmp_path, adapter.fingerprint())) == 8  # 4 hidden + 4 head entries
     monkeypatch.setattr(extract, "_run_batch", lambda *a: pytest.fail("cached examples ran again"))
     np.testing.assert_array_equal(extract_hidden(adapter, examples, cache_dir=tmp_path, progress=False), first)
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "mini"])
+def test_heads_and_hidden_from_one_pass_equal_separate_passes(adapter_of, family, tmp_path, monkeypatch):
+    adapter = adapter_of(family)
+    examples = [replace(e, text="Look closely. " * 3 + e.text) for e in examples_for(adapter, 5)]  # a shared prefix
+    heads = extract_heads(adapter, examples, batch_size=5, progress=False)
+    hidden = {layer: extract_hidden(adapter, examples, layer=layer, batch_size=5, progress=False) for layer in (1, -1)}
+    passes = []
+    real_run = extract._run_batch
+    monkeypatch.setattr(extract, "_run_batch", lambda *a: passes.append(1) or real_run(*a))
+    for layer in (1, -1):
+        both = extract_features(
+            adapter,
+            examples,
+            heads=range(adapter.n_layers),
+            hidden=layer,
+            batch_size=5,
+            cache_dir=tmp_path,
+            progress=False,
+        )
+        assert set(both) == {"heads", "hidden"}
+        np.testing.assert_allclose(both["heads"], heads, atol=ATOL)
+        np.testing.assert_allclose(both["hidden"], hidden[layer], atol=ATOL)
+    assert len(passes) == 2, "one batch of 5 per call: heads and hidden come from the same pass"
+    # each feature is cached under its own key: the separate extractors now read the cache
+    monkeypatch.setattr(extract, "_run_batch", lambda *a: pytest.fail("cached examples ran again"))
+    np.testing.assert_array_equal(extract_heads(adapter, examples, cache_dir=tmp_path, progress=False), both["heads"])
+    cached_hidden = extract_hidden(adapter, examples, layer=-1, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(cached_hidden, both["hidden"])
+
+
+def test_extract_features_needs_something_to_capture(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    with pytest.raises(ValueError, match="nothing to capture"):
+        extract_features(adapter, make_examples(1, with_images=False))
 
 
 # ----- probes --------------------------------------------------------------------------------------

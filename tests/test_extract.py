@@ -11,7 +11,7 @@ from conftest import make_examples
 
 from savs import extract
 from savs.cache import ActivationCache
-from savs.capture import capture_heads
+from savs.capture import capture_features
 from savs.extract import extract_heads, shared_prefix_length
 from savs.models import adapter_class, load_model
 
@@ -43,9 +43,9 @@ def test_o_proj_of_captured_heads_reproduces_attention_output(family, tiny_adapt
 
     handles = [layer.self_attn.register_forward_hook(keep(i)) for i, layer in enumerate(adapter.layers())]
     try:
-        with capture_heads(adapter, stop_early=False) as capture, torch.inference_mode():
+        with capture_features(adapter, range(adapter.n_layers), stop_early=False) as capture, torch.inference_mode():
             last = torch.full((3,), batch["input_ids"].shape[1] - 1)
-            heads = capture.run(lambda: adapter.forward(batch), last)  # (B, L, H, d)
+            heads = capture.run(lambda: adapter.forward(batch), last)["heads"]  # (B, L, H, d)
     finally:
         for h in handles:
             h.remove()

@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from savs.baselines import match_answer
-from savs.capture import capture_heads
+from savs.capture import capture_features
 from savs.data import load_task
 from savs.data.offline import EASY_VQA_LABELS
 from savs.examples import Example
@@ -95,8 +95,8 @@ def test_hooks_reproduce_attention_output(tiny: MiniAdapter) -> None:
         for i, layer in enumerate(tiny.layers())
     ]
     try:
-        with capture_heads(tiny, stop_early=False) as capture, torch.inference_mode():
-            heads = capture.run(lambda: tiny.forward(batch), last_token_index(batch["attention_mask"]))
+        with capture_features(tiny, range(tiny.n_layers), stop_early=False) as capture, torch.inference_mode():
+            heads = capture.run(lambda: tiny.forward(batch), last_token_index(batch["attention_mask"]))["heads"]
     finally:
         for h in handles:
             h.remove()

@@ -4,9 +4,7 @@ features, and the blind control (the same prompts with every image blanked).
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,63 +17,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from savs.capture import LastTokenCapture, StopForward
 from savs.examples import Example
-from savs.extract import run_extraction
+from savs.extract import extract_features
 from savs.models.base import Adapter
 
 
 # ----- hidden states ------------------------------------------------------------------------------
-class HiddenCapture(LastTokenCapture):
-    """Keeps one module's output at token ``index[b]`` of each row, then stops the pass."""
-
-    kept: torch.Tensor | None = None
-
-    def keep(self, hidden: torch.Tensor) -> None:
-        """Keep row ``index[b]`` of every example ``b`` of ``hidden`` ``(B, T, D)``; always stop."""
-        if self.index is not None:  # None: a pass run only to fill a KV cache
-            rows = torch.arange(hidden.shape[0], device=hidden.device)
-            self.kept = hidden[rows, self.index.to(hidden.device)].float()  # (B, D)
-        raise StopForward
-
-    def reset(self) -> None:
-        self.kept = None
-
-    def result(self) -> torch.Tensor:
-        """``(B, D)``."""
-        if self.kept is None:
-            raise RuntimeError("the forward pass never reached the hooked module")
-        return self.kept.cpu()
-
-
-def _final_norm(adapter: Adapter) -> torch.nn.Module:
-    """The norm between the last decoder layer and the LM head (a sibling of the layer list)."""
-    decoder = operator.attrgetter(adapter.layers_path.rpartition(".")[0])(adapter.model)
-    norm = getattr(decoder, "norm", None)
-    if not isinstance(norm, torch.nn.Module):
-        raise NotImplementedError(f"no final norm at {adapter.layers_path.rpartition('.')[0]}.norm in {adapter.name}")
-    return norm
-
-
-@contextmanager
-def _hooked(adapter: Adapter, index: int, capture: HiddenCapture) -> Iterator[None]:
-    """Route ``hidden_states[index]`` of every pass to ``capture`` for the duration of the block."""
-    layers = adapter.layers()
-    if index == 0:  # the embeddings with images spliced in: the first layer's input
-        handle = layers[0].register_forward_pre_hook(
-            lambda m, args, kwargs: capture.keep(args[0] if args else kwargs["hidden_states"]), with_kwargs=True
-        )
-    else:
-        module = layers[index - 1] if index < len(layers) else _final_norm(adapter)
-        handle = module.register_forward_hook(
-            lambda m, args, out: capture.keep(out[0] if isinstance(out, tuple) else out)
-        )
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def extract_hidden(
     adapter: Adapter,
     examples: Sequence[Example],
@@ -91,28 +38,18 @@ def extract_hidden(
     ``layer`` indexes transformers' ``hidden_states``: 0 is the embeddings, ``i`` the output of decoder layer
     ``i - 1``, and ``-1`` (= ``n_layers``) the last layer's output after the final norm, which is what the
     LM head reads. One forward pass per example, stopped right there (deeper layers and the LM head never
-    run), batched and shared-prefix cached like ``extract_heads``; ``cache_dir`` keeps results on disk.
+    run), batched, shared-prefix cached and kept on disk like ``extract_heads``; to get the head vectors
+    from the same pass, call ``savs.extract.extract_features`` with both.
     """
-    if not examples:
-        raise ValueError("no examples to extract")
-    n = adapter.n_layers
-    if not -(n + 1) <= layer <= n:
-        raise ValueError(f"layer {layer} outside -{n + 1}..{n} (hidden_states of {n} decoder layers)")
-    index = layer % (n + 1)
-    capture = HiddenCapture()
-    with _hooked(adapter, index, capture):
-        return run_extraction(
-            adapter,
-            examples,
-            capture,
-            tag=f"hidden:{index}",  # never a head-vector key
-            batch_size=batch_size,
-            # index 0 runs no attention: there is no KV cache to share
-            prefix_cache=prefix_cache and index > 0,
-            cache_dir=cache_dir,
-            progress=progress,
-            desc=f"hidden[{index}] of {adapter.name}",
-        )
+    return extract_features(
+        adapter,
+        examples,
+        hidden=layer,
+        batch_size=batch_size,
+        prefix_cache=prefix_cache,
+        cache_dir=cache_dir,
+        progress=progress,
+    )["hidden"]
 
 
 def probe_predict(
