@@ -53,6 +53,17 @@ def _nearest_mean_terms(means: np.ndarray, metric: str) -> tuple[np.ndarray, np.
     return 2 * means, -np.einsum("...d,...d->...", means, means)
 
 
+# Similarity blocks (examples x heads x classes, float64) are computed a slice of examples at a time, at most this
+# many bytes each: ImageNet-1k at 20 shots on a 7B model would otherwise need (20000, 784, 1000) doubles = 125 GB.
+BLOCK_BYTES = 2**28
+
+
+def _row_slices(n: int, row_bytes: int) -> list[slice]:
+    """Slices of ``range(n)`` whose rows take at most ``BLOCK_BYTES`` together (at least one row each)."""
+    step = max(1, BLOCK_BYTES // max(1, row_bytes))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
 def _class_similarities(X: np.ndarray, means: np.ndarray, metric: str) -> np.ndarray:
     """Per-head similarity of every example to every class mean: X (n, K, d), means (C, K, d) -> (n, K, C)."""
     W, b = _nearest_mean_terms(means, metric)  # (C, K, d), (C, K)
@@ -212,14 +223,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             )
         onehot = (y_idx == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
         means = (onehot @ X.reshape(n, K * d) / counts[:, None]).reshape(C, K, d)  # (C, K, d)
-        sims = _class_similarities(X, means, self.metric)  # (n, K, C)
-        if self.selection == "leave_one_out":
-            n_own = counts[y_idx][:, None, None]  # (n, 1, 1)
-            own_loo = (n_own * means[y_idx] - X) / (n_own - 1)  # (n, K, d): own class mean without x_i
-            W, b = _nearest_mean_terms(own_loo, self.metric)  # (n, K, d), (n, K)
-            own_sims = np.einsum("nkd,nkd->nk", X, W) + b  # (n, K)
-            np.put_along_axis(sims, y_idx[:, None, None], own_sims[:, :, None], axis=2)
-        correct = sims.argmax(axis=2) == y_idx[:, None]  # (n, K); argmax: ties go to the first class
+        correct = np.empty((n, K), dtype=bool)
+        for rows in _row_slices(n, K * max(C, d) * 8):
+            correct[rows] = self._classified(X[rows], y_idx[rows], means, counts)
         scores = correct.sum(axis=0) / n  # (K,)
 
         self.head_grid_ = (L, H)
@@ -233,6 +239,17 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             self.heads_ = np.stack(np.unravel_index(order, (L, H)), axis=1).astype(np.int64)  # (k, 2)
         return self
 
+    def _classified(self, X: np.ndarray, y_idx: np.ndarray, means: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Whether each head's nearest class mean is each example's own class: X (m, K, d) -> (m, K) bool."""
+        sims = _class_similarities(X, means, self.metric)  # (m, K, C)
+        if self.selection == "leave_one_out":
+            n_own = counts[y_idx][:, None, None]  # (m, 1, 1)
+            own_loo = (n_own * means[y_idx] - X) / (n_own - 1)  # (m, K, d): own class mean without x_i
+            W, b = _nearest_mean_terms(own_loo, self.metric)  # (m, K, d), (m, K)
+            own_sims = np.einsum("nkd,nkd->nk", X, W) + b  # (m, K)
+            np.put_along_axis(sims, y_idx[:, None, None], own_sims[:, :, None], axis=2)
+        return sims.argmax(axis=2) == y_idx[:, None]  # argmax: ties go to the first class
+
     def head_votes(self, X: ArrayLike) -> np.ndarray:
         """Class index (into ``classes_``) that each selected head votes for: (n, k), heads in rank order."""
         check_is_fitted(self)
@@ -244,8 +261,10 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64).reshape(-1, L, H, d)  # (n, L, H, d)
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
-        sims = _class_similarities(X[:, layer, head], means, self.metric)  # (n, k, C)
-        return sims.argmax(axis=2)  # (n, k)
+        rows = _row_slices(len(X), len(layer) * len(means) * 8)
+        return np.concatenate(
+            [_class_similarities(X[r, layer, head], means, self.metric).argmax(axis=2) for r in rows]  # (m, k)
+        )
 
     def _vote_counts(self, votes: np.ndarray) -> np.ndarray:
         """Count votes per class: (n, k) class indices -> (n, C) counts in ``classes_`` order."""

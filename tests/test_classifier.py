@@ -215,10 +215,13 @@ def _naive_predict(clf: SAVClassifier, X: np.ndarray) -> list:
     return preds
 
 
+@pytest.mark.parametrize("block_bytes", [savs.classifier.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
 @pytest.mark.parametrize("selection", ["in_sample", "leave_one_out"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_matches_naive_reference(metric: str, selection: str) -> None:
-    """head_scores_ equal the naive counts / n exactly; heads_ is their stable ranking; predictions agree."""
+def test_matches_naive_reference(metric: str, selection: str, block_bytes: int, monkeypatch) -> None:
+    """head_scores_ equal the naive counts / n exactly; heads_ is their stable ranking; predictions agree;
+    also when the similarities are computed one example at a time (the memory bound for large label sets)."""
+    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(1)
     y = rng.permutation(np.repeat([3, 7, 9], [8, 10, 12]))
     X = rng.normal(size=(30, 3, 4, 5))
