@@ -1,0 +1,73 @@
+"""The tables: seeds summarised honestly, cells that ran on less say so, the paper's rows never pass for ours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from savs import report
+from savs.profiles import load_profile
+
+
+def rows(method: str, task: str, values: list[float], n_test: int = 200, metric: str = "accuracy") -> list[dict]:
+    """Per-seed result rows as ``experiments.evaluate`` writes them."""
+    return [
+        {"model": "m", "task": task, "method": method, "shots": 20, "seed": seed, "n_test": n_test}
+        | {"metric": metric, "value": v}
+        for seed, v in enumerate(values)
+    ]
+
+
+@pytest.fixture
+def results() -> pd.DataFrame:
+    return pd.DataFrame(
+        rows("SAVs", "a", [60.0, 70.0, 80.0])
+        + rows("zero-shot", "a", [40.0], n_test=100)
+        + rows("SAVs", "b", [50.0, 50.0, 50.0])
+        + rows("zero-shot", "b", [30.0, 32.0, 34.0])
+    )
+
+
+def test_summarize_gives_mean_std_and_what_each_cell_ran_on(results):
+    s = report.summarize(results).set_index(["task", "method"])
+    assert s.loc[("a", "SAVs"), "mean"] == pytest.approx(70.0)
+    assert s.loc[("a", "SAVs"), "std"] == pytest.approx(10.0)  # sample std over seeds
+    assert s.loc[("a", "zero-shot"), "n_seeds"] == 1 and np.isnan(s.loc[("a", "zero-shot"), "std"])
+    assert s.loc[("a", "zero-shot"), "n_test"] == 100
+
+
+def test_main_table_orders_methods_and_flags_thinner_cells(results):
+    table = report.main_table(report.summarize(results))
+    assert table["method"].tolist() == ["zero-shot", "SAVs"]  # METHODS order: baselines first, SAVs last
+    cell = table.set_index("method").loc["zero-shot"]
+    assert cell["a"] == "40.0 [1 seed, n=100]"
+    assert cell["b"] == "32.0 ± 2.0"
+    assert table.set_index("method").loc["SAVs", "a"] == "70.0 ± 10.0"
+
+
+def test_paper_rows_are_labelled_and_only_shared_columns_compared(results):
+    offline = report.paper_comparison(report.summarize(results))
+    assert offline["source"].str.startswith("paper, ").all(), "no benchmark in common: the paper's rows alone"
+    shared = pd.DataFrame(rows("SAVs", "eurosat", [90.0, 92.0]) + rows("SAVs", "a", [1.0]))
+    both = report.paper_comparison(report.summarize(shared))
+    assert list(both.columns) == ["source", "method", "EuroSAT"]
+    ours = both[both["source"] == "ours, m"]
+    assert ours["EuroSAT"].tolist() == ["91.0"]
+    assert (both["source"].str.startswith("paper, ") | (both["source"] == "ours, m")).all()
+
+
+def test_markdown_and_written_files(tmp_path):
+    df = pd.DataFrame({"x": ["a", "b"], "y": [1.234, float("nan")]})
+    assert report.to_markdown(df).splitlines() == ["| x | y |", "|---|---|", "| a | 1.2 |", "| b |  |"]
+    written = report.write_table(df, "t", tmp_path, "Caption.", extra="After.")
+    assert [p.name for p in written] == ["t.csv", "t.md"]
+    assert pd.read_csv(tmp_path / "t.csv").shape == (2, 2)
+    assert (tmp_path / "t.md").read_text().startswith("Caption.\n\n| x | y |")
+
+
+def test_captions_name_model_data_shots_seeds_and_the_stand_in():
+    caption = report.describe(load_profile("mini"))
+    for part in ("savs-mini", "not a model of the paper", "fashion_mnist", "Shots: 20", "Seeds: 0, 1, 2", "mini"):
+        assert part in caption
+    assert "stand-in" not in report.describe(load_profile("paper"))
