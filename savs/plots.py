@@ -48,8 +48,8 @@ def _integer_axes(ax: plt.Axes) -> None:
 def _caption(fig: Figure, caption: str) -> None:
     """The caption as a wrapped super-title, so the figure says what made it even out of context."""
     width = int(fig.get_figwidth() * 14)
-    fig.suptitle(textwrap.fill(caption, width), fontsize=8, y=1.0, va="bottom")
-    fig.tight_layout()
+    fig.tight_layout()  # first: laid out with a suptitle, the panels would leave a gap for it below the top edge
+    fig.suptitle(textwrap.fill(caption, width), fontsize=8, y=1.0, va="bottom")  # above the top; save() keeps it
 
 
 def curves(df: pd.DataFrame, x: str, caption: str, xlabel: str, paper_df: pd.DataFrame, hue: str = "method") -> Figure:
