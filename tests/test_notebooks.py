@@ -8,6 +8,8 @@ time and share one activation cache, as under ``make reproduce -j2``.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,19 @@ def test_profile_overrides():
     assert load_profile("mini", seeds=3).seeds == (3,)
     with pytest.raises(ValueError, match="unknown baselines"):
         load_profile("mini", baselines="mtv")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_passes_parameters_through_to_papermill_and_preflight():
+    """``make <notebook> PROFILE= MODEL= TASKS= SHOTS= SEEDS=`` reaches papermill (a dry run: nothing executes)."""
+    args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1"]
+    dry = subprocess.run(["make", "-n", "shot-scaling", *args], cwd=paths.ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    params = "-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1"
+    papermill = [line for line in dry.stdout.splitlines() if "papermill notebooks/02_shot_scaling.ipynb" in line]
+    assert len(papermill) == 1 and params in papermill[0]
+    assert "savs.preflight --profile tiny --model tiny:llava --tasks digits,fashion_mnist" in dry.stdout
+    assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
 
 
 def test_paper_numbers_ship_with_the_package():
