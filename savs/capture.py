@@ -35,7 +35,9 @@ class FeatureCapture:
     was asked for), fp32 on the CPU.
     """
 
-    def __init__(self, head_layers: Sequence[int], hidden: int | None, head_shape: tuple[int, int], stop_early: bool):
+    def __init__(
+        self, head_layers: Sequence[int], hidden: int | None, head_shape: tuple[int, int], stop_early: bool
+    ) -> None:
         self.head_layers, self.hidden, self.head_shape = list(head_layers), hidden, head_shape
         self.points = [*(f"heads.{layer}" for layer in self.head_layers), *(["hidden"] if hidden is not None else [])]
         self.stop_early = stop_early
