@@ -56,6 +56,8 @@ def _nearest_mean_terms(means: np.ndarray, metric: str) -> tuple[np.ndarray, np.
 # Similarity blocks (examples x heads x classes, float64) are computed a slice of examples at a time, at most this
 # many bytes each: ImageNet-1k at 20 shots on a 7B model would otherwise need (20000, 784, 1000) doubles = 125 GB.
 BLOCK_BYTES = 2**28
+# float32 X is kept as is (head vectors at 7B scale are GBs); each block is converted to float64 for the maths.
+FLOATS = [np.float64, np.float32]
 
 
 def _row_slices(n: int, row_bytes: int) -> list[slice]:
@@ -116,8 +118,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    X is 4-D (n_examples, n_layers, n_heads, head_dim), or 2-D as described under ``head_grid``; it is
-    converted to float64, and all similarities are computed in float64.
+    X is 4-D (n_examples, n_layers, n_heads, head_dim), or 2-D as described under ``head_grid``; float32 X
+    is read as is (no float64 copy of all of it), other dtypes are converted to float64, and class means and
+    similarities are computed in float64, a block of examples at a time.
     Ties are deterministic: a nearest-mean tie goes to the class first in ``classes_``; a vote tie goes to
     the tied class voted by the highest-ranked head. ``predict_proba`` returns vote shares, so its argmax
     can differ from ``predict`` on vote ties.
@@ -206,7 +209,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         """Compute every head's class means, score each head on the training set, and select the voters."""
         self._check_params()
         X, shape4 = _flatten_4d(X)
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=FLOATS)
         check_classification_targets(y)
         L, H, d = self._resolve_grid(X.shape[1], shape4)
         n, K = len(X), L * H
@@ -222,10 +225,12 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
                 f"classes {self.classes_[counts < 2].tolist()} have only one."
             )
         onehot = (y_idx == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
-        means = (onehot @ X.reshape(n, K * d) / counts[:, None]).reshape(C, K, d)  # (C, K, d)
+        blocks = _row_slices(n, K * max(C, d) * 8)
+        sums = sum(onehot[:, r] @ X[r].reshape(-1, K * d).astype(np.float64) for r in blocks)  # (C, K*d)
+        means = (sums / counts[:, None]).reshape(C, K, d)  # (C, K, d)
         correct = np.empty((n, K), dtype=bool)
-        for rows in _row_slices(n, K * max(C, d) * 8):
-            correct[rows] = self._classified(X[rows], y_idx[rows], means, counts)
+        for r in blocks:
+            correct[r] = self._classified(X[r].astype(np.float64), y_idx[r], means, counts)
         scores = correct.sum(axis=0) / n  # (K,)
 
         self.head_grid_ = (L, H)
@@ -258,12 +263,12 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         X, shape4 = _flatten_4d(X)
         if shape4 is not None and shape4 != (L, H, d):
             raise ValueError(f"X has per-example shape {shape4}, but the classifier was fit on {(L, H, d)}")
-        X = validate_data(self, X, reset=False, dtype=np.float64).reshape(-1, L, H, d)  # (n, L, H, d)
+        X = validate_data(self, X, reset=False, dtype=FLOATS).reshape(-1, L, H, d)  # (n, L, H, d)
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
         rows = _row_slices(len(X), len(layer) * len(means) * 8)
         return np.concatenate(
-            [_class_similarities(X[r, layer, head], means, self.metric).argmax(axis=2) for r in rows]  # (m, k)
+            [_class_similarities(X[r, layer, head].astype(np.float64), means, self.metric).argmax(axis=2) for r in rows]
         )
 
     def _vote_counts(self, votes: np.ndarray) -> np.ndarray:

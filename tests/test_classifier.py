@@ -359,3 +359,24 @@ def test_deterministic(synthetic) -> None:
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
     np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
     np.testing.assert_array_equal(a.predict(X_test), b.predict(X_test))
+
+
+def test_float32_input_is_not_copied_to_float64_and_gives_the_same_fit(monkeypatch) -> None:
+    """Head vectors at 7B scale are GBs: float32 X is read a block at a time, with float64 maths per block."""
+    import tracemalloc
+
+    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", 2**16)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 100)
+    X = (rng.normal(size=(400, 8, 8, 64)) + rng.normal(size=(4, 8, 8, 64))[y]).astype(np.float32)  # 6.5 MB
+    tracemalloc.start()
+    clf32 = SAVClassifier(n_heads=5).fit(X, y)
+    pred32 = clf32.predict(X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < X.nbytes / 2, f"fit + predict allocated {peak / 1e6:.1f} MB for a {X.nbytes / 1e6:.1f} MB X"
+    clf64 = SAVClassifier(n_heads=5).fit(X.astype(np.float64), y)
+    np.testing.assert_array_equal(clf32.head_scores_, clf64.head_scores_)
+    np.testing.assert_array_equal(clf32.heads_, clf64.heads_)
+    np.testing.assert_allclose(clf32.class_means_, clf64.class_means_, rtol=1e-12)
+    np.testing.assert_array_equal(pred32, clf64.predict(X.astype(np.float64)))
