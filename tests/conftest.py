@@ -24,6 +24,16 @@ QUESTIONS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny-model tests: on a busy 2-core box, threads' spin-waits stall these
+    tiny forwards 10-50x. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """Build each family's tiny model at most once per session; returns ``family -> saved dir``."""

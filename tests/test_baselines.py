@@ -38,13 +38,7 @@ def examples_for(adapter, n: int, seed: int = 0) -> list[Example]:
     return make_examples(n, with_images=adapter.family != "text", seed=seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on shared cores their spin-waits slow everything down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
