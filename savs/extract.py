@@ -159,7 +159,7 @@ def _run_extraction(
     progress: bool,
 ) -> dict[str, np.ndarray]:
     """Extract what the cache lacks (``keys``: per output, one cache key per example), then gather everything."""
-    store = ActivationCache(cache_dir, adapter.fingerprint()) if cache_dir is not None else None
+    store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
     todo: dict[int, Example] = {}  # first position of each distinct missing example -> the example
     seen: set[str] = set()
     for i, e in enumerate(examples):

@@ -207,7 +207,7 @@ def test_lora_changes_outputs_only_while_active(adapter_of, family):
     trainable = {k: p.requires_grad for k, p in model.named_parameters()}
     before = _logits(adapter, train)
     with lora_finetune(adapter, train, epochs=2, lr=1e-2, batch_size=2, progress=False) as tuned:
-        assert tuned.fingerprint() != adapter.fingerprint()  # its activations never share a cache namespace
+        assert tuned.identity.namespace != adapter.identity.namespace  # its activations never share a cache namespace
         assert not torch.allclose(_logits(tuned, train), before, atol=1e-4)
         lora = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
         assert lora and all(n.startswith(f"{adapter.layers_path}.") for n in lora)  # never the vision tower
@@ -289,7 +289,7 @@ def test_extract_hidden_cache_is_reused_and_kept_apart_from_heads(tiny_adapter, 
     examples = examples_for(adapter, 4)
     first = extract_hidden(adapter, examples, cache_dir=tmp_path, progress=False)
     extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
-    assert len(ActivationCache(tmp_path, adapter.fingerprint())) == 8  # 4 hidden + 4 head entries
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 8  # 4 hidden + 4 head entries
     monkeypatch.setattr(extract, "_run_batch", lambda *a: pytest.fail("cached examples ran again"))
     np.testing.assert_array_equal(extract_hidden(adapter, examples, cache_dir=tmp_path, progress=False), first)
 

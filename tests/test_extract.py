@@ -127,7 +127,7 @@ def test_cache_resumes_after_an_interruption(tiny_adapter, tmp_path, monkeypatch
     monkeypatch.setattr(extract, "_run_batch", dying)
     with pytest.raises(KeyboardInterrupt):
         extract_heads(adapter, examples, batch_size=2, cache_dir=tmp_path, progress=False)
-    (ActivationCache(tmp_path, adapter.fingerprint()).dir / ".junk.tmp").write_bytes(b"half a shard")
+    (ActivationCache(tmp_path, adapter.identity.namespace).dir / ".junk.tmp").write_bytes(b"half a shard")
 
     seen = []
     monkeypatch.setattr(extract, "_run_batch", lambda *a: seen.append(len(a[-1])) or real_run(*a))

@@ -248,9 +248,9 @@ def test_projector_variants_have_different_fingerprints(real: MiniAdapter) -> No
     model = real.model
     untrained = MiniLMM(model.vision, load_projector("untrained"), model.lm, model.image_token_id)
     other = MiniAdapter(untrained, real.processor, "savs-mini-untrained", "untrained")
-    assert other.fingerprint() != real.fingerprint()
+    assert other.identity.namespace != real.identity.namespace
     renamed = MiniAdapter(untrained, real.processor, "savs-mini", "aligned")  # same name, other weights
-    assert renamed.fingerprint() != real.fingerprint()
+    assert renamed.identity.namespace != real.identity.namespace
 
 
 def test_unknown_projector_variant_is_refused() -> None:

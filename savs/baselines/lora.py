@@ -15,6 +15,7 @@ import random
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch.nn import functional as F
@@ -176,7 +177,9 @@ def lora_finetune(
         )
         tuned = copy.copy(adapter)
         run = "|".join([e.fingerprint() + e.label for e in train] + [str((epochs, lr, r, seed, tuple(target_modules)))])
-        tuned.name = f"{adapter.name}+lora-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
+        lora = f"lora-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
+        tuned.name = f"{adapter.name}+{lora}"
+        tuned.identity = replace(adapter.identity, extra=f"{adapter.identity.extra}+{lora}")  # its own cache namespace
         yield tuned
     finally:
         peft_model.unload()

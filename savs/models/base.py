@@ -7,6 +7,7 @@ always comes from the model's own config.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import operator
@@ -17,10 +18,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
 
+from savs.cache import default_cache_dir
 from savs.examples import Example
-
-# Bump when a change to prompts or extraction changes the vectors: it invalidates cached activations.
-EXTRACTION_VERSION = "1"
+from savs.identity import ModelIdentity, digest, json_digest, model_source
 
 
 def default_device() -> torch.device:
@@ -56,10 +56,11 @@ class Adapter:
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
 
-    def __init__(self, model: nn.Module, processor, name: str) -> None:
+    def __init__(self, model: nn.Module, processor, name: str, source: str | None = None) -> None:
         self.model = model.eval()
         self.processor = processor
         self.name = name
+        self.source = source  # where the weights came from (see savs.identity); None: digest the parameters
 
     @classmethod
     def from_pretrained(
@@ -83,7 +84,8 @@ class Adapter:
         if "device_map" not in model_kwargs:
             model = model.to(device)
         processor = cls.load_processor(name_or_path, model.config.model_type)
-        return cls(model, processor, name=str(name_or_path))
+        source = model_source(str(name_or_path), kwargs.get("revision"), memo_dir=default_cache_dir())
+        return cls(model, processor, name=str(name_or_path), source=source)
 
     @classmethod
     def load_processor(cls, name_or_path: str, model_type: str):
@@ -169,14 +171,36 @@ class Adapter:
         new = out[:, batch["input_ids"].shape[1] :]
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    def fingerprint(self) -> str:
-        """Identifies model, precision, prompt template and extraction code: the activation-cache namespace."""
+    @functools.cached_property
+    def identity(self) -> ModelIdentity:
+        """What decides this model's vectors (``savs.identity``): the cache namespace, a saved SAV's check."""
         template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", "")
-        parts = [self.family, self.name, str(self.model.dtype), EXTRACTION_VERSION, str(template)]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        settings = self.processor.to_dict() if hasattr(self.processor, "image_processor") else {}
+        return ModelIdentity(
+            family=self.family,
+            source=self.source or f"weights:{parameters_digest(self.model)}",
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            attention=str(getattr(self.model.config, "_attn_implementation", None) or "default"),
+            template=digest(str(template)),
+            processor=json_digest(settings),
+            extra=self.identity_extra(),
+        )
+
+    def identity_extra(self) -> str:
+        """Family-specific parts of the identity (none by default)."""
+        return ""
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.name!r}, {self.n_layers} layers x {self.n_heads} heads x "
             f"{self.head_dim} dims, {self.model.dtype}, {self.device})"
         )
+
+
+def parameters_digest(model: nn.Module) -> str:
+    """Digest of a model's parameters and buffers (names, dtypes, shapes, values), for a model not loaded from disk."""
+    h = hashlib.sha256()
+    for name, tensor in sorted({**dict(model.named_parameters()), **dict(model.named_buffers())}.items()):
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

