@@ -1,44 +1,160 @@
-"""The one example type every loader returns and every model adapter consumes."""
+"""The one example type every loader returns and every model adapter consumes, and the task that holds them."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
+ImageSource = bytes | str | os.PathLike | Callable[[], "bytes | str | os.PathLike"]
 
-@dataclass(frozen=True)
+
+class LazyImage:
+    """An image read and decoded only when a model needs its pixels.
+
+    Paper-scale test sets (ImageNet's validation split, VizWiz's phone photos) do not fit in memory decoded, so
+    loaders hand these out instead of PIL images. ``source`` is the encoded bytes, a file path, or a zero-argument
+    callable returning either (e.g. a row of a memory-mapped ``datasets`` table). Its identity for caching is a
+    digest of the encoded bytes, computed once.
+    """
+
+    __slots__ = ("_source", "_digest")
+
+    def __init__(self, source: ImageSource) -> None:
+        if isinstance(source, str | os.PathLike) and not Path(source).is_file():
+            raise FileNotFoundError(f"image file {source} does not exist")
+        if not isinstance(source, bytes | str | os.PathLike) and not callable(source):
+            raise TypeError(f"a LazyImage reads bytes, a path or a callable; got {type(source).__name__}")
+        self._source = source
+        self._digest: str | None = None
+
+    def read(self) -> bytes:
+        """The encoded image bytes."""
+        data = self._source() if callable(self._source) else self._source
+        return data if isinstance(data, bytes) else Path(data).read_bytes()
+
+    def open(self) -> Image.Image:
+        """The decoded image, RGB; an unreadable image raises a ValueError naming its source."""
+        try:
+            with Image.open(io.BytesIO(self.read())) as im:
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ValueError(f"cannot decode image {self!r}: {e}") from e
+
+    def digest(self) -> str:
+        """sha256 of the encoded bytes (memoized)."""
+        if self._digest is None:
+            self._digest = hashlib.sha256(self.read()).hexdigest()
+        return self._digest
+
+    def __repr__(self) -> str:
+        where = self._source if isinstance(self._source, str | os.PathLike) else type(self._source).__name__
+        return f"LazyImage({where})"
+
+
+ImageLike = Image.Image | LazyImage
+
+
+def decode(image: ImageLike) -> Image.Image:
+    """A PIL image as is; a LazyImage read and decoded now (RGB)."""
+    return image.open() if isinstance(image, LazyImage) else image
+
+
+def _as_image(value: object, where: str) -> ImageLike:
+    """A PIL image or LazyImage as is; a file path as a LazyImage; anything else a TypeError saying what to pass."""
+    if isinstance(value, Image.Image | LazyImage):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return LazyImage(value)
+    hint = " (PIL.Image.fromarray(array) makes one from an array)" if hasattr(value, "__array__") else ""
+    raise TypeError(f"{where} is a {type(value).__name__}; expected a PIL image, a LazyImage or a file path{hint}")
+
+
+def _image_bytes(h: hashlib._Hash, image: ImageLike) -> None:
+    """Feed one image into a fingerprint: tagged, so pixels, encoded bytes and text can never run together."""
+    if isinstance(image, LazyImage):
+        h.update(b"\x00encoded\x00" + image.digest().encode())
+        return
+    pixels = image.tobytes()
+    h.update(f"\x00pixels\x00{image.mode}\x00{image.size[0]}x{image.size[1]}\x00{len(pixels)}\x00".encode())
+    h.update(pixels)
+
+
+@dataclass(frozen=True, eq=False)
 class Example:
     """One (image(s), prompt) -> label item.
 
-    ``text`` is the user turn only (no chat template: the adapter adds it); ``images`` are RGB PIL
-    images in prompt order (empty for text-only tasks); ``label`` is the gold class name.
-    ``uid`` names the example for humans (``"fashion_mnist/test/17"``); caching never relies on it.
+    ``text`` is the user turn only (no chat template: the adapter adds it); ``images`` are PIL images or
+    ``LazyImage``s in prompt order (a single image or a file path is accepted and wrapped; empty for text-only
+    tasks); ``label`` is the gold class name. ``uid`` names the example for humans (``"fashion_mnist/test/17"``);
+    caching never relies on it. Two examples are equal when their content (``fingerprint``), label and uid are.
     """
 
     text: str
     label: str
-    images: tuple[Image.Image, ...] = ()
+    images: tuple[ImageLike, ...] = ()
     uid: str = ""
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: dict = field(default_factory=dict)
+    _fingerprint: list[str] = field(default_factory=list, init=False, repr=False)  # memo: [] until computed
+
+    def __post_init__(self) -> None:
+        for name in ("text", "label", "uid"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"Example.{name} must be a str; got {type(value).__name__} {value!r}")
+        images = self.images
+        if images is None:
+            images = ()
+        elif isinstance(images, Image.Image | LazyImage | str | os.PathLike):
+            images = (images,)  # one image, not wrapped in a tuple
+        elif not isinstance(images, Iterable):
+            raise TypeError(f"Example.images must be a sequence of images; got {type(images).__name__}")
+        object.__setattr__(self, "images", tuple(_as_image(im, f"images[{i}]") for i, im in enumerate(images)))
+
+    def pil_images(self) -> tuple[Image.Image, ...]:
+        """The images decoded, RGB (lazy ones are read now; nothing is kept)."""
+        return tuple(decode(im) for im in self.images)
 
     def fingerprint(self) -> str:
-        """Content hash of prompt and pixels (not of label or uid): the activation-cache key part."""
-        h = hashlib.sha256(self.text.encode())
-        for im in self.images:
-            h.update(f"{im.mode}{im.size}".encode())
-            h.update(im.tobytes())
-        return h.hexdigest()
+        """Content hash of prompt and images (not of label or uid): the activation-cache key part; memoized."""
+        if not self._fingerprint:
+            text = self.text.encode()
+            h = hashlib.sha256(f"text\x00{len(text)}\x00".encode() + text)
+            for im in self.images:
+                _image_bytes(h, im)
+            self._fingerprint.append(h.hexdigest())
+        return self._fingerprint[0]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Example):
+            return NotImplemented
+        return (self.label, self.uid, self.fingerprint()) == (other.label, other.uid, other.fingerprint())
+
+    def __hash__(self) -> int:
+        return hash((self.label, self.uid, self.fingerprint()))
+
+
+def _check_count(value: object, name: str, minimum: int) -> None:
+    """An int argument (not a bool) of at least ``minimum``, or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
 
 
 @dataclass
 class Task:
     """A labelled task: a training pool to draw few-shot sets from and a fixed test set.
 
-    ``labels`` is the label set in a fixed order; every example's label must be in it.
+    ``labels`` is the label set in a fixed order; every example's label must be in it. ``pool_is_test``: the
+    few-shot pool is the evaluated split itself (BLINK as the paper's authors ran it: few-shot items from its
+    validation split, the rest of it as the test set), so each seed's test set is ``test`` minus that seed's
+    few-shot examples (``test_subset(..., exclude=few_shot)``).
     """
 
     name: str
@@ -46,6 +162,7 @@ class Task:
     train: list[Example]
     test: list[Example]
     description: str = ""
+    pool_is_test: bool = False
 
     def __post_init__(self) -> None:
         known = set(self.labels)
@@ -55,8 +172,23 @@ class Task:
                 raise ValueError(f"task {self.name!r}: {split} labels {sorted(bad)} are not in its label set")
 
     def few_shot(self, k: int, seed: int = 0) -> list[Example]:
-        """``k`` training examples per class, drawn with ``seed`` (the same seed gives the same set)."""
-        return sample_per_class(self.train, k, seed, self.labels)
+        """``k`` training examples per class, drawn with ``seed`` (the same seed gives the same set).
+
+        Where the pool is the test split (``pool_is_test``) a class with ``k`` or fewer examples gives all but one,
+        so every class keeps a test example; a warning names those classes.
+        """
+        _check_count(k, "k (examples per class)", 1)
+        if not self.pool_is_test:
+            return sample_per_class(self.train, k, seed, self.labels)
+        counts = {lab: sum(e.label == lab for e in self.train) for lab in self.labels}
+        short = {lab: n - 1 for lab, n in counts.items() if n <= k}
+        if short:
+            warnings.warn(
+                f"task {self.name!r}: {k} per class asked, but the few-shot pool is the test split and these classes "
+                f"have only that many or fewer; taking all but one of each: {short}",
+                stacklevel=2,
+            )
+        return sample_per_class(self.train, k, seed, self.labels, per_class={**dict.fromkeys(counts, k), **short})
 
     def evaluate(self, examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
         """Metrics of ``predictions`` on ``examples``, in %. Plain accuracy; grouped benchmarks override."""
@@ -67,17 +199,31 @@ class Task:
         hits = sum(e.label == p for e, p in zip(examples, predictions, strict=True))
         return {"accuracy": 100.0 * hits / len(examples)}
 
-    def test_subset(self, n: int | None = None, seed: int = 0) -> list[Example]:
-        """The first ``n`` test examples of a seeded shuffle (all of them when ``n`` is None)."""
-        items = list(self.test)
+    def test_subset(self, n: int | None = None, seed: int = 0, exclude: Iterable[Example] = ()) -> list[Example]:
+        """The first ``n`` test examples of a seeded shuffle (all of them when ``n`` is None), leaving out
+        ``exclude`` (a seed's few-shot set, where the pool is the test split)."""
+        if n is not None:
+            _check_count(n, "n (test examples)", 0)
+        items = _without(self.test, exclude)
         random.Random(seed).shuffle(items)
         return items if n is None else items[:n]
 
 
+def _without(items: Sequence[Example], exclude: Iterable[Example]) -> list[Example]:
+    """``items`` minus those equal to one of ``exclude``, in order."""
+    drop = set(exclude)
+    return [e for e in items if e not in drop] if drop else list(items)
+
+
 def sample_per_class(
-    pool: Sequence[Example], k: int, seed: int, labels: Sequence[str] | None = None
+    pool: Sequence[Example],
+    k: int,
+    seed: int,
+    labels: Sequence[str] | None = None,
+    per_class: dict[str, int] | None = None,
 ) -> list[Example]:
-    """Draw ``k`` examples of every label (in label order), seeded; a clear error if one has fewer."""
+    """Draw ``k`` examples of every label (``per_class[label]`` where given), in label order, seeded; a clear error
+    if one has fewer."""
     labels = list(labels) if labels is not None else sorted({e.label for e in pool})
     by_label: dict[str, list[Example]] = {lab: [] for lab in labels}
     for e in pool:
@@ -86,8 +232,8 @@ def sample_per_class(
     rng = random.Random(seed)
     out: list[Example] = []
     for lab in labels:
-        items = by_label[lab]
-        if len(items) < k:
-            raise ValueError(f"label {lab!r} has {len(items)} examples in the pool; {k} per class were asked")
-        out.extend(rng.sample(items, k))
+        items, want = by_label[lab], (per_class or {}).get(lab, k)
+        if len(items) < want:
+            raise ValueError(f"label {lab!r} has {len(items)} examples in the pool; {want} per class were asked")
+        out.extend(rng.sample(items, want))
     return out

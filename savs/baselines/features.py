@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from savs.examples import Example
+from savs.examples import Example, decode
 from savs.extract import extract_features
 from savs.models.base import Adapter
 
@@ -69,7 +69,7 @@ def probe_predict(
 def blank_images(examples: Sequence[Example], fill: tuple[int, int, int] = (127, 127, 127)) -> list[Example]:
     """The same prompts and labels with every image a uniform ``fill`` image of the same size (uid + "+blank")."""
     return [
-        replace(e, images=tuple(Image.new("RGB", im.size, fill) for im in e.images), uid=f"{e.uid}+blank")
+        replace(e, images=tuple(Image.new("RGB", im.size, fill) for im in e.pil_images()), uid=f"{e.uid}+blank")
         for e in examples
     ]
 
@@ -110,7 +110,7 @@ def vision_features(
     chunks = range(0, len(images), batch_size)
     pooled = torch.cat(
         [
-            _pooled_image_features(adapter, images[i : i + batch_size])
+            _pooled_image_features(adapter, [decode(im) for im in images[i : i + batch_size]])
             for i in tqdm(chunks, desc="vision features", unit="batch", disable=not progress)
         ]
     )

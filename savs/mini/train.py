@@ -91,7 +91,7 @@ def build_corpus(n_images: int, seed: int) -> dict[str, list[Example]]:
 
 def vision_features(model: MiniLMM, examples: Sequence[Example], batch_size: int = 32) -> dict[int, torch.Tensor]:
     """Frozen vision features ``(n_tokens, 1280)`` of every distinct image, by easy-VQA image id."""
-    images = {e.meta["image_id"]: e.images[0] for e in examples}
+    images = {e.meta["image_id"]: e.pil_images()[0] for e in examples}
     ids = sorted(images)
     out: dict[int, torch.Tensor] = {}
     for s in tqdm(range(0, len(ids), batch_size), desc="vision features", unit="batch"):

@@ -145,7 +145,7 @@ class Adapter:
         if n_images != {0}:
             if 0 in n_images:
                 raise ValueError("a batch mixes examples with and without images; split it by image count")
-            kwargs["images"] = [list(e.images) for e in examples]
+            kwargs["images"] = [list(e.pil_images()) for e in examples]
         tok = self.tokenizer
         old_side, tok.padding_side = tok.padding_side, padding_side
         try:

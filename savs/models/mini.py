@@ -96,7 +96,7 @@ class MiniAdapter(Adapter):
             texts, padding=True, padding_side=padding_side, return_tensors="pt", add_special_tokens=False
         )
         if n_images != {0}:
-            batch["pixel_values"] = preprocess([im for e in examples for im in e.images])
+            batch["pixel_values"] = preprocess([im for e in examples for im in e.pil_images()])
         return batch.to(self.device)
 
     def prefix_barrier_ids(self) -> set[int]:

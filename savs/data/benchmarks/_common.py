@@ -315,11 +315,16 @@ class GroupedTask(Task):
             out[metric] = 100.0 * sum(right.values()) / len(right)
         return out
 
-    def test_subset(self, n: int | None = None, seed: int = 0) -> list[Example]:
-        """Whole groups of a seeded shuffle of the groups, as many as fit in ``n`` examples (None: all)."""
+    def test_subset(self, n: int | None = None, seed: int = 0, exclude: Iterable[Example] = ()) -> list[Example]:
+        """Whole groups of a seeded shuffle of the groups, as many as fit in ``n`` examples (None: all); a group
+        holding one of ``exclude`` is left out whole."""
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"n (test examples) must be an int >= 0; got {n!r}")
+        dropped = {e.meta["group"] for e in set(exclude)}
         groups: dict[Hashable, list[Example]] = {}
         for e in self.test:
-            groups.setdefault(e.meta["group"], []).append(e)
+            if e.meta["group"] not in dropped:
+                groups.setdefault(e.meta["group"], []).append(e)
         order = list(groups.values())
         random.Random(seed).shuffle(order)
         out: list[Example] = []
