@@ -1,29 +1,55 @@
 """The one-call API: ``fit_sav(model, examples)`` -> a classifier of new (image, text) examples, end to end.
 
-A fitted ``SAVPipeline`` keeps only what prediction needs (the selected heads and their class means),
-runs the model only up to the deepest selected layer, and saves to safetensors + JSON (no pickle).
+A fitted ``SAVPipeline`` keeps only what prediction needs (the selected heads and their class means) and runs the
+model only up to the deepest selected layer. It saves to one directory of safetensors + JSON (no pickle) that also
+records the model it was fitted on (``savs.identity``) and that model's head geometry; loading validates every
+field it reads and refuses another model, since class means only describe the heads of the model they came from.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+import safetensors.numpy
 
-from savs.classifier import SAVClassifier
+from savs.classifier import METRICS, SAVClassifier
 from savs.examples import Example
 from savs.extract import extract_heads
+from savs.identity import ModelIdentity, digest
 from savs.models import Adapter, load_model
+
+# sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity.
+FORMAT_VERSION = 2
+JSON_FILE, ARRAYS_FILE = "sav.json", "sav.safetensors"
+GEOMETRY = ("n_layers", "n_heads", "head_dim")
+
+
+class SavedSAVError(ValueError):
+    """A saved SAV that is missing, incomplete, corrupt or inconsistent; the message names the file and the field."""
+
+    def __init__(self, file: Path, field: str, problem: str) -> None:
+        super().__init__(f"{file}: {field}: {problem}")
+
+
+class ModelMismatchError(ValueError):
+    """A saved SAV given a model other than the one it was fitted on (its class means would be meaningless)."""
 
 
 class SAVPipeline:
     """A model adapter plus a classifier over its selected heads only.
 
     ``classifier`` is fitted on the selected heads laid out as a ``(k, 1)`` grid, in rank order, so its
-    votes (and vote-tie breaking) are those of the full classifier it came from.
+    votes (and vote-tie breaking) are those of the full classifier it came from. ``save`` and ``load`` keep
+    a pipeline on disk with the identity of its model; ``load`` refuses any other model.
     """
 
     def __init__(self, adapter: Adapter, heads: np.ndarray, classifier: SAVClassifier, batch_size: int = 8):
@@ -56,37 +82,295 @@ class SAVPipeline:
         return self.classifier.score(self.features(examples, **extract_kwargs), y)
 
     def save(self, path: str | Path) -> None:
-        """Write ``path/sav.safetensors`` (heads, class means) and ``path/sav.json`` (model, classes, metric)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        """Write the directory ``path``: ``sav.safetensors`` (heads, class means) and ``sav.json`` (format, model
+        name, identity and geometry, classes, metric, the arrays' sha256).
+
+        The directory is written in full beside ``path`` and then renamed into place, so ``path`` holds the old
+        save or the new one, never a mix, and a save that fails or is killed leaves the old one as it was. An
+        existing ``path`` is replaced only when it holds a saved SAV (or nothing).
+        """
         clf = self.classifier
-        save_file(
-            {"heads": self.heads.astype(np.int64), "class_means": clf.class_means_[:, :, 0]},  # (C, k, d)
-            str(path / "sav.safetensors"),
-        )
-        meta = {"model": self.adapter.name, "classes": clf.classes_.tolist(), "metric": clf.metric}
-        (path / "sav.json").write_text(json.dumps(meta, indent=2))
+        arrays = safetensors.numpy.save(
+            {"heads": self.heads.astype(np.int64), "class_means": np.ascontiguousarray(clf.class_means_[:, :, 0])}
+        )  # heads (k, 2); class means (C, k, d)
+        meta = {
+            "format": FORMAT_VERSION,
+            "model": self.adapter.name,
+            "identity": self.adapter.identity.to_dict(),
+            "geometry": geometry(self.adapter),
+            "classes": clf.classes_.tolist(),
+            "metric": clf.metric,
+            "arrays_sha256": digest(arrays),
+        }
+        files = {ARRAYS_FILE: arrays, JSON_FILE: json.dumps(meta, indent=2).encode()}
+        _write_directory(Path(os.path.abspath(path)), files)
 
     @classmethod
-    def load(cls, path: str | Path, adapter: Adapter | None = None, **load_kwargs) -> SAVPipeline:
-        """Read a saved pipeline; loads its model by name unless ``adapter`` is given."""
-        path = Path(path)
-        meta = json.loads((path / "sav.json").read_text())
-        arrays = load_file(str(path / "sav.safetensors"))
-        adapter = adapter or load_model(meta["model"], **load_kwargs)
-        return cls(adapter, arrays["heads"], _compact_classifier(arrays["class_means"], meta))
+    def load(
+        cls, path: str | Path, adapter: Adapter | None = None, *, allow_model_mismatch: bool = False, **load_kwargs
+    ) -> SAVPipeline:
+        """Read and validate a saved pipeline, then load its model by name (``load_kwargs`` go to ``load_model``)
+        unless ``adapter`` is given.
+
+        Raises ``SavedSAVError`` for a missing, corrupt or inconsistent save (before any model is loaded) and
+        ``ModelMismatchError`` when the model's identity differs from the saved one (another checkpoint, dtype,
+        attention, chat template, processor or library version: the class means would not describe its heads).
+        ``allow_model_mismatch=True`` turns an identity mismatch into a warning; a model whose geometry (layers,
+        heads, head size) differs is always refused.
+        """
+        path = Path(os.path.abspath(path))
+        saved = read_saved(path)
+        if adapter is None:
+            adapter = load_model(saved.model, **load_kwargs)
+        _check_model(saved, adapter, path, allow_model_mismatch)
+        return cls(adapter, saved.heads, _compact_classifier(saved.class_means, saved.classes, saved.metric))
 
 
-def _compact_classifier(class_means: np.ndarray, meta: dict) -> SAVClassifier:
+def geometry(adapter: Adapter) -> dict[str, int]:
+    """The head layout a SAV's head indices and vector sizes refer to."""
+    return {"n_layers": adapter.n_layers, "n_heads": adapter.n_heads, "head_dim": adapter.head_dim}
+
+
+def _compact_classifier(class_means: np.ndarray, classes: list, metric: str) -> SAVClassifier:
     """Rebuild the fitted ``(k, 1)``-grid classifier from its saved state (no refit: the shots are gone)."""
     C, k, d = class_means.shape
-    clf = SAVClassifier(heads=[(i, 0) for i in range(k)], metric=meta["metric"])
-    clf.classes_ = np.array(meta["classes"])
+    clf = SAVClassifier(heads=[(i, 0) for i in range(k)], metric=metric)
+    clf.classes_ = np.array(classes)
     clf.class_means_ = class_means[:, :, None].astype(np.float64)  # (C, k, 1, d)
     clf.heads_ = np.stack([np.arange(k), np.zeros(k, dtype=np.int64)], axis=1)
     clf.head_grid_ = (k, 1)
     clf.n_features_in_ = k * d
     return clf
+
+
+# ----- checking the model -------------------------------------------------------------------------------------
+def _check_model(saved: SavedSAV, adapter: Adapter, path: Path, allow_mismatch: bool) -> None:
+    """Refuse a model whose geometry differs; refuse (or, when allowed, warn about) one whose identity differs."""
+    given = geometry(adapter)
+    if given != saved.geometry:
+        diffs = "; ".join(f"{k}: {saved.geometry[k]} != {given[k]}" for k in GEOMETRY if given[k] != saved.geometry[k])
+        raise ModelMismatchError(
+            f"the SAV saved at {path} was fitted on model {saved.model!r}, whose heads are laid out differently "
+            f"from those of the given model {adapter.name!r} ({diffs}; saved != given): its head indices and class "
+            f"means cannot apply to this model, whatever allow_model_mismatch says."
+        )
+    diffs = saved.identity.differences(adapter.identity)
+    if not diffs:
+        return
+    message = (
+        f"the SAV saved at {path} was fitted on model {saved.model!r}; the given model {adapter.name!r} differs in "
+        f"{'; '.join(diffs)} (saved != given), so its heads' vectors are not those the class means were taken from"
+    )
+    if not allow_mismatch:
+        raise ModelMismatchError(f"{message}. Pass allow_model_mismatch=True to use it anyway.")
+    warnings.warn(f"{message}; used anyway (allow_model_mismatch=True).", stacklevel=3)
+
+
+# ----- reading and validating ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SavedSAV:
+    """A saved SAV's content, every field checked (``read_saved``)."""
+
+    model: str
+    identity: ModelIdentity
+    geometry: dict[str, int]
+    classes: list
+    metric: str
+    heads: np.ndarray  # (k, 2) int64 (layer, head), best first
+    class_means: np.ndarray  # (C, k, d) float64
+
+
+def read_saved(path: Path) -> SavedSAV:
+    """Read a saved SAV directory, checking files, format, every field, the arrays' checksum and their consistency."""
+    _check_directory(path)
+    meta_file, arrays_file = path / JSON_FILE, path / ARRAYS_FILE
+    meta = _read_json(meta_file)
+    if meta.get("format") != FORMAT_VERSION:
+        raise SavedSAVError(meta_file, "format", _format_problem(meta.get("format")))
+    model = _field(meta, "model", str, meta_file)
+    metric = _field(meta, "metric", str, meta_file)
+    if metric not in METRICS:
+        raise SavedSAVError(meta_file, "metric", f"{metric!r} is not one of {METRICS}")
+    try:
+        identity = ModelIdentity.from_dict(_field(meta, "identity", dict, meta_file))
+    except ValueError as err:
+        raise SavedSAVError(meta_file, "identity", str(err)) from err
+    shape = _read_geometry(_field(meta, "geometry", dict, meta_file), meta_file)
+    classes = _read_classes(_field(meta, "classes", list, meta_file), meta_file)
+    arrays = _read_arrays(arrays_file, _field(meta, "arrays_sha256", str, meta_file))
+    heads = _read_heads(arrays, shape, arrays_file)
+    means = _read_means(arrays, len(classes), len(heads), shape["head_dim"], arrays_file, meta_file)
+    return SavedSAV(model, identity, shape, classes, metric, heads, means)
+
+
+def _check_directory(path: Path) -> None:
+    """A directory holding both files; a missing one may have been moved aside by a save killed mid-swap."""
+    if not path.is_dir():
+        aside = sorted(path.parent.glob(f".{path.name}.replaced-*"))
+        hint = f" (a save interrupted while swapping left the previous one at {aside[-1]})" if aside else ""
+        raise SavedSAVError(path, "directory", f"no saved SAV here{hint}")
+    for name in (JSON_FILE, ARRAYS_FILE):
+        if not (path / name).is_file():
+            raise SavedSAVError(path / name, "file", "missing")
+
+
+def _format_problem(found: Any) -> str:
+    if found is None:
+        return "missing: written by an older savs that recorded no model identity; fit and save it again"
+    return f"unknown format {found!r}; this savs reads format {FORMAT_VERSION}"
+
+
+def _read_json(file: Path) -> dict:
+    try:
+        meta = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SavedSAVError(file, "content", f"not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise SavedSAVError(file, "content", f"expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _field(meta: dict, name: str, kind: type, file: Path) -> Any:
+    """``meta[name]``, which must be present and of type ``kind``."""
+    if name not in meta:
+        raise SavedSAVError(file, name, "missing")
+    if not isinstance(meta[name], kind):
+        raise SavedSAVError(file, name, f"expected {kind.__name__}, got {type(meta[name]).__name__}")
+    return meta[name]
+
+
+def _read_geometry(raw: dict, file: Path) -> dict[str, int]:
+    """Exactly n_layers, n_heads and head_dim, each a positive int."""
+    if set(raw) != set(GEOMETRY):
+        raise SavedSAVError(file, "geometry", f"expected the fields {list(GEOMETRY)}, got {sorted(raw)}")
+    bad = {k: v for k, v in raw.items() if type(v) is not int or v < 1}
+    if bad:
+        raise SavedSAVError(file, "geometry", f"expected positive ints, got {bad}")
+    return {k: raw[k] for k in GEOMETRY}
+
+
+def _read_classes(classes: list, file: Path) -> list:
+    """At least two distinct labels, all strings or all numbers (labels come sorted from ``np.unique``)."""
+    kinds = {type(c) for c in classes}
+    if len(classes) < 2 or not (kinds <= {str} or kinds <= {int, float} or kinds == {bool}):
+        raise SavedSAVError(file, "classes", f"expected at least 2 labels, all strings or all numbers; got {classes}")
+    if len(set(classes)) != len(classes):
+        raise SavedSAVError(file, "classes", f"duplicate labels in {classes}")
+    return classes
+
+
+def _read_arrays(file: Path, sha256: str) -> dict[str, np.ndarray]:
+    """The safetensors file's arrays, after checking its content against the checksum sav.json recorded."""
+    data = file.read_bytes()
+    if digest(data) != sha256:
+        raise SavedSAVError(
+            file, "arrays_sha256", "content does not match the checksum in sav.json (corrupt, or from another save)"
+        )
+    try:
+        return safetensors.numpy.load(data)
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type for a malformed file
+        raise SavedSAVError(file, "content", f"not a safetensors file ({err})") from err
+
+
+def _array(arrays: dict[str, np.ndarray], name: str, ndim: int, kinds: str, file: Path) -> np.ndarray:
+    """``arrays[name]``, which must be present, ``ndim``-dimensional, non-empty and of a dtype kind in ``kinds``."""
+    if name not in arrays:
+        raise SavedSAVError(file, name, "missing")
+    a = arrays[name]
+    if a.ndim != ndim or a.size == 0 or a.dtype.kind not in kinds:
+        raise SavedSAVError(file, name, f"expected a non-empty {ndim}-D array, got shape {a.shape} of {a.dtype}")
+    return a
+
+
+def _read_heads(arrays: dict[str, np.ndarray], shape: dict[str, int], file: Path) -> np.ndarray:
+    """(k, 2) distinct int (layer, head) pairs inside the saved geometry."""
+    heads = _array(arrays, "heads", 2, "iu", file)
+    if heads.shape[1] != 2:
+        raise SavedSAVError(file, "heads", f"expected (k, 2) (layer, head) pairs, got shape {heads.shape}")
+    L, H = shape["n_layers"], shape["n_heads"]
+    outside = heads[(heads[:, 0] < 0) | (heads[:, 0] >= L) | (heads[:, 1] < 0) | (heads[:, 1] >= H)]
+    if len(outside):
+        raise SavedSAVError(file, "heads", f"{outside.tolist()} outside the geometry (n_layers, n_heads) = {(L, H)}")
+    if len(np.unique(heads, axis=0)) != len(heads):
+        raise SavedSAVError(file, "heads", f"duplicate (layer, head) pairs in {heads.tolist()}")
+    return heads.astype(np.int64)
+
+
+def _read_means(
+    arrays: dict[str, np.ndarray], n_classes: int, k: int, head_dim: int, file: Path, meta_file: Path
+) -> np.ndarray:
+    """(C, k, d) finite float class means, C and k and d agreeing with classes, heads and geometry."""
+    means = _array(arrays, "class_means", 3, "f", file)
+    if means.shape != (n_classes, k, head_dim):
+        raise SavedSAVError(
+            file,
+            "class_means",
+            f"shape {means.shape}, but {meta_file.name} lists {n_classes} classes, {k} heads are saved and "
+            f"head_dim is {head_dim}: expected {(n_classes, k, head_dim)}",
+        )
+    if not np.isfinite(means).all():
+        raise SavedSAVError(file, "class_means", f"{int((~np.isfinite(means)).sum())} values are NaN or infinite")
+    return means.astype(np.float64)
+
+
+# ----- writing a directory at once ----------------------------------------------------------------------------
+def _write_directory(path: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into a new hidden sibling of ``path``, synced, then swap it in (``_swap_in``)."""
+    _check_replaceable(path, set(files))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = path.with_name(f".{path.name}.saving-{secrets.token_hex(4)}")
+    new.mkdir()
+    try:
+        for name, data in files.items():
+            _write_synced(new / name, data)
+        _sync_directory(new)
+        _swap_in(new, path)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)  # only left when something failed before the swap
+
+
+def _check_replaceable(path: Path, names: set[str]) -> None:
+    """Refuse to replace anything but a saved SAV or an empty directory: the whole directory is swapped."""
+    if not path.exists():
+        return
+    held = {p.name for p in path.iterdir()} if path.is_dir() else None
+    if held is None or not held <= names:
+        what = "a file" if held is None else f"a directory holding {sorted(held - names)}"
+        raise FileExistsError(f"{path} is {what}, not a saved SAV: refusing to replace it; save elsewhere")
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Rename ``new`` to ``path``. An existing ``path`` is moved aside first, put back if the rename fails, and
+    deleted after; only a kill between the two renames leaves it aside (``.<name>.replaced-*``, named by load)."""
+    if not path.exists():
+        os.rename(new, path)
+    else:
+        old = path.with_name(f".{path.name}.replaced-{secrets.token_hex(4)}")
+        os.rename(path, old)
+        try:
+            os.rename(new, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old)
+    _sync_directory(path.parent)
+
+
+def _write_synced(file: Path, data: bytes) -> None:
+    """Write ``data`` and flush it to the disk, so a power cut after the swap cannot leave an empty file."""
+    with file.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_directory(path: Path) -> None:
+    """Flush a directory's entries (its new names) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fit_sav(

@@ -6,8 +6,17 @@ supported architecture works too (the family is read from its config).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
+from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig
 
 from savs.models.base import Adapter
@@ -62,23 +71,77 @@ def resolve(name_or_path: str) -> str:
     return spec.hub_id if spec and spec.hub_id else name_or_path
 
 
+# ----- the hub without a network -------------------------------------------------------------------
+# With no network the hub client retries every request for tens of seconds before giving the answer the local
+# hub cache gives at once; a quick probe, asked once, decides between the two.
+HUB_PROBE_TIMEOUT_S = 2.0
+
+
+def _connects(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the hub's endpoint (``HF_ENDPOINT``) accepts a TCP connection within ``HUB_PROBE_TIMEOUT_S``.
+
+    Asked once per process. Behind a proxy the answer is yes without asking (the client goes through the proxy,
+    where a direct connection may fail). The probe runs in a daemon thread, so a hung DNS lookup cannot outlast
+    the timeout.
+    """
+    url = urlsplit(hf_constants.ENDPOINT)
+    if urllib.request.getproxies().get(url.scheme):
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    answer: list[bool] = []
+    probe = threading.Thread(
+        target=lambda: answer.append(_connects(url.hostname or "", port, HUB_PROBE_TIMEOUT_S)), daemon=True
+    )
+    probe.start()
+    probe.join(HUB_PROBE_TIMEOUT_S)
+    return answer == [True]
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """Within the block, when ``offline``, the hub client (and transformers) read the local hub cache only.
+
+    Offline mode is the one switch that reaches every file a load reads (config, weights, processor).
+    """
+    before = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = before or offline
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = before
+
+
 def load_model(name_or_path: str, **kwargs) -> Adapter:
     """Load a model by registry name, hub id or local directory and wrap it in its family's adapter.
 
-    Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``.
+    Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``. A hub id
+    is read from the local hub cache alone when ``hub_reachable`` finds no network.
     """
     spec = MODELS.get(name_or_path)
     if spec is not None and spec.hub_id is None:
         return adapter_class(spec.family).from_pretrained(name_or_path, **kwargs)
     path = resolve(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise ValueError(
-            f"cannot load model {name_or_path!r} (resolved to {path!r}): it is neither a local model directory "
-            f"nor reachable on the hub ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
-            f"Registry names: {', '.join(MODELS)}"
-        ) from err
-    adapter = adapter_class(config.model_type).from_pretrained(path, **kwargs)
+    offline = not hf_constants.HF_HUB_OFFLINE and not Path(path).is_dir() and not hub_reachable()
+    with _hub_offline(offline):
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            searched = "no network was found, so only the local hub cache was searched; " if offline else ""
+            raise ValueError(
+                f"cannot load model {name_or_path!r} (resolved to {path!r}): it is neither a local model directory "
+                f"nor reachable on the hub ({searched}{err.__class__.__name__}: {str(err).splitlines()[0]}). "
+                f"Registry names: {', '.join(MODELS)}"
+            ) from err
+        adapter = adapter_class(config.model_type).from_pretrained(path, **kwargs)
     adapter.name = name_or_path
     return adapter
