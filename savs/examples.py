@@ -174,14 +174,14 @@ class Task:
     def few_shot(self, k: int, seed: int = 0) -> list[Example]:
         """``k`` training examples per class, drawn with ``seed`` (the same seed gives the same set).
 
-        Where the pool is the test split (``pool_is_test``) a class with ``k`` or fewer examples gives all but one,
-        so every class keeps a test example; a warning names those classes.
+        Where the pool is the test split (``pool_is_test``) a class with ``k`` or fewer examples gives all but one
+        (none if it has one or none), so every class keeps a test example; a warning names those classes.
         """
         _check_count(k, "k (examples per class)", 1)
         if not self.pool_is_test:
             return sample_per_class(self.train, k, seed, self.labels)
         counts = {lab: sum(e.label == lab for e in self.train) for lab in self.labels}
-        short = {lab: n - 1 for lab, n in counts.items() if n <= k}
+        short = {lab: max(n - 1, 0) for lab, n in counts.items() if n <= k}
         if short:
             warnings.warn(
                 f"task {self.name!r}: {k} per class asked, but the few-shot pool is the test split and these classes "

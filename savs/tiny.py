@@ -14,6 +14,7 @@ and a video processor.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,10 @@ IDEFICS_TOKENS = [
 ]
 
 Built = tuple[PreTrainedModel, ProcessorMixin | PreTrainedTokenizerFast]
+
+# Public settings of the paper's checkpoints (chat template, image processor, processor, the config values that set
+# the image tokens): stand-ins built "like" one of them prompt and tokenise exactly as the real checkpoint does.
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 
@@ -273,6 +278,63 @@ def _llava_onevision() -> Built:
     return LlavaOnevisionForConditionalGeneration(config), processor
 
 
+def checkpoint(name: str) -> tuple[str, dict]:
+    """A paper checkpoint's chat template and settings (``savs/checkpoints/<name>/``)."""
+    folder = CHECKPOINTS / name
+    if not folder.is_dir():
+        known = ", ".join(sorted(p.name for p in CHECKPOINTS.iterdir() if p.is_dir()))
+        raise ValueError(f"no checkpoint settings for {name!r}; known: {known}")
+    return (folder / "chat_template.jinja").read_text(), json.loads((folder / "settings.json").read_text())
+
+
+def _llava_ov_7b() -> Built:
+    """Tiny LLaVA-OneVision with llava-ov-7b's chat template, image processing (384 px SigLIP crops, anyres_max_9)
+    and image-token settings: its prompts and image-token counts are the real checkpoint's."""
+    template, cfg = checkpoint("llava-ov-7b")
+    tok = _tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    m = cfg["model"]
+    config = LlavaOnevisionConfig(
+        text_config={
+            "model_type": "qwen2",
+            **_text_config(tok, num_key_value_heads=2, max_position_embeddings=m["max_position_embeddings"]),
+        },
+        vision_config=SiglipVisionConfig(**VISION, image_size=m["vision_image_size"], patch_size=m["patch_size"]),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        video_token_index=tok.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=m["image_grid_pinpoints"],
+        vision_feature_select_strategy=m["vision_feature_select_strategy"],
+        vision_aspect_ratio=m["vision_aspect_ratio"],
+    )
+    images = LlavaOnevisionImageProcessorPil(**cfg["image_processor"])
+    processor = NoVideoLlavaOnevisionProcessor(images, tok, chat_template=template, **cfg["processor"])
+    return LlavaOnevisionForConditionalGeneration(config), processor
+
+
+def _qwen2_vl_7b() -> Built:
+    """Tiny Qwen2-VL with Qwen2-VL-7B-Instruct's chat template and image processing (min/max pixels, 14 px patches
+    merged 2x2): its prompts and image-token counts are the real checkpoint's."""
+    template, cfg = checkpoint("qwen2-vl-7b")
+    tok = _tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    m, ip = cfg["model"], dict(cfg["image_processor"])
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    config = Qwen2VLConfig(
+        text_config=_text_config(
+            tok, num_key_value_heads=2, rope_parameters=rope, max_position_embeddings=m["max_position_embeddings"]
+        ),
+        vision_config={"depth": 2, "num_heads": 2, "embed_dim": 32, "mlp_ratio": 2, "hidden_size": TEXT["hidden_size"],
+                       "patch_size": m["patch_size"], "spatial_merge_size": m["spatial_merge_size"],
+                       "temporal_patch_size": m["temporal_patch_size"]},  # fmt: skip
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    size = {"shortest_edge": ip.pop("min_pixels"), "longest_edge": ip.pop("max_pixels")}
+    images = Qwen2VLImageProcessorPil(size=size, **ip)
+    processor = NoVideoQwen2VLProcessor(images, tok, chat_template=template, **cfg["processor"])
+    return Qwen2VLForConditionalGeneration(config), processor
+
+
 def _idefics_style(config_cls: type, model_cls: type, **roles: str) -> Built:
     """Idefics3-style model (pixel-shuffle connector, Llama text) with the stock Idefics3 processor."""
     template = _IDEFICS.replace("BOS", roles["bos_token"])
@@ -339,12 +401,18 @@ _BUILDERS: dict[str, Callable[[], Built]] = {
     "llama": _llama,
 }
 FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
+# Stand-ins of the paper's checkpoints (registry names), with their real templates and processor settings.
+_BUILDERS.update({"llava-ov-7b": _llava_ov_7b, "qwen2-vl-7b": _qwen2_vl_7b})
+LIKE_CHECKPOINTS: tuple[str, ...] = ("llava-ov-7b", "qwen2-vl-7b")
 
 
 def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`."""
+    """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
+
+    `family` is one of `FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper checkpoint.
+    """
     if family not in _BUILDERS:
-        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES + LIKE_CHECKPOINTS}")
     torch.manual_seed(seed)
     model, processor = _BUILDERS[family]()
     tok = getattr(processor, "tokenizer", processor)

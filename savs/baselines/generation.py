@@ -93,19 +93,19 @@ def pick_demos(pool: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
 
 
 def demo_turns(adapter: Adapter, demos: Sequence[Example]) -> list[dict]:
-    """Each demonstration as the adapter's user turn, then an assistant turn holding its label."""
-    turns: list[dict] = []
+    """The adapter's system turns, then each demonstration as its user turn and an assistant turn holding its label."""
+    turns = adapter.system_turns()
     for demo in demos:
-        user = adapter.messages(demo)
-        content = user[-1]["content"]  # plain-text templates take a string, multimodal ones a list of items
-        answer = demo.label if isinstance(content, str) else [{"type": "text", "text": demo.label}]
-        turns += [*user, {"role": "assistant", "content": answer}]
+        user = adapter.user_turn(demo)
+        # plain-text templates take a string, multimodal ones a list of items
+        answer = demo.label if isinstance(user["content"], str) else [{"type": "text", "text": demo.label}]
+        turns += [user, {"role": "assistant", "content": answer}]
     return turns
 
 
 def icl_prompt(adapter: Adapter, demos: Sequence[Example], query: Example) -> str:
     """The full ICL prompt string: demonstrations, then the query, then the generation prompt."""
-    messages = demo_turns(adapter, demos) + adapter.messages(query)
+    messages = [*demo_turns(adapter, demos), adapter.user_turn(query)]
     return adapter.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 

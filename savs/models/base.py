@@ -19,6 +19,7 @@ from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
 
 from savs.cache import default_cache_dir
+from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.identity import ModelIdentity, digest, json_digest, model_source
 
@@ -55,6 +56,8 @@ class Adapter:
     supports_prefix_cache: ClassVar[bool] = True
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
+    # Keep an authors' prompt's leading "<image>\n" markers as literal text (see ``user_turn``).
+    literal_image_markers: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, processor, name: str, source: str | None = None) -> None:
         self.model = model.eval()
@@ -128,10 +131,24 @@ class Adapter:
     def tokenizer(self):
         return getattr(self.processor, "tokenizer", self.processor)
 
+    def system_turns(self) -> list[dict]:
+        """Turns before the user's: none unless the family's model was trained (and run by the authors) with one."""
+        return []
+
+    def user_turn(self, example: Example) -> dict:
+        """The user turn: the images first, then the text (the layout of the paper's prompts).
+
+        An authors'-protocol prompt begins with one ``<image>\\n`` marker per image; the chat template places the
+        images there, so the markers are dropped from the text, except where ``literal_image_markers`` says the
+        authors ran the family with them left in as text.
+        """
+        text = example.text if self.literal_image_markers else strip_image_markers(example.text, len(example.images))
+        images = [{"type": "image"} for _ in example.images]
+        return {"role": "user", "content": [*images, {"type": "text", "text": text}]}
+
     def messages(self, example: Example) -> list[dict]:
-        """One user turn: the images first, then the text (the layout of the paper's prompts)."""
-        content = [{"type": "image"} for _ in example.images] + [{"type": "text", "text": example.text}]
-        return [{"role": "user", "content": content}]
+        """The conversation that prompts ``example``: system turns (if any), then its user turn."""
+        return [*self.system_turns(), self.user_turn(example)]
 
     def render(self, example: Example) -> str:
         """The full prompt string: chat template plus generation prompt, image placeholders unexpanded."""

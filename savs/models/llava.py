@@ -1,5 +1,7 @@
 """LLaVA-1.5 and LLaVA-OneVision, as ported to transformers by llava-hf."""
 
+from typing import ClassVar
+
 from savs.models.base import Adapter
 from savs.models.processors import NoVideoLlavaOnevisionProcessor
 
@@ -10,3 +12,10 @@ class LlavaAdapter(Adapter):
     family = "llava"
     model_types = ("llava", "llava_onevision")
     processor_classes = {"llava_onevision": NoVideoLlavaOnevisionProcessor}
+    # LLaVA-OneVision was trained, and run by the paper's authors (LLaVA-NeXT's "qwen_1_5" conversation), with this
+    # system turn; the llava-hf chat template adds none by itself. (transformers' own conversion check uses it too.)
+    system_prompts: ClassVar[dict[str, str]] = {"llava_onevision": "You are a helpful assistant."}
+
+    def system_turns(self) -> list[dict]:
+        system = self.system_prompts.get(self.model.config.model_type)
+        return [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 from transformers import BatchFeature, DynamicCache, PreTrainedTokenizerBase
 
+from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.extract import shared_prefix_length
 from savs.identity import package_version
@@ -24,7 +25,7 @@ from savs.models.base import Adapter
 VARIANTS = {"savs-mini": "aligned", "savs-mini-untrained": "untrained"}
 
 
-def user_turn(text: str, n_images: int) -> str:
+def user_text(text: str, n_images: int) -> str:
     """The user message: question first, then one ``<image>`` placeholder per image (one line each)."""
     return "".join([text, *(f"\n{IMAGE_TOKEN}" for _ in range(n_images))])
 
@@ -82,9 +83,10 @@ class MiniAdapter(Adapter):
     def n_image_tokens(self) -> int:
         return self.model.vision.n_tokens
 
-    def messages(self, example: Example) -> list[dict]:
-        """One user turn of plain text (SmolLM2's template takes no content lists), laid out by ``user_turn``."""
-        return [{"role": "user", "content": user_turn(example.text, len(example.images))}]
+    def user_turn(self, example: Example) -> dict:
+        """One user turn of plain text (SmolLM2's template takes no content lists), laid out by ``user_text``."""
+        n = len(example.images)
+        return {"role": "user", "content": user_text(strip_image_markers(example.text, n), n)}
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """Token ids (each placeholder expanded to the image's tokens) and ``pixel_values`` ``(N_images, 3, H, W)``."""

@@ -10,4 +10,5 @@ class Qwen2VLAdapter(Adapter):
     family = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
     supports_prefix_cache = False
+    literal_image_markers = True  # the authors' Qwen2-VL prompts kept "<image>\n" as text after the image pads
     processor_classes = {"qwen2_vl": NoVideoQwen2VLProcessor, "qwen2_5_vl": NoVideoQwen2_5_VLProcessor}

@@ -23,8 +23,8 @@ class TextAdapter(Adapter):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
-    def messages(self, example: Example) -> list[dict]:
-        return [{"role": "user", "content": example.text}]
+    def user_turn(self, example: Example) -> dict:
+        return {"role": "user", "content": example.text}
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         with_images = [e.uid or e.text[:40] for e in examples if e.images]

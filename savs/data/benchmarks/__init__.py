@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from savs.data.benchmarks._common import POOL_FRACTION, BenchmarkUnavailableError, GroupedTask
+from savs.data.benchmarks._common import POOL_FRACTION, PROTOCOLS, BenchmarkUnavailableError, GroupedTask
 from savs.data.benchmarks.classification import CLASSIFICATION_LOADERS, MAX_OPTIONS
 from savs.data.benchmarks.open_vqa import VQATask, load_okvqa, load_vqav2, normalize_answer, vqa_accuracy
 from savs.data.benchmarks.retrieval import load_naturalbench_retrieval, load_sugarcrepe
@@ -41,7 +41,8 @@ from savs.data.benchmarks.vqa import (
 )
 from savs.examples import Task
 
-BENCHMARKS: dict[str, Callable[..., Task]] = {
+# The paper's main-table benchmarks: each takes ``protocol`` ("authors", the default, or "savs").
+PAPER_BENCHMARKS: dict[str, Callable[..., Task]] = {
     "mhalubench": load_mhalubench,
     "vlguard": load_vlguard,
     **{blink_name(s): partial(load_blink, s) for s in BLINK_SUBTASKS},
@@ -50,6 +51,9 @@ BENCHMARKS: dict[str, Callable[..., Task]] = {
     "naturalbench_retrieval": load_naturalbench_retrieval,
     "sugarcrepe": load_sugarcrepe,
     **CLASSIFICATION_LOADERS,
+}
+BENCHMARKS: dict[str, Callable[..., Task]] = {
+    **PAPER_BENCHMARKS,
     "mme": load_mme,
     "vqav2": load_vqav2,
     "okvqa": load_okvqa,
@@ -59,7 +63,9 @@ __all__ = [
     "BENCHMARKS",
     "BLINK_SUBTASKS",
     "MAX_OPTIONS",
+    "PAPER_BENCHMARKS",
     "POOL_FRACTION",
+    "PROTOCOLS",
     "BenchmarkUnavailableError",
     "GroupedTask",
     "VQATask",

@@ -4,7 +4,14 @@ A loader's life: ``tables`` fetches the evaluated split (and the benchmark's tra
 the Hugging Face Hub or a local copy and checks its columns; ``split_parts`` orders the rows' groups with the
 seed (taking the classes in turn when a stratum column is given) and, when there is no train split, gives the
 first ``POOL_FRACTION`` of them to the few-shot pool; ``take`` keeps the first ``n`` groups; ``examples``
-decodes only the kept rows. ``build`` chains them for the common case.
+builds the kept rows' examples with lazily decoded images (``savs.examples.LazyImage``: a paper-scale test set
+is never held decoded in memory). ``build`` chains them for the common case.
+
+Every paper benchmark speaks two prompt ``PROTOCOLS``: ``"authors"`` (the default: the prompt strings, option
+formats and splits of the paper's released code, ``chancharikmitra/SAVs`` at commit 901be34, as listed in the
+README's protocol table) and ``"savs"`` (our own uniform prompts). An authors' prompt keeps their leading
+``<image>\n`` markers; adapters place the images there (Qwen2-VL, as the authors ran it, also keeps the markers
+as literal text: ``Adapter.literal_image_markers``).
 """
 
 from __future__ import annotations
@@ -18,14 +25,13 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
-from savs.examples import Example, Task
+from savs.examples import Example, ImageLike, LazyImage, Task
 
 if TYPE_CHECKING:
     import datasets
 
 POOL_FRACTION = 0.25  # share of the groups that forms the few-shot pool of a benchmark without a train split
+PROTOCOLS = ("authors", "savs")
 
 Row = dict[str, Any]
 Convert = Callable[[Row, str], list[Example]]  # (row, uid prefix) -> the row's examples
@@ -59,6 +65,13 @@ class Part:
 
     table: datasets.Dataset
     groups: list[list[int]]
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of ``PROTOCOLS``, else a ValueError listing them."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown prompt protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return protocol
 
 
 def unavailable(repo: str, reason: str, how_to: str = "") -> BenchmarkUnavailableError:
@@ -187,16 +200,18 @@ def split_parts(
     seed: int,
     key: str | None = None,
     stratum: str | None = None,
+    pool_groups: int | None = None,
 ) -> tuple[Part, Part]:
-    """(few-shot pool, test): the train table, or else the first ``POOL_FRACTION`` of the test groups."""
+    """(few-shot pool, test): the train table, or else the first ``pool_groups`` (default: ``POOL_FRACTION``) of
+    the test groups."""
     test_groups = ordered_groups(test, seed, key, stratum)
     if train is not None:
         return Part(train, ordered_groups(train, seed, key, stratum)), Part(test, test_groups)
-    if len(test_groups) < 2:
+    n_pool = max(1, round(POOL_FRACTION * len(test_groups))) if pool_groups is None else pool_groups
+    if not 0 < n_pool < len(test_groups):
         raise ValueError(
-            f"{len(test_groups)} group(s) are too few to split into a few-shot pool and a test set"
+            f"{len(test_groups)} group(s) cannot be split into a few-shot pool of {n_pool} and a test set"
         )
-    n_pool = max(1, round(POOL_FRACTION * len(test_groups)))
     return Part(test, test_groups[:n_pool]), Part(test, test_groups[n_pool:])
 
 
@@ -208,11 +223,35 @@ def take(part: Part, n: int | None) -> list[int]:
 
 
 def examples(part: Part, rows: list[int], convert: Convert, prefix: str) -> list[Example]:
-    """The examples of ``rows`` (images decoded only for them); uids start ``{prefix}/{row index}``."""
+    """The examples of ``rows``; uids start ``{prefix}/{row index}``. Image cells become ``LazyImage``s that read
+    their bytes from the (memory-mapped) table when a model needs them; nothing is decoded here."""
+    import datasets
+
+    table = part.table
+    image_columns = [name for name, f in table.features.items() if isinstance(f, datasets.Image)]
+    raw = table
+    for name in image_columns:
+        raw = raw.cast_column(name, datasets.Image(decode=False))
+    cells = {name: raw.select_columns([name]) for name in image_columns}
     out: list[Example] = []
-    for i, row in zip(rows, part.table.select(rows), strict=True):
+    plain = raw.remove_columns(image_columns).select(rows)
+    for i, row in zip(rows, plain, strict=True):
+        row.update({name: lazy_cell(cells[name], i, name) for name in image_columns})
         out.extend(convert(row, f"{prefix}/{i}"))
     return out
+
+
+def lazy_cell(column: datasets.Dataset, row: int, name: str) -> LazyImage | None:
+    """The image in ``column[row][name]`` as a LazyImage (None where the row has no image)."""
+    cell = column[row][name]
+    if cell is None or (cell.get("bytes") is None and cell.get("path") is None):
+        return None
+
+    def fetch(column: datasets.Dataset = column, row: int = row, name: str = name) -> bytes | str:
+        value = column[row][name]
+        return value["bytes"] if value["bytes"] is not None else value["path"]
+
+    return LazyImage(fetch)
 
 
 def build(
@@ -229,9 +268,25 @@ def build(
     key: str | None = None,
     stratum: str | None = None,
     task_type: Callable[..., Task] = Task,
+    pool_groups: int | None = None,
+    pool_is_test: bool = False,
+    adjust: Callable[[Part, Part], tuple[Part, Part]] | None = None,
 ) -> Task:
-    """The common loader tail: split into pool and test, keep ``n_train``/``n_test`` groups, decode, wrap."""
-    pool, test = split_parts(train_table, test_table, seed, key, stratum)
+    """The common loader tail: split into pool and test (``adjust`` may move groups between them), keep
+    ``n_train``/``n_test`` groups, wrap.
+
+    ``pool_is_test``: no split at all; the few-shot pool is the evaluated split (``Task.pool_is_test``), kept whole
+    (``n_train``/``n_test`` do not apply: ``test_subset(n, exclude=few_shot)`` caps each seed's test set).
+    """
+    if pool_is_test:
+        whole = Part(test_table, ordered_groups(test_table, seed, key, stratum))
+        items = examples(whole, take(whole, None), convert, f"{name}/test")
+        description = f"{title}: {len(items)} examples; each seed's few-shot set is drawn from them, the rest is tested"
+        return task_type(name=name, labels=tuple(labels), train=items, test=items, description=description,
+                         pool_is_test=True)  # fmt: skip
+    pool, test = split_parts(train_table, test_table, seed, key, stratum, pool_groups)
+    if adjust is not None:
+        pool, test = adjust(pool, test)
     train_examples = examples(pool, take(pool, n_train), convert, f"{name}/train")
     test_examples = examples(test, take(test, n_test), convert, f"{name}/test")
     return task_type(
@@ -249,13 +304,13 @@ def describe(title: str, train: list[Example], test: list[Example], held_out: bo
     return f"{title}: {len(train)} few-shot-pool examples (from {pool}), {len(test)} test examples"
 
 
-def rgb(image: Image.Image) -> Image.Image:
-    """A decoded image as RGB (hub images come in every mode)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
+def rgb(image: ImageLike) -> ImageLike:
+    """A decoded image as RGB (hub images come in every mode); a LazyImage as is (it decodes to RGB)."""
+    return image if isinstance(image, LazyImage) or image.mode == "RGB" else image.convert("RGB")
 
 
-def present_images(images: Iterable[Image.Image | None]) -> tuple[Image.Image, ...]:
-    """The present images of a row, in column order, as RGB."""
+def present_images(images: Iterable[ImageLike | None]) -> tuple[ImageLike, ...]:
+    """The present images of a row, in column order."""
     return tuple(rgb(im) for im in images if im is not None)
 
 

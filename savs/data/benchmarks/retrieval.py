@@ -1,20 +1,25 @@
 """The paper's image-text retrieval benchmarks as Yes/No matching: NaturalBench-Retrieval (groups of two
 images x two captions, text / image / group accuracy) and SugarCrepe (an image with its caption and a hard
-negative; a pair counts only when both are right). Neither has a train split: the few-shot pool is a seeded
-disjoint part of the groups."""
+negative; a pair counts only when both are right). Neither has a train split. As the authors ran them
+(``protocol="authors"``): NaturalBench-Retrieval is tested on their fixed file of 950 groups (the few-shot pool is
+the other groups), SugarCrepe on all its pairs but a small seeded few-shot pool. Our protocol keeps a seeded
+disjoint quarter of the groups as the pool."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from savs.data.authors import authors_file
 from savs.data.benchmarks._common import (
     GroupedTask,
     Row,
     Source,
     build,
+    check_protocol,
     checked,
     hub_files,
     hub_table,
@@ -24,12 +29,13 @@ from savs.data.benchmarks._common import (
     rgb,
     table_from_records,
 )
-from savs.data.prompts import YES_NO_LABELS, yes_no_prompt
+from savs.data.prompts import YES_NO_LABELS, image_markers, yes_no_prompt
 from savs.examples import Example, Task
 
 if TYPE_CHECKING:
     import datasets
-    from PIL import Image
+
+    from savs.examples import ImageLike
 
 NBR_REPO = "BaiqiL/NaturalBench"
 NBR_ZIP = "NaturalBench-Retrieval.zip"
@@ -48,23 +54,33 @@ SUGARCREPE_SUBSETS = (
     "swap_att",
 )
 SUGARCREPE_COLUMNS = ("image", "tested_labels", "true_label")
+NBR_AUTHORS_TEST = "naturalbench_ret_test.jsonl"  # the authors' fixed test groups
+SUGARCREPE_POOL_PAIRS = 100  # the authors' few-shot pool size is unknown; ours is small so nearly all pairs are tested
 
 
-def match_prompt(caption: str) -> str:
-    """The Yes/No image-caption matching question both retrieval benchmarks ask."""
-    return yes_no_prompt(f'Does this image match the caption "{caption.strip()}"?')
+def match_prompt(caption: str, benchmark: str, protocol: str) -> str:
+    """The Yes/No image-caption matching question: the authors' wording per benchmark, or our shared one."""
+    if protocol == "savs":
+        return yes_no_prompt(f'Does this image match the caption "{caption.strip()}"?')
+    question = f"Does this image show '{caption}'?"
+    if benchmark == "sugarcrepe":  # from their later SugarCrepe commit: no image marker, other wording
+        return f"{question} Please answer with Yes or No."
+    return f"{image_markers(1)}{question} Answer with Yes or No."
 
 
-def match_example(image: Image.Image, caption: str, match: bool, uid: str, meta: dict) -> Example:
+def match_example(
+    image: ImageLike, caption: str, match: bool, uid: str, meta: dict, benchmark: str, protocol: str
+) -> Example:
     """One (image, caption) matching example; Yes when the caption belongs to the image."""
     label = YES_NO_LABELS[0] if match else YES_NO_LABELS[1]
-    return Example(text=match_prompt(caption), label=label, images=(rgb(image),), uid=uid, meta=dict(meta))
+    text = match_prompt(caption, benchmark, protocol)
+    return Example(text=text, label=label, images=(rgb(image),), uid=uid, meta=dict(meta))
 
 
 # --- NaturalBench-Retrieval ----------------------------------------------------------------------
 
 
-def _nbr_examples(row: Row, prefix: str) -> list[Example]:
+def _nbr_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
     """The group's four (image, caption) examples, image-major; caption k belongs to image k."""
     return [
         match_example(
@@ -73,10 +89,23 @@ def _nbr_examples(row: Row, prefix: str) -> list[Example]:
             i == c,
             f"{prefix}/i{i}c{c}",
             {"group": prefix, "group_size": 4, "image": i, "caption": c},
+            "naturalbench_retrieval",
+            protocol,
         )
         for i in (0, 1)
         for c in (0, 1)
     ]
+
+
+def _authors_test_groups(path: Path) -> set[frozenset[str]]:
+    """The caption pairs of the groups in the authors' test file (rows: image, "Does this image show '...'?")."""
+    groups: dict[object, set[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            caption = row["question"].removeprefix("Does this image show '").removesuffix("'?")
+            groups.setdefault(row["question_id"], set()).add(caption)
+    return {frozenset(captions) for captions in groups.values()}
 
 
 def load_naturalbench_retrieval(
@@ -85,6 +114,8 @@ def load_naturalbench_retrieval(
     n_test: int | None = None,
     seed: int = 0,
     source: str | Path | None = None,
+    protocol: str = "authors",
+    test_file: str | Path | None = None,
 ) -> Task:
     """NaturalBench-Retrieval (Li et al. 2024): two images, two captions, caption k describes image k.
 
@@ -95,7 +126,13 @@ def load_naturalbench_retrieval(
     ``text_acc`` = % of (group, image) whose two caption answers are right, ``image_acc`` = % of (group,
     caption) whose two image answers are right, ``group_acc`` = % of groups with all four right. ``split`` is
     "all" (one set). ``n_train``/``n_test`` count groups.
+
+    ``protocol="authors"``: the test set is the groups of the authors' ``naturalbench_ret_test.jsonl`` (950 groups;
+    ``test_file`` or ``savs.data.authors``), matched by their caption pairs; the few-shot pool is every other group
+    (their own 40 few-shot items came from their test groups; ours never do). Prompt:
+    ``<image>\nDoes this image show '{caption}'? Answer with Yes or No.``
     """
+    check_protocol(protocol)
     if split != "all":
         raise ValueError(f"NaturalBench-Retrieval has one set, 'all', not {split!r}")
     root = (
@@ -112,12 +149,24 @@ def load_naturalbench_retrieval(
         }
         for r in read_json(root / "metadata.json", NBR_HOW_TO)
     ]
+    train, test = None, records
+    if protocol == "authors":
+        wanted = _authors_test_groups(authors_file(NBR_AUTHORS_TEST, test_file))
+        is_test = [frozenset((r["caption_0"], r["caption_1"])) in wanted for r in records]
+        if sum(is_test) != len(wanted):
+            raise ValueError(
+                f"{sum(is_test)} of the authors' {len(wanted)} NaturalBench-Retrieval test groups are in {root}: "
+                "is it the hub's NaturalBench-Retrieval?"
+            )
+        train = [r for r, t in zip(records, is_test, strict=True) if not t]
+        test = [r for r, t in zip(records, is_test, strict=True) if t]
+    table = partial(table_from_records, image_columns=["image_0", "image_1"], how_to=NBR_HOW_TO)
     return build(
         "naturalbench_retrieval",
         YES_NO_LABELS,
-        None,
-        table_from_records(records, ["image_0", "image_1"], NBR_HOW_TO),
-        _nbr_examples,
+        None if train is None else table(train),
+        table(test),
+        partial(_nbr_examples, protocol=protocol),
         n_train=n_train,
         n_test=n_test,
         seed=seed,
@@ -154,12 +203,12 @@ def _sugarcrepe_subset(
     )
 
 
-def _sugarcrepe_examples(row: Row, prefix: str) -> list[Example]:
+def _sugarcrepe_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
     """The pair: the image with its caption (Yes) and with the hard negative (No)."""
     meta = {"group": prefix, "group_size": 2, "subset": row["subset"]}
     return [
-        match_example(row["image"], row["caption"], True, f"{prefix}/pos", meta),
-        match_example(row["image"], row["negative_caption"], False, f"{prefix}/neg", meta),
+        match_example(row["image"], row["caption"], True, f"{prefix}/pos", meta, "sugarcrepe", protocol),
+        match_example(row["image"], row["negative_caption"], False, f"{prefix}/neg", meta, "sugarcrepe", protocol),
     ]
 
 
@@ -170,6 +219,8 @@ def load_sugarcrepe(
     seed: int = 0,
     source: str | Path | None = None,
     subsets: Sequence[str] = SUGARCREPE_SUBSETS,
+    protocol: str = "authors",
+    pool_pairs: int = SUGARCREPE_POOL_PAIRS,
 ) -> Task:
     """SugarCrepe (Hsieh et al. 2023) image-caption matching; a pair counts only when both are right.
 
@@ -178,11 +229,15 @@ def load_sugarcrepe(
     ([caption, negative]) and ``true_label`` (ClassLabel whose name is the true caption); confirmed from
     HuggingFaceM4's build script. ``source``: a DatasetDict with one split per subset name. Metric
     ``pair_acc``: % of (image, caption, negative) pairs with both answers right (the authors'
-    ``run_sugarcrepe.py``). No train split: the few-shot pool is a seeded disjoint quarter of the pairs.
-    ``n_train``/``n_test`` count pairs.
+    ``run_sugarcrepe.py``). No train split: the few-shot pool is a seeded disjoint set of ``pool_pairs`` pairs
+    (``protocol="authors"``: the authors tested on all 7,511 pairs of their file; their few-shot source is not
+    released) or a quarter of the pairs (``"savs"``). ``n_train``/``n_test`` count
+    pairs. Prompt (authors, from their later SugarCrepe commit): ``Does this image show '{caption}'? Please answer
+    with Yes or No.``
     """
     import datasets
 
+    check_protocol(protocol)
     if split != "test":
         raise ValueError(f"SugarCrepe has only a 'test' split, not {split!r}")
     unknown = set(subsets) - set(SUGARCREPE_SUBSETS)
@@ -197,10 +252,11 @@ def load_sugarcrepe(
         YES_NO_LABELS,
         None,
         table,
-        _sugarcrepe_examples,
+        partial(_sugarcrepe_examples, protocol=protocol),
         n_train=n_train,
         n_test=n_test,
         seed=seed,
+        pool_groups=pool_pairs if protocol == "authors" else None,
         title=f"SugarCrepe {'+'.join(subsets)} (HuggingFaceM4/SugarCrepe_*) as Yes/No pairs",
         task_type=partial(GroupedTask, units={"pair_acc": ("group",)}),
     )

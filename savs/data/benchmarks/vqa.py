@@ -8,9 +8,18 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from savs.data.benchmarks._common import GroupedTask, Row, Source, build, present_images, rgb, tables
+from savs.data.benchmarks._common import (
+    GroupedTask,
+    Row,
+    Source,
+    build,
+    check_protocol,
+    present_images,
+    rgb,
+    tables,
+)
 from savs.data.benchmarks.open_vqa import SHORT_ANSWER, majority_answer, normalize_answer
-from savs.data.prompts import YES_NO_LABELS, yes_no_prompt
+from savs.data.prompts import YES_NO_LABELS, image_markers, yes_no_prompt
 from savs.examples import Example, Task
 
 # --- BLINK ---------------------------------------------------------------------------------------
@@ -21,8 +30,33 @@ BLINK_SUBTASKS = (
     "Multi-view_Reasoning", "Object_Localization", "Relative_Depth", "Relative_Reflectance",
     "Semantic_Correspondence", "Spatial_Relation", "Visual_Correspondence", "Visual_Similarity",
 )  # fmt: skip
-BLINK_COLUMNS = ("idx", "prompt", "choices", "answer", "image_1", "image_2", "image_3", "image_4")
+BLINK_COLUMNS = ("idx", "question", "prompt", "choices", "answer", "image_1", "image_2", "image_3", "image_4")
 LETTER_ANSWER = "Answer with the option's letter in parentheses, e.g. (A)."
+# The authors' question per subtask (None: the item's own question) and how their prompt introduces the options,
+# from the per-subtask prompts listed in their format_blink.
+AUTHORS_BLINK: dict[str, tuple[str | None, str]] = {
+    "Art_Style": ("Which image shares the same style as the reference image?", "choices"),
+    "Counting": (None, "choices"),
+    "Forensic_Detection": ("Which image is most likely to be a real photograph?", "choices"),
+    "Functional_Correspondence": ("Which point is corresponding to the reference point?", "choices"),
+    "IQ_Test": ("Which one picture follows the same pattern or rule established by the previous pictures?", "choices"),
+    "Jigsaw": ("Which image is the missing part in the first image?", "choices"),
+    "Multi-view_Reasoning": (
+        "The first image is from the beginning of the video and the second image is from the end. "
+        "Is the camera moving left or right when shooting the video?",
+        "options",
+    ),
+    "Object_Localization": (None, "options"),
+    "Relative_Depth": ("Which point is closer to the camera?", "choices"),
+    "Relative_Reflectance": ("Which point has darker surface color, or the colors is about the same?", "choices"),
+    "Semantic_Correspondence": ("Which point is corresponding to the reference point?", "choices"),
+    "Spatial_Relation": (None, "choices"),
+    "Visual_Correspondence": (
+        "Which point on the second image corresponds to the point in the first image?",
+        "options",
+    ),
+    "Visual_Similarity": ("Which image is most similar to the reference image?", "choices"),
+}
 
 
 def blink_name(subtask: str) -> str:
@@ -35,13 +69,24 @@ def _letter(answer: str) -> str:
     return f"({answer.strip().strip('()').upper()})"
 
 
-def _blink_examples(row: Row, prefix: str) -> list[Example]:
-    """The row's question (its ``prompt``, options included) over its one to four images."""
+def blink_prompt(subtask: str, row: Row, n_images: int, protocol: str) -> str:
+    """The question over the row's images: the authors' per-subtask form ("<image>\n" per image, the question,
+    "Select from the following choices. (A) .. (B) .."), or ours (BLINK's own ``prompt`` and a letter format)."""
+    if protocol == "savs":
+        return f"{row['prompt'].strip()}\n{LETTER_ANSWER}"
+    question, word = AUTHORS_BLINK[subtask]
+    options = " ".join(f"({chr(ord('A') + k)}) {choice}" for k, choice in enumerate(row["choices"]))
+    return f"{image_markers(n_images)}{question or row['question'].strip()} Select from the following {word}. {options}"
+
+
+def _blink_examples(row: Row, prefix: str, subtask: str, protocol: str) -> list[Example]:
+    """The row's question over its one to four images."""
+    images = present_images(row[f"image_{k}"] for k in (1, 2, 3, 4))
     return [
         Example(
-            text=f"{row['prompt'].strip()}\n{LETTER_ANSWER}",
+            text=blink_prompt(subtask, row, len(images), protocol),
             label=_letter(row["answer"]),
-            images=present_images(row[f"image_{k}"] for k in (1, 2, 3, 4)),
+            images=images,
             uid=prefix,
             meta={"idx": row["idx"], "choices": list(row["choices"])},
         )
@@ -55,17 +100,23 @@ def load_blink(
     n_test: int | None = None,
     seed: int = 0,
     source: str | Path | None = None,
+    protocol: str = "authors",
 ) -> Task:
     """One BLINK (Fu et al. 2024) subtask, multiple choice; SAVs are extracted per subtask, as in the paper.
 
     Hub: ``BLINK-Benchmark/BLINK``, config = the subtask (14: Art_Style ... Visual_Similarity, the ones the
     authors' preprocess.py prompts for), splits ``val`` / ``test`` (test answers are hidden, so ``val`` is the
-    evaluated split), columns ``idx``, ``prompt`` (question with the lettered options), ``choices``,
-    ``answer`` ("(A)"), ``image_1``..``image_4`` (None when absent); confirmed from public evaluation scripts.
-    Labels are "(A)", "(B)", ... up to the subtask's most options. No train split: the few-shot pool is a
-    seeded disjoint quarter of ``split`` (the authors drew from 40 items). We take the main table's BLINK
-    number as the mean over subtasks (an assumption). ``source``: a DatasetDict with the ``val`` split.
+    evaluated split), columns ``idx``, ``question``, ``prompt`` (question with the lettered options),
+    ``choices``, ``answer`` ("(A)"), ``image_1``..``image_4`` (None when absent); confirmed from public
+    evaluation scripts. Labels are "(A)", "(B)", ... up to the subtask's most options. We take the main table's
+    BLINK number as the mean over subtasks (an assumption). ``source``: a DatasetDict with the ``val`` split.
+
+    ``protocol="authors"``: their per-subtask prompts (``AUTHORS_BLINK``) and split: each seed's few-shot set is
+    drawn from ``val`` (20 per letter in the paper; a letter with too few items gives all but one) and the rest of
+    ``val`` is that seed's test set (``Task.pool_is_test``). ``"savs"``: BLINK's own prompt column plus a letter
+    instruction, and a seeded disjoint quarter of ``val`` as the pool.
     """
+    check_protocol(protocol)
     if subtask not in BLINK_SUBTASKS:
         raise ValueError(f"unknown BLINK subtask {subtask!r}; known: {', '.join(BLINK_SUBTASKS)}")
     _, table = tables(Source(BLINK_REPO, subtask, BLINK_COLUMNS), split, source)
@@ -75,11 +126,12 @@ def load_blink(
         tuple(f"({chr(ord('A') + k)})" for k in range(n_options)),
         None,
         table,
-        _blink_examples,
+        partial(_blink_examples, subtask=subtask, protocol=protocol),
         n_train=n_train,
         n_test=n_test,
         seed=seed,
         title=f"BLINK {subtask} {split} ({BLINK_REPO}, Apache-2.0), multiple choice",
+        pool_is_test=protocol == "authors",
     )
 
 
@@ -127,6 +179,7 @@ def load_naturalbench(
     seed: int = 0,
     source: str | Path | None = None,
     question_types: Sequence[str] = ("yes_no", "multiple_choice"),
+    protocol: str = "authors",
 ) -> Task:
     """NaturalBench (Li et al. 2024) VQA: groups of two questions x two images with different answers.
 
@@ -137,8 +190,10 @@ def load_naturalbench(
     "Answer with Yes or No.", multiple-choice ones with the official letter suffix. Metrics as the paper's
     (``run_natural_ret.py``): ``q_acc`` = % of (group, question) right on both images, ``i_acc`` = % of
     (group, image) right on both questions, ``g_acc`` = % of groups all right. The few-shot pool is a seeded
-    disjoint quarter of the groups. ``n_train``/``n_test`` count groups.
+    disjoint quarter of the groups. ``n_train``/``n_test`` count groups. ``protocol``: the authors released no
+    NaturalBench VQA prompt, so both protocols use this one.
     """
+    check_protocol(protocol)
     unknown = set(question_types) - set(NATURALBENCH_LABELS)
     if unknown or not question_types:
         raise ValueError(f"question_types must be a non-empty subset of {sorted(NATURALBENCH_LABELS)}")
@@ -184,12 +239,20 @@ class VizWizTask(Task):
         return super().evaluate(examples, mapped)
 
 
-def _vizwiz_examples(row: Row, prefix: str) -> list[Example]:
-    """The question with the authors' prompt; Unanswerable when most of the ten answers say so."""
+def vizwiz_prompt(question: str, protocol: str) -> str:
+    """The question with the authors' instructions: their string verbatim (note the space before the first line
+    break), or ours (question stripped)."""
+    if protocol == "authors":
+        return f"{image_markers(1)}{question} \n{VIZWIZ_SUFFIX}\n{SHORT_ANSWER}"
+    return f"{question.strip()}\n{VIZWIZ_SUFFIX}\n{SHORT_ANSWER}"
+
+
+def _vizwiz_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
+    """The question with the authors' instructions; Unanswerable when most of the ten answers say so."""
     unanswerable = majority_answer(row["answers"]) == normalize_answer(VIZWIZ_LABELS[1])
     return [
         Example(
-            text=f"{row['question'].strip()}\n{VIZWIZ_SUFFIX}\n{SHORT_ANSWER}",
+            text=vizwiz_prompt(row["question"], protocol),
             label=VIZWIZ_LABELS[1] if unanswerable else VIZWIZ_LABELS[0],
             images=(rgb(row["image"]),),
             uid=prefix,
@@ -204,6 +267,7 @@ def load_vizwiz(
     n_test: int | None = None,
     seed: int = 0,
     source: str | Path | None = None,
+    protocol: str = "authors",
 ) -> Task:
     """VizWiz-VQA (Gurari et al. 2018) as the paper uses it: is the question answerable from the image?
 
@@ -212,15 +276,19 @@ def load_vizwiz(
     dataset card. A question is "Unanswerable" when its most frequent (normalised) answer is "unanswerable"
     (the ``category`` column's values are unconfirmed, so it is not used). The prompt is the authors': the
     question, "When the provided information is insufficient, respond with Unanswerable.", "Answer the
-    question using a single word or phrase." The few-shot pool is a seeded disjoint quarter of ``split``.
+    question using a single word or phrase." The few-shot pool is a seeded disjoint quarter of ``split`` (the
+    authors drew theirs from VizWiz's train split, which this hub copy does not carry). ``protocol="authors"``:
+    ``<image>\n{question} \nWhen the provided information is insufficient, respond with Unanswerable.\nAnswer the
+    question using a single word or phrase.`` verbatim.
     """
+    check_protocol(protocol)
     _, table = tables(VIZWIZ, split, source)
     return build(
         "vizwiz",
         VIZWIZ_LABELS,
         None,
         table,
-        _vizwiz_examples,
+        partial(_vizwiz_examples, protocol=protocol),
         n_train=n_train,
         n_test=n_test,
         seed=seed,
