@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network; set before transformers is imported
 
@@ -74,6 +75,23 @@ def make_examples(n: int, with_images: bool, seed: int = 0) -> list[Example]:
             Example(text=f"{QUESTIONS[i % len(QUESTIONS)]} ({i})", label=str(i % 2), images=images, uid=f"t/{i}")
         )
     return out
+
+
+@pytest.fixture(scope="session")
+def copies(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny local copy of a benchmark (``tests/benchmark_copies.py``), built once per session (BLINK's subtasks
+    share one)."""
+    from benchmark_copies import FIXTURES
+
+    built: dict = {}
+
+    def get(name: str) -> Path:
+        builder = FIXTURES[name][0]
+        if builder not in built:
+            built[builder] = builder(tmp_path_factory.mktemp(name))
+        return built[builder]
+
+    return get
 
 
 @pytest.fixture(params=FAMILIES)
