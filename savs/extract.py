@@ -158,15 +158,39 @@ def _run_extraction(
     cache_dir: str | Path | None,
     progress: bool,
 ) -> dict[str, np.ndarray]:
-    """Extract what the cache lacks (``keys``: per output, one cache key per example), then gather everything."""
+    """Read (and verify) what the cache holds, extract the rest (``keys``: per output, one key per example)."""
     store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
-    todo: dict[int, Example] = {}  # first position of each distinct missing example -> the example
+    found = store.read(list(dict.fromkeys(k for ks in keys.values() for k in ks))) if store is not None else {}
+    todo = _missing(examples, keys, found)
+    found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
+    return {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
+
+
+def _missing(
+    examples: Sequence[Example], keys: dict[str, list[str]], found: dict[str, np.ndarray]
+) -> dict[int, Example]:
+    """The first position of each distinct example with a feature not in ``found`` -> the example."""
+    todo: dict[int, Example] = {}
     seen: set[str] = set()
     for i, e in enumerate(examples):
-        ks = tuple(keys[name][i] for name in keys)
-        if ks[0] not in seen and not (store and all(k in store for k in ks)):
+        ks = [keys[name][i] for name in keys]
+        if ks[0] not in seen and not all(k in found for k in ks):
             todo[i] = e
         seen.add(ks[0])
+    return todo
+
+
+def _extract(
+    adapter: Adapter,
+    capture: FeatureCapture,
+    todo: dict[int, Example],
+    keys: dict[str, list[str]],
+    batch_size: int,
+    prefix_cache: bool,
+    store: ActivationCache | None,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """Run the ``todo`` examples through the model in batches, storing each batch as it completes: key -> row."""
     # Similar prompts side by side: less padding, longer shared prefixes.
     order = sorted(todo, key=lambda i: (len(todo[i].images), len(todo[i].text), todo[i].text))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -183,10 +207,7 @@ def _run_extraction(
             fresh.update(batch)
             bar.update(len(group))
         bar.close()
-    cached = [k for k in dict.fromkeys(k for ks in keys.values() for k in ks) if k not in fresh]
-    if cached:
-        fresh.update(zip(cached, store.get(cached), strict=True))
-    return {name: np.stack([fresh[k] for k in ks]) for name, ks in keys.items()}
+    return fresh
 
 
 def _split_by_image_count(group: list[int], todo: dict[int, Example]) -> list[list[int]]:
