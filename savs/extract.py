@@ -201,6 +201,7 @@ def _extract(
         bar = tqdm(total=len(order), desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
         for group in groups:
             features = _run_batch(adapter, capture, prefixes, [todo[i] for i in group])
+            _check_finite(features, [todo[i] for i in group])
             batch = {keys[name][i]: row for name in keys for i, row in zip(group, features[name].numpy(), strict=True)}
             if store is not None:
                 store.put(batch)
@@ -208,6 +209,23 @@ def _extract(
             bar.update(len(group))
         bar.close()
     return fresh
+
+
+def _describe(example: Example) -> str:
+    """An example as an error message names it: its uid, else the start of its text."""
+    return example.uid or repr(example.text[:40])
+
+
+def _check_finite(features: dict[str, torch.Tensor], examples: Sequence[Example]) -> None:
+    """Refuse a batch whose features hold NaN or inf (before anything of it is cached), naming the examples."""
+    for name, values in features.items():
+        bad = ~torch.isfinite(values.flatten(1)).all(dim=1)  # (B,)
+        if bad.any():
+            names = [_describe(e) for e, b in zip(examples, bad.tolist(), strict=True) if b]
+            raise ValueError(
+                f"the forward pass gave NaN or inf {name} vectors for {len(names)} examples "
+                f"({', '.join(names[:5])}); nothing of their batch was cached"
+            )
 
 
 def _split_by_image_count(group: list[int], todo: dict[int, Example]) -> list[list[int]]:

@@ -12,7 +12,7 @@ from conftest import make_examples
 from savs import extract
 from savs.cache import ActivationCache
 from savs.capture import capture_features
-from savs.extract import extract_heads, shared_prefix_length
+from savs.extract import extract_features, extract_heads, shared_prefix_length
 from savs.models import adapter_class, load_model
 
 ATOL = 1e-4
@@ -183,3 +183,23 @@ def test_attention_defaults_to_sdpa_on_cpu():
     from savs.models.base import default_attention
 
     assert default_attention(torch.device("cpu")) == "sdpa"
+
+
+@pytest.mark.parametrize(("feature", "bad"), [("heads", np.nan), ("hidden", np.inf)])
+def test_non_finite_vectors_are_refused_not_cached(feature, bad, tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(4, with_images=False)
+    real_run = extract._run_batch
+    poisoned = []
+
+    def run_poisoned(*args):
+        features = real_run(*args)
+        features[feature][1, ..., 0] = bad  # one example's vector goes bad, as an fp16 overflow would
+        poisoned.append(args[-1][1].uid)
+        return features
+
+    monkeypatch.setattr(extract, "_run_batch", run_poisoned)
+    with pytest.raises(ValueError, match=f"NaN or inf {feature} vectors for 1 examples") as error:
+        extract_features(adapter, examples, heads=[0], hidden=-1, batch_size=4, cache_dir=tmp_path, progress=False)
+    assert f"({poisoned[0]})" in str(error.value), "the message names the example that went bad"
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 0, "nothing of the batch was cached"
