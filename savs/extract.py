@@ -104,7 +104,7 @@ def extract_heads(
 ) -> np.ndarray:
     """Per-head vectors at the last prompt token: float32 ``(n_examples, n_layers, n_heads, head_dim)``.
 
-    ``layers``: which decoder layers to keep (all by default); the pass stops after the deepest one.
+    ``layers``: which decoder layers to keep, in this order (all by default); the pass stops after the deepest one.
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
     """
@@ -131,8 +131,9 @@ def extract_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """The per-head vectors of layers ``heads`` and/or ``hidden_states[hidden]`` at the last prompt token, from
-    one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``, float32.
+    """The per-head vectors of layers ``heads`` (in that order) and/or ``hidden_states[hidden]`` at the last prompt
+    token, from one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``,
+    float32.
 
     The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch once
     (shared-prefix path where it applies), store each batch as it completes. Each feature of an example has
@@ -140,12 +141,16 @@ def extract_features(
     """
     if not examples:
         raise ValueError("no examples to extract")
+    heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
         tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
         keys = {name: [example_key(e.fingerprint(), tags[name]) for e in examples] for name in capture.outputs}
         # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
         prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
-        return _run_extraction(adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress)
+        out = _run_extraction(adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress)
+    if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
+        out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
+    return out
 
 
 def _run_extraction(

@@ -203,3 +203,15 @@ def test_non_finite_vectors_are_refused_not_cached(feature, bad, tiny_adapter, t
         extract_features(adapter, examples, heads=[0], hidden=-1, batch_size=4, cache_dir=tmp_path, progress=False)
     assert f"({poisoned[0]})" in str(error.value), "the message names the example that went bad"
     assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 0, "nothing of the batch was cached"
+
+
+def test_layers_come_back_in_the_order_asked(tiny_adapter, tmp_path):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    full = extract_heads(adapter, examples, progress=False)  # (n, L, H, d), layers 0, 1
+    assert not np.array_equal(full[:, 0], full[:, 1]), "the layers must differ for the order to be seen"
+    np.testing.assert_array_equal(extract_heads(adapter, examples, layers=[1, 0], progress=False), full[:, [1, 0]])
+    cached = extract_heads(adapter, examples, layers=[1, 0], cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(cached, full[:, [1, 0]])
+    with pytest.raises(ValueError, match=r"layers \[1\] asked for more than once"):
+        extract_heads(adapter, examples, layers=[1, 0, 1], progress=False)
