@@ -9,6 +9,7 @@ from the same single pass.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,8 +140,7 @@ def extract_features(
     (shared-prefix path where it applies), store each batch as it completes. Each feature of an example has
     its own cache key, so a heads-only run and a heads+hidden run reuse each other's work.
     """
-    if not examples:
-        raise ValueError("no examples to extract")
+    _check_arguments(examples, batch_size)
     heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
         tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
@@ -151,6 +151,19 @@ def extract_features(
     if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
         out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
     return out
+
+
+def _check_arguments(examples: object, batch_size: object) -> None:
+    """Refuse bad arguments here, by name, rather than as an obscure failure deep inside a batch."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not isinstance(examples, Sequence):
+        raise TypeError(f"examples must be a sequence of savs.examples.Example, got a {type(examples).__name__}")
+    if not examples:
+        raise ValueError("no examples to extract")
+    bad = next((i for i, e in enumerate(examples) if not isinstance(e, Example)), None)
+    if bad is not None:
+        raise TypeError(f"examples[{bad}] is a {type(examples[bad]).__name__}, not a savs.examples.Example")
 
 
 def _run_extraction(

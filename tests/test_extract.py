@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -215,3 +216,23 @@ def test_layers_come_back_in_the_order_asked(tiny_adapter, tmp_path):
     np.testing.assert_array_equal(cached, full[:, [1, 0]])
     with pytest.raises(ValueError, match=r"layers \[1\] asked for more than once"):
         extract_heads(adapter, examples, layers=[1, 0, 1], progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, "8", True, None])
+def test_a_bad_batch_size_is_refused_by_name(batch_size, tiny_adapter):
+    with pytest.raises(ValueError, match=rf"batch_size must be an int >= 1, got {re.escape(repr(batch_size))}"):
+        extract_heads(tiny_adapter("llama"), make_examples(2, with_images=False), batch_size=batch_size)
+
+
+def test_examples_that_are_not_examples_are_refused_by_position(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    with pytest.raises(TypeError, match=r"examples\[2\] is a str, not a savs.examples.Example"):
+        extract_heads(adapter, [*examples[:2], "a prompt", examples[2]])
+    with pytest.raises(TypeError, match=r"examples\[0\] is a dict"):
+        extract_heads(adapter, [{"text": "a prompt"}])
+    with pytest.raises(TypeError, match="sequence of savs.examples.Example, got a generator"):
+        extract_heads(adapter, (e for e in examples))
+    np.testing.assert_array_equal(  # a tuple is a sequence too
+        extract_heads(adapter, tuple(examples), progress=False), extract_heads(adapter, examples, progress=False)
+    )
