@@ -73,14 +73,31 @@ class _PrefixKV:
         )
 
 
+def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) -> dict[str, torch.Tensor]:
+    """``adapter.encode``, refusing a prompt longer than the model's context: past its trained positions a model
+    still runs (RoPE extrapolates) but its vectors are not the ones it learned to make."""
+    batch = adapter.encode(examples, padding_side=padding_side)
+    limit = getattr(adapter.text_config, "max_position_embeddings", None)
+    if limit is not None:
+        lengths = batch["attention_mask"].sum(dim=1).tolist()  # (B,) tokens per prompt, images included
+        over = [(n, e) for n, e in zip(lengths, examples, strict=True) if n > limit]
+        if over:
+            n, e = over[0]
+            raise ValueError(
+                f"example {_describe(e)} is {n} tokens long, more than the {limit} positions of {adapter.name} "
+                f"(max_position_embeddings); {len(over)} examples of its batch are too long"
+            )
+    return batch
+
+
 def _run_batch(
     adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
     """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path when it applies."""
     if prefixes is None:
-        batch = adapter.encode(examples, padding_side="left")
+        batch = _encode(adapter, examples, padding_side="left")
         return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
-    batch = adapter.encode(examples, padding_side="right")
+    batch = _encode(adapter, examples, padding_side="right")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     n_prefix = shared_prefix_length(ids, mask, adapter.prefix_barrier_ids())
     if n_prefix == 0:

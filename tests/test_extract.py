@@ -236,3 +236,16 @@ def test_examples_that_are_not_examples_are_refused_by_position(tiny_adapter):
     np.testing.assert_array_equal(  # a tuple is a sequence too
         extract_heads(adapter, tuple(examples), progress=False), extract_heads(adapter, examples, progress=False)
     )
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_forward_pass(tiny_adapter, monkeypatch):
+    adapter = tiny_adapter("llama")
+    limit = adapter.text_config.max_position_embeddings
+    examples = make_examples(3, with_images=False)
+    examples[1] = replace(examples[1], text="cat dog " * 700, uid="long/1")
+    n_tokens = len(adapter.tokenizer(adapter.render(examples[1]), add_special_tokens=False)["input_ids"])
+    assert n_tokens > limit
+    monkeypatch.setattr(adapter, "forward", lambda *a, **k: pytest.fail("the model ran on a prompt too long for it"))
+    for prefix_cache in (False, True):
+        with pytest.raises(ValueError, match=f"example long/1 is {n_tokens} tokens long, more than the {limit}"):
+            extract_heads(adapter, examples, prefix_cache=prefix_cache, progress=False)
