@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
 
 # Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
 PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
+# The shortest shared prefix worth a pass of its own. Running it costs an extra model call (every weight read once
+# more) plus KV-cache bookkeeping, and saves each row only the prefix's tokens: a bare chat header or "USER:" of a
+# couple of tokens saves next to nothing in rows of tens to thousands of tokens (text plus image tokens).
+MIN_SHARED_PREFIX = 4
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -93,14 +97,15 @@ def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) ->
 def _run_batch(
     adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
-    """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path when it applies."""
-    if prefixes is None:
+    """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path where it pays: a lone
+    example has no one to share a prefix with, and a prefix shorter than ``MIN_SHARED_PREFIX`` is run with the rest."""
+    if prefixes is None or len(examples) == 1:
         batch = _encode(adapter, examples, padding_side="left")
         return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
     batch = _encode(adapter, examples, padding_side="right")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     n_prefix = shared_prefix_length(ids, mask, adapter.prefix_barrier_ids())
-    if n_prefix == 0:
+    if n_prefix < MIN_SHARED_PREFIX:
         return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
     past = prefixes.expanded(ids[0, :n_prefix], len(examples))
     suffix = {k: v[:, n_prefix:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}

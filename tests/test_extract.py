@@ -249,3 +249,29 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_forward_pass(tin
     for prefix_cache in (False, True):
         with pytest.raises(ValueError, match=f"example long/1 is {n_tokens} tokens long, more than the {limit}"):
             extract_heads(adapter, examples, prefix_cache=prefix_cache, progress=False)
+
+
+def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
+    """A lone example, and a shared prefix shorter than MIN_SHARED_PREFIX, take the plain path, with equal results."""
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 4)
+    plain = extract_heads(adapter, examples, batch_size=4, prefix_cache=False, progress=False)
+    batch = adapter.encode(examples, padding_side="right")
+    shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"], adapter.prefix_barrier_ids())
+    calls = []
+    original = extract._PrefixKV.expanded
+    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+
+    one_at_a_time = extract_heads(adapter, examples, batch_size=1, prefix_cache=True, progress=False)
+    assert not calls, "a batch of one ran a prefix pass"
+    np.testing.assert_allclose(one_at_a_time, plain, atol=ATOL)
+
+    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared + 1)
+    short = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
+    assert not calls, "a prefix shorter than the threshold ran a pass of its own"
+    np.testing.assert_allclose(short, plain, atol=ATOL)
+
+    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared)
+    at_threshold = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
+    assert calls == [shared]
+    np.testing.assert_allclose(at_threshold, plain, atol=ATOL)
