@@ -4,12 +4,15 @@
 prefix shared by a whole batch (system prompt, chat header, a fixed question) once and reuses its KV
 cache, and stores results in an on-disk cache so no example passes through a model twice.
 ``extract_features`` does the same for the head vectors and a hidden state together (the probes' features),
-from the same single pass.
+from the same single pass. With ``SAVS_CACHE_ONLY=1`` (or ``cache_only=True``) extraction only reads the cache and
+raises ``savs.cache.CacheMissError`` for what it lacks: a pipeline that must reproduce cached vectors never
+recomputes them silently.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from savs.cache import ActivationCache, example_key
+from savs.cache import ActivationCache, CacheMissError, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
 
@@ -124,12 +127,16 @@ def extract_heads(
     prefix_cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache_only: bool | None = None,
 ) -> np.ndarray:
     """Per-head vectors at the last prompt token: float32 ``(n_examples, n_layers, n_heads, head_dim)``.
 
     ``layers``: which decoder layers to keep, in this order (all by default); the pass stops after the deepest one.
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
+    ``cache_only``: read everything from ``cache_dir`` and run no forward pass, raising ``CacheMissError`` for
+    what is missing; None (the default) means "when the environment sets ``SAVS_CACHE_ONLY=1`` and a cache_dir
+    is given".
     """
     layers = range(adapter.n_layers) if layers is None else layers
     return extract_features(
@@ -140,6 +147,7 @@ def extract_heads(
         prefix_cache=prefix_cache,
         cache_dir=cache_dir,
         progress=progress,
+        cache_only=cache_only,
     )["heads"]
 
 
@@ -153,6 +161,7 @@ def extract_features(
     prefix_cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache_only: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """The per-head vectors of layers ``heads`` (in that order) and/or ``hidden_states[hidden]`` at the last prompt
     token, from one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``,
@@ -160,16 +169,21 @@ def extract_features(
 
     The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch once
     (shared-prefix path where it applies), store each batch as it completes. Each feature of an example has
-    its own cache key, so a heads-only run and a heads+hidden run reuse each other's work.
+    its own cache key, so a heads-only run and a heads+hidden run reuse each other's work. Cached arrays are
+    verified as they are read; one that fails is set aside with a warning and recomputed. Other arguments as in
+    ``extract_heads``.
     """
     _check_arguments(examples, batch_size)
+    cache_only = _cache_only(cache_only, cache_dir)
     heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
         tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
         keys = {name: [example_key(e.fingerprint(), tags[name]) for e in examples] for name in capture.outputs}
         # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
         prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
-        out = _run_extraction(adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress)
+        out = _run_extraction(
+            adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress, cache_only
+        )
     if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
         out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
     return out
@@ -188,6 +202,15 @@ def _check_arguments(examples: object, batch_size: object) -> None:
         raise TypeError(f"examples[{bad}] is a {type(examples[bad]).__name__}, not a savs.examples.Example")
 
 
+def _cache_only(cache_only: bool | None, cache_dir: str | Path | None) -> bool:
+    """Whether extraction may only read the cache: the keyword when given, else ``SAVS_CACHE_ONLY=1`` with a cache."""
+    if cache_only is None:
+        return cache_dir is not None and os.environ.get("SAVS_CACHE_ONLY") == "1"
+    if cache_only and cache_dir is None:
+        raise ValueError("cache_only=True needs a cache_dir to read the vectors from")
+    return cache_only
+
+
 def _run_extraction(
     adapter: Adapter,
     examples: Sequence[Example],
@@ -197,13 +220,26 @@ def _run_extraction(
     prefix_cache: bool,
     cache_dir: str | Path | None,
     progress: bool,
+    cache_only: bool,
 ) -> dict[str, np.ndarray]:
     """Read (and verify) what the cache holds, extract the rest (``keys``: per output, one key per example)."""
     store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
     found = store.read(list(dict.fromkeys(k for ks in keys.values() for k in ks))) if store is not None else {}
     todo = _missing(examples, keys, found)
+    if cache_only and todo:
+        raise _cache_miss(store, list(todo.values()), keys)
     found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
     return {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
+
+
+def _cache_miss(store: ActivationCache, missing: list[Example], keys: dict[str, list[str]]) -> CacheMissError:
+    """The error of a cache-only extraction that lacks ``missing``: how many, from where, and how to fill it."""
+    names = ", ".join(_describe(e) for e in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return CacheMissError(
+        f"{len(missing)} examples lack their {'+'.join(keys)} vectors in the activation cache (model namespace "
+        f"{store.dir.name}, {store.dir}): {names}. Cache-only mode (SAVS_CACHE_ONLY=1 or cache_only=True) runs "
+        "no model; fill the cache with `python -m savs.distributed` or a run without SAVS_CACHE_ONLY."
+    )
 
 
 def _missing(

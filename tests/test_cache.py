@@ -159,3 +159,45 @@ def test_a_shard_removed_by_another_process_reads_as_missing(tmp_path):
         warnings.simplefilter("error")
         assert store.read(["a"]) == {}
     assert "a" not in store
+
+
+def no_forward(adapter, monkeypatch) -> None:
+    monkeypatch.setattr(adapter, "forward", lambda *a, **k: pytest.fail("a forward pass ran in cache-only mode"))
+
+
+def test_cache_only_mode_runs_no_model_and_names_what_is_missing(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(6, with_images=False)
+    expected = extract_heads(adapter, examples[:2], progress=False)
+    extract_heads(adapter, examples[:2], cache_dir=tmp_path, progress=False)
+
+    no_forward(adapter, monkeypatch)
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError) as error:
+        extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
+    message = str(error.value)
+    assert isinstance(error.value, LookupError)
+    assert message.startswith("4 examples lack their heads vectors")
+    assert adapter.identity.namespace in message
+    assert "t/2, t/3, t/4, ..." in message and "t/5" not in message and "t/1" not in message
+    assert "savs.distributed" in message and "SAVS_CACHE_ONLY" in message
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 2, "nothing was computed"
+
+    served = extract_heads(adapter, examples[:2], cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(served, expected)
+
+
+def test_cache_only_keyword_and_its_precedence_over_the_environment(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    expected = extract_heads(adapter, examples, progress=False)
+    with pytest.raises(ValueError, match="cache_only=True needs a cache_dir"):
+        extract_heads(adapter, examples, cache_only=True)
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    filled = extract_heads(adapter, examples, cache_dir=tmp_path, cache_only=False, progress=False)  # keyword wins
+    np.testing.assert_array_equal(filled, expected)
+    monkeypatch.delenv("SAVS_CACHE_ONLY")
+    no_forward(adapter, monkeypatch)
+    np.testing.assert_array_equal(extract_heads(adapter, examples, cache_dir=tmp_path, cache_only=True), expected)
+    with pytest.raises(CacheMissError, match="1 examples lack their heads"):
+        extract_heads(adapter, make_examples(4, with_images=False), cache_dir=tmp_path, cache_only=True)
