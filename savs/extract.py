@@ -177,13 +177,16 @@ def extract_features(
     cache_only = _cache_only(cache_only, cache_dir)
     heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
-        tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
-        keys = {name: [example_key(e.fingerprint(), tags[name]) for e in examples] for name in capture.outputs}
+        keys, all_layer_keys = _cache_keys(adapter, examples, capture)
+        store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
+        found = _read_cached(store, keys, all_layer_keys, capture.head_layers) if store is not None else {}
+        todo = _missing(examples, keys, found)
+        if cache_only and todo:
+            raise _cache_miss(store, list(todo.values()), keys)
         # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
         prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
-        out = _run_extraction(
-            adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress, cache_only
-        )
+        found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
+    out = {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
     if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
         out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
     return out
@@ -211,25 +214,36 @@ def _cache_only(cache_only: bool | None, cache_dir: str | Path | None) -> bool:
     return cache_only
 
 
-def _run_extraction(
-    adapter: Adapter,
-    examples: Sequence[Example],
-    capture: FeatureCapture,
-    keys: dict[str, list[str]],
-    batch_size: int,
-    prefix_cache: bool,
-    cache_dir: str | Path | None,
-    progress: bool,
-    cache_only: bool,
+def _layer_tag(layers: Sequence[int]) -> str:
+    """The part of a head-vector cache key that says which layers an entry holds (ascending)."""
+    return ",".join(map(str, layers))
+
+
+def _cache_keys(
+    adapter: Adapter, examples: Sequence[Example], capture: FeatureCapture
+) -> tuple[dict[str, list[str]], list[str] | None]:
+    """Per output, each example's cache key; and, when the capture keeps a subset of the layers, the keys of the
+    examples' all-layers head vectors (which that subset can be sliced from), else None."""
+    fingerprints = [e.fingerprint() for e in examples]
+    tags = {"heads": _layer_tag(capture.head_layers), "hidden": f"hidden:{capture.hidden}"}
+    keys = {name: [example_key(fp, tags[name]) for fp in fingerprints] for name in capture.outputs}
+    all_layers = list(range(adapter.n_layers))
+    if not capture.head_layers or capture.head_layers == all_layers:
+        return keys, None
+    return keys, [example_key(fp, _layer_tag(all_layers)) for fp in fingerprints]
+
+
+def _read_cached(
+    store: ActivationCache, keys: dict[str, list[str]], all_layer_keys: list[str] | None, layers: list[int]
 ) -> dict[str, np.ndarray]:
-    """Read (and verify) what the cache holds, extract the rest (``keys``: per output, one key per example)."""
-    store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
-    found = store.read(list(dict.fromkeys(k for ks in keys.values() for k in ks))) if store is not None else {}
-    todo = _missing(examples, keys, found)
-    if cache_only and todo:
-        raise _cache_miss(store, list(todo.values()), keys)
-    found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
-    return {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
+    """The verified cached arrays of ``keys``. Head vectors of a layer subset that the cache lacks are sliced from
+    the example's all-layers entry where it holds one: a pipeline asking only for its heads' layers runs nothing."""
+    found = store.read(list(dict.fromkeys(k for ks in keys.values() for k in ks)))
+    if all_layer_keys is not None:
+        wanted = {k: full for k, full in zip(keys["heads"], all_layer_keys, strict=True) if k not in found}
+        full = store.read(list(dict.fromkeys(wanted.values())))
+        found.update({k: full[f][layers] for k, f in wanted.items() if f in full})  # (len(layers), H, d)
+    return found
 
 
 def _cache_miss(store: ActivationCache, missing: list[Example], keys: dict[str, list[str]]) -> CacheMissError:

@@ -143,10 +143,26 @@ def test_cache_resumes_after_an_interruption(tiny_adapter, tmp_path, monkeypatch
 def test_cache_keys_separate_layers_and_prompts(tiny_adapter, tmp_path):
     adapter = tiny_adapter("llama")
     examples = make_examples(3, with_images=False)
-    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
     sub = extract_heads(adapter, examples, layers=[1], cache_dir=tmp_path, progress=False)
-    assert sub.shape[1] == 1
+    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
+    assert sub.shape[1] == 1 and full.shape[1] == adapter.n_layers, "one layer's entry never answers for all"
     np.testing.assert_allclose(sub, full[:, [1]], atol=ATOL)
+
+
+def test_a_layer_subset_is_sliced_from_cached_all_layer_vectors(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(4, with_images=False)
+    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)  # (n, L, H, d), every layer
+    passes = []
+    real_forward = adapter.forward
+    monkeypatch.setattr(adapter, "forward", lambda *a, **k: passes.append(1) or real_forward(*a, **k))
+    for layers in ([1], [0], [1, 0]):
+        subset = extract_heads(adapter, examples, layers=layers, cache_dir=tmp_path, progress=False)
+        np.testing.assert_array_equal(subset, full[:, layers])
+    assert not passes, "a layer subset ran the model although every layer was cached"
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == len(examples), "slices are not stored"
+    extract_heads(adapter, make_examples(5, with_images=False), layers=[1], cache_dir=tmp_path, progress=False)
+    assert passes, "an example without an all-layers entry still runs"
 
 
 def test_unknown_models_get_a_clear_error(tmp_path):
