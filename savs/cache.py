@@ -57,7 +57,7 @@ def checksum(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def distrust(array: np.ndarray, expected: str | None) -> str | None:
+def _distrust(array: np.ndarray, expected: str | None) -> str | None:
     """Why a stored array cannot be used (no or a wrong checksum, non-finite values), or None when it can."""
     if expected is None:
         return "has no checksum"
@@ -102,7 +102,7 @@ class ActivationCache:
         """The verified arrays of those ``keys`` the cache holds, reading each shard once. A shard failing its
         check is set aside and its keys forgotten: they are absent from the answer, for the caller to recompute."""
         by_shard: dict[Path, list[str]] = {}
-        for key in keys:
+        for key in dict.fromkeys(keys):
             if key in self._where:
                 by_shard.setdefault(self._where[key], []).append(key)
         found: dict[str, np.ndarray] = {}
@@ -148,7 +148,7 @@ class ActivationCache:
             self._set_aside(shard, f"cannot be read ({e})")
             return {}
         for key, array in arrays.items():
-            why = distrust(array, metadata.get(key))
+            why = _distrust(array, metadata.get(key))
             if why is not None:
                 self._set_aside(shard, f"has an array that {why} (key {key[:16]}...)")
                 return {}
