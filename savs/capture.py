@@ -13,6 +13,7 @@ is computed.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ class FeatureCapture:
     """Drives forward passes whose hooks keep token ``index[b]`` of each row. Build it with ``capture_features``.
 
     Hooks call ``keep(point, tensor)``; ``run`` returns ``{"heads": (B, L, H, d), "hidden": (B, D)}`` (what
-    was asked for), fp32 on the CPU.
+    was asked for; ``L`` in the order of ``head_layers``), fp32 on the CPU.
     """
 
     def __init__(
@@ -102,8 +103,12 @@ def capture_features(
     adapter: Adapter, heads: Sequence[int] = (), hidden: int | None = None, stop_early: bool = True
 ) -> Iterator[FeatureCapture]:
     """Hook the per-head vectors of decoder layers ``heads`` and/or ``hidden_states[hidden]`` for the duration of
-    the block; hooks always removed."""
-    head_layers = sorted(set(heads))
+    the block; hooks always removed. The capture keeps the layers in ascending order (``FeatureCapture.head_layers``);
+    a layer asked for twice is an error, not silently merged."""
+    head_layers = sorted(operator.index(layer) for layer in heads)
+    repeated = sorted({a for a, b in itertools.pairwise(head_layers) if a == b})
+    if repeated:
+        raise ValueError(f"layers {repeated} asked for more than once")
     bad = [layer for layer in head_layers if not 0 <= layer < adapter.n_layers]
     if bad:
         raise ValueError(f"layers {bad} outside 0..{adapter.n_layers - 1}")

@@ -4,11 +4,15 @@
 prefix shared by a whole batch (system prompt, chat header, a fixed question) once and reuses its KV
 cache, and stores results in an on-disk cache so no example passes through a model twice.
 ``extract_features`` does the same for the head vectors and a hidden state together (the probes' features),
-from the same single pass.
+from the same single pass. With ``SAVS_CACHE_ONLY=1`` (or ``cache_only=True``) extraction only reads the cache and
+raises ``savs.cache.CacheMissError`` for what it lacks: a pipeline that must reproduce cached vectors never
+recomputes them silently.
 """
 
 from __future__ import annotations
 
+import numbers
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from savs.cache import ActivationCache, example_key
+from savs.cache import ActivationCache, CacheMissError, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
 
@@ -27,6 +31,10 @@ if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
 
 # Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
 PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
+# The shortest shared prefix worth a pass of its own. Running it costs an extra model call (every weight read once
+# more) plus KV-cache bookkeeping, and saves each row only the prefix's tokens: a bare chat header or "USER:" of a
+# couple of tokens saves next to nothing in rows of tens to thousands of tokens (text plus image tokens).
+MIN_SHARED_PREFIX = 4
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -72,17 +80,35 @@ class _PrefixKV:
         )
 
 
+def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) -> dict[str, torch.Tensor]:
+    """``adapter.encode``, refusing a prompt longer than the model's context: past its trained positions a model
+    still runs (RoPE extrapolates) but its vectors are not the ones it learned to make."""
+    batch = adapter.encode(examples, padding_side=padding_side)
+    limit = getattr(adapter.text_config, "max_position_embeddings", None)
+    if limit is not None:
+        lengths = batch["attention_mask"].sum(dim=1).tolist()  # (B,) tokens per prompt, images included
+        over = [(n, e) for n, e in zip(lengths, examples, strict=True) if n > limit]
+        if over:
+            n, e = over[0]
+            raise ValueError(
+                f"example {_describe(e)} is {n} tokens long, more than the {limit} positions of {adapter.name} "
+                f"(max_position_embeddings); {len(over)} examples of its batch are too long"
+            )
+    return batch
+
+
 def _run_batch(
     adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
-    """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path when it applies."""
-    if prefixes is None:
-        batch = adapter.encode(examples, padding_side="left")
+    """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path where it pays: a lone
+    example has no one to share a prefix with, and a prefix shorter than ``MIN_SHARED_PREFIX`` is run with the rest."""
+    if prefixes is None or len(examples) == 1:
+        batch = _encode(adapter, examples, padding_side="left")
         return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
-    batch = adapter.encode(examples, padding_side="right")
+    batch = _encode(adapter, examples, padding_side="right")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     n_prefix = shared_prefix_length(ids, mask, adapter.prefix_barrier_ids())
-    if n_prefix == 0:
+    if n_prefix < MIN_SHARED_PREFIX:
         return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
     past = prefixes.expanded(ids[0, :n_prefix], len(examples))
     suffix = {k: v[:, n_prefix:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
@@ -101,12 +127,16 @@ def extract_heads(
     prefix_cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache_only: bool | None = None,
 ) -> np.ndarray:
     """Per-head vectors at the last prompt token: float32 ``(n_examples, n_layers, n_heads, head_dim)``.
 
-    ``layers``: which decoder layers to keep (all by default); the pass stops after the deepest one.
+    ``layers``: which decoder layers to keep, in this order (all by default); the pass stops after the deepest one.
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
+    ``cache_only``: read everything from ``cache_dir`` and run no forward pass, raising ``CacheMissError`` for
+    what is missing; None (the default) means "when the environment sets ``SAVS_CACHE_ONLY=1`` and a cache_dir
+    is given".
     """
     layers = range(adapter.n_layers) if layers is None else layers
     return extract_features(
@@ -117,6 +147,7 @@ def extract_heads(
         prefix_cache=prefix_cache,
         cache_dir=cache_dir,
         progress=progress,
+        cache_only=cache_only,
     )["heads"]
 
 
@@ -130,43 +161,126 @@ def extract_features(
     prefix_cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache_only: bool | None = None,
 ) -> dict[str, np.ndarray]:
-    """The per-head vectors of layers ``heads`` and/or ``hidden_states[hidden]`` at the last prompt token, from
-    one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``, float32.
+    """The per-head vectors of layers ``heads`` (in that order) and/or ``hidden_states[hidden]`` at the last prompt
+    token, from one forward pass per example: ``{"heads": (n, len(heads), H, d), "hidden": (n, hidden_size)}``,
+    float32.
 
     The loop every extractor shares: skip what the cache holds, batch similar prompts, run each batch once
     (shared-prefix path where it applies), store each batch as it completes. Each feature of an example has
-    its own cache key, so a heads-only run and a heads+hidden run reuse each other's work.
+    its own cache key, so a heads-only run and a heads+hidden run reuse each other's work. Cached arrays are
+    verified as they are read; one that fails is set aside with a warning and recomputed. Other arguments as in
+    ``extract_heads``.
     """
-    if not examples:
-        raise ValueError("no examples to extract")
+    _check_arguments(examples, batch_size)
+    cache_only = _cache_only(cache_only, cache_dir)
+    heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
-        tags = {"heads": ",".join(map(str, capture.head_layers)), "hidden": f"hidden:{capture.hidden}"}
-        keys = {name: [example_key(e.fingerprint(), tags[name]) for e in examples] for name in capture.outputs}
+        keys, all_layer_keys = _cache_keys(adapter, examples, capture)
+        store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
+        found = _read_cached(store, keys, all_layer_keys, capture.head_layers) if store is not None else {}
+        todo = _missing(examples, keys, found)
+        if cache_only and todo:
+            raise _cache_miss(store, list(todo.values()), keys)
         # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
         prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
-        return _run_extraction(adapter, examples, capture, keys, batch_size, prefix_cache, cache_dir, progress)
+        found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
+    out = {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
+    if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
+        out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
+    return out
 
 
-def _run_extraction(
+def _check_arguments(examples: object, batch_size: object) -> None:
+    """Refuse bad arguments here, by name, rather than as an obscure failure deep inside a batch."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not isinstance(examples, Sequence):
+        raise TypeError(f"examples must be a sequence of savs.examples.Example, got a {type(examples).__name__}")
+    if not examples:
+        raise ValueError("no examples to extract")
+    bad = next((i for i, e in enumerate(examples) if not isinstance(e, Example)), None)
+    if bad is not None:
+        raise TypeError(f"examples[{bad}] is a {type(examples[bad]).__name__}, not a savs.examples.Example")
+
+
+def _cache_only(cache_only: bool | None, cache_dir: str | Path | None) -> bool:
+    """Whether extraction may only read the cache: the keyword when given, else ``SAVS_CACHE_ONLY=1`` with a cache."""
+    if cache_only is None:
+        return cache_dir is not None and os.environ.get("SAVS_CACHE_ONLY") == "1"
+    if cache_only and cache_dir is None:
+        raise ValueError("cache_only=True needs a cache_dir to read the vectors from")
+    return cache_only
+
+
+def _layer_tag(layers: Sequence[int]) -> str:
+    """The part of a head-vector cache key that says which layers an entry holds (ascending)."""
+    return ",".join(map(str, layers))
+
+
+def _cache_keys(
+    adapter: Adapter, examples: Sequence[Example], capture: FeatureCapture
+) -> tuple[dict[str, list[str]], list[str] | None]:
+    """Per output, each example's cache key; and, when the capture keeps a subset of the layers, the keys of the
+    examples' all-layers head vectors (which that subset can be sliced from), else None."""
+    fingerprints = [e.fingerprint() for e in examples]
+    tags = {"heads": _layer_tag(capture.head_layers), "hidden": f"hidden:{capture.hidden}"}
+    keys = {name: [example_key(fp, tags[name]) for fp in fingerprints] for name in capture.outputs}
+    all_layers = list(range(adapter.n_layers))
+    if not capture.head_layers or capture.head_layers == all_layers:
+        return keys, None
+    return keys, [example_key(fp, _layer_tag(all_layers)) for fp in fingerprints]
+
+
+def _read_cached(
+    store: ActivationCache, keys: dict[str, list[str]], all_layer_keys: list[str] | None, layers: list[int]
+) -> dict[str, np.ndarray]:
+    """The verified cached arrays of ``keys``. Head vectors of a layer subset that the cache lacks are sliced from
+    the example's all-layers entry where it holds one: a pipeline asking only for its heads' layers runs nothing."""
+    found = store.read(list(dict.fromkeys(k for ks in keys.values() for k in ks)))
+    if all_layer_keys is not None:
+        wanted = {k: full for k, full in zip(keys["heads"], all_layer_keys, strict=True) if k not in found}
+        full = store.read(list(dict.fromkeys(wanted.values())))
+        found.update({k: full[f][layers] for k, f in wanted.items() if f in full})  # (len(layers), H, d)
+    return found
+
+
+def _cache_miss(store: ActivationCache, missing: list[Example], keys: dict[str, list[str]]) -> CacheMissError:
+    """The error of a cache-only extraction that lacks ``missing``: how many, from where, and how to fill it."""
+    names = ", ".join(_describe(e) for e in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return CacheMissError(
+        f"{len(missing)} examples lack their {'+'.join(keys)} vectors in the activation cache (model namespace "
+        f"{store.dir.name}, {store.dir}): {names}. Cache-only mode (SAVS_CACHE_ONLY=1 or cache_only=True) runs "
+        "no model; fill the cache with `python -m savs.distributed` or a run without SAVS_CACHE_ONLY."
+    )
+
+
+def _missing(
+    examples: Sequence[Example], keys: dict[str, list[str]], found: dict[str, np.ndarray]
+) -> dict[int, Example]:
+    """The first position of each distinct example with a feature not in ``found`` -> the example."""
+    todo: dict[int, Example] = {}
+    seen: set[str] = set()
+    for i, e in enumerate(examples):
+        ks = [keys[name][i] for name in keys]
+        if ks[0] not in seen and not all(k in found for k in ks):
+            todo[i] = e
+        seen.add(ks[0])
+    return todo
+
+
+def _extract(
     adapter: Adapter,
-    examples: Sequence[Example],
     capture: FeatureCapture,
+    todo: dict[int, Example],
     keys: dict[str, list[str]],
     batch_size: int,
     prefix_cache: bool,
-    cache_dir: str | Path | None,
+    store: ActivationCache | None,
     progress: bool,
 ) -> dict[str, np.ndarray]:
-    """Extract what the cache lacks (``keys``: per output, one cache key per example), then gather everything."""
-    store = ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
-    todo: dict[int, Example] = {}  # first position of each distinct missing example -> the example
-    seen: set[str] = set()
-    for i, e in enumerate(examples):
-        ks = tuple(keys[name][i] for name in keys)
-        if ks[0] not in seen and not (store and all(k in store for k in ks)):
-            todo[i] = e
-        seen.add(ks[0])
+    """Run the ``todo`` examples through the model in batches, storing each batch as it completes: key -> row."""
     # Similar prompts side by side: less padding, longer shared prefixes.
     order = sorted(todo, key=lambda i: (len(todo[i].images), len(todo[i].text), todo[i].text))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -177,16 +291,31 @@ def _run_extraction(
         bar = tqdm(total=len(order), desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
         for group in groups:
             features = _run_batch(adapter, capture, prefixes, [todo[i] for i in group])
+            _check_finite(features, [todo[i] for i in group])
             batch = {keys[name][i]: row for name in keys for i, row in zip(group, features[name].numpy(), strict=True)}
             if store is not None:
                 store.put(batch)
             fresh.update(batch)
             bar.update(len(group))
         bar.close()
-    cached = [k for k in dict.fromkeys(k for ks in keys.values() for k in ks) if k not in fresh]
-    if cached:
-        fresh.update(zip(cached, store.get(cached), strict=True))
-    return {name: np.stack([fresh[k] for k in ks]) for name, ks in keys.items()}
+    return fresh
+
+
+def _describe(example: Example) -> str:
+    """An example as an error message names it: its uid, else the start of its text."""
+    return example.uid or repr(example.text[:40])
+
+
+def _check_finite(features: dict[str, torch.Tensor], examples: Sequence[Example]) -> None:
+    """Refuse a batch whose features hold NaN or inf (before anything of it is cached), naming the examples."""
+    for name, values in features.items():
+        bad = ~torch.isfinite(values.flatten(1)).all(dim=1)  # (B,)
+        if bad.any():
+            names = [_describe(e) for e, b in zip(examples, bad.tolist(), strict=True) if b]
+            raise ValueError(
+                f"the forward pass gave NaN or inf {name} vectors for {len(names)} examples "
+                f"({', '.join(names[:5])}); nothing of their batch was cached"
+            )
 
 
 def _split_by_image_count(group: list[int], todo: dict[int, Example]) -> list[list[int]]:

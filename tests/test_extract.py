@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,7 @@ from conftest import make_examples
 from savs import extract
 from savs.cache import ActivationCache
 from savs.capture import capture_features
-from savs.extract import extract_heads, shared_prefix_length
+from savs.extract import extract_features, extract_heads, shared_prefix_length
 from savs.models import adapter_class, load_model
 
 ATOL = 1e-4
@@ -142,10 +143,26 @@ def test_cache_resumes_after_an_interruption(tiny_adapter, tmp_path, monkeypatch
 def test_cache_keys_separate_layers_and_prompts(tiny_adapter, tmp_path):
     adapter = tiny_adapter("llama")
     examples = make_examples(3, with_images=False)
-    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
     sub = extract_heads(adapter, examples, layers=[1], cache_dir=tmp_path, progress=False)
-    assert sub.shape[1] == 1
+    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)
+    assert sub.shape[1] == 1 and full.shape[1] == adapter.n_layers, "one layer's entry never answers for all"
     np.testing.assert_allclose(sub, full[:, [1]], atol=ATOL)
+
+
+def test_a_layer_subset_is_sliced_from_cached_all_layer_vectors(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(4, with_images=False)
+    full = extract_heads(adapter, examples, cache_dir=tmp_path, progress=False)  # (n, L, H, d), every layer
+    passes = []
+    real_forward = adapter.forward
+    monkeypatch.setattr(adapter, "forward", lambda *a, **k: passes.append(1) or real_forward(*a, **k))
+    for layers in ([1], [0], [1, 0]):
+        subset = extract_heads(adapter, examples, layers=layers, cache_dir=tmp_path, progress=False)
+        np.testing.assert_array_equal(subset, full[:, layers])
+    assert not passes, "a layer subset ran the model although every layer was cached"
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == len(examples), "slices are not stored"
+    extract_heads(adapter, make_examples(5, with_images=False), layers=[1], cache_dir=tmp_path, progress=False)
+    assert passes, "an example without an all-layers entry still runs"
 
 
 def test_unknown_models_get_a_clear_error(tmp_path):
@@ -183,3 +200,94 @@ def test_attention_defaults_to_sdpa_on_cpu():
     from savs.models.base import default_attention
 
     assert default_attention(torch.device("cpu")) == "sdpa"
+
+
+@pytest.mark.parametrize(("feature", "bad"), [("heads", np.nan), ("hidden", np.inf)])
+def test_non_finite_vectors_are_refused_not_cached(feature, bad, tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(4, with_images=False)
+    real_run = extract._run_batch
+    poisoned = []
+
+    def run_poisoned(*args):
+        features = real_run(*args)
+        features[feature][1, ..., 0] = bad  # one example's vector goes bad, as an fp16 overflow would
+        poisoned.append(args[-1][1].uid)
+        return features
+
+    monkeypatch.setattr(extract, "_run_batch", run_poisoned)
+    with pytest.raises(ValueError, match=f"NaN or inf {feature} vectors for 1 examples") as error:
+        extract_features(adapter, examples, heads=[0], hidden=-1, batch_size=4, cache_dir=tmp_path, progress=False)
+    assert f"({poisoned[0]})" in str(error.value), "the message names the example that went bad"
+    assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 0, "nothing of the batch was cached"
+
+
+def test_layers_come_back_in_the_order_asked(tiny_adapter, tmp_path):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    full = extract_heads(adapter, examples, progress=False)  # (n, L, H, d), layers 0, 1
+    assert not np.array_equal(full[:, 0], full[:, 1]), "the layers must differ for the order to be seen"
+    np.testing.assert_array_equal(extract_heads(adapter, examples, layers=[1, 0], progress=False), full[:, [1, 0]])
+    cached = extract_heads(adapter, examples, layers=[1, 0], cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(cached, full[:, [1, 0]])
+    with pytest.raises(ValueError, match=r"layers \[1\] asked for more than once"):
+        extract_heads(adapter, examples, layers=[1, 0, 1], progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, "8", True, None])
+def test_a_bad_batch_size_is_refused_by_name(batch_size, tiny_adapter):
+    with pytest.raises(ValueError, match=rf"batch_size must be an int >= 1, got {re.escape(repr(batch_size))}"):
+        extract_heads(tiny_adapter("llama"), make_examples(2, with_images=False), batch_size=batch_size)
+
+
+def test_examples_that_are_not_examples_are_refused_by_position(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    examples = make_examples(3, with_images=False)
+    with pytest.raises(TypeError, match=r"examples\[2\] is a str, not a savs.examples.Example"):
+        extract_heads(adapter, [*examples[:2], "a prompt", examples[2]])
+    with pytest.raises(TypeError, match=r"examples\[0\] is a dict"):
+        extract_heads(adapter, [{"text": "a prompt"}])
+    with pytest.raises(TypeError, match="sequence of savs.examples.Example, got a generator"):
+        extract_heads(adapter, (e for e in examples))
+    np.testing.assert_array_equal(  # a tuple is a sequence too
+        extract_heads(adapter, tuple(examples), progress=False), extract_heads(adapter, examples, progress=False)
+    )
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_forward_pass(tiny_adapter, monkeypatch):
+    adapter = tiny_adapter("llama")
+    limit = adapter.text_config.max_position_embeddings
+    examples = make_examples(3, with_images=False)
+    examples[1] = replace(examples[1], text="cat dog " * 700, uid="long/1")
+    n_tokens = len(adapter.tokenizer(adapter.render(examples[1]), add_special_tokens=False)["input_ids"])
+    assert n_tokens > limit
+    monkeypatch.setattr(adapter, "forward", lambda *a, **k: pytest.fail("the model ran on a prompt too long for it"))
+    for prefix_cache in (False, True):
+        with pytest.raises(ValueError, match=f"example long/1 is {n_tokens} tokens long, more than the {limit}"):
+            extract_heads(adapter, examples, prefix_cache=prefix_cache, progress=False)
+
+
+def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
+    """A lone example, and a shared prefix shorter than MIN_SHARED_PREFIX, take the plain path, with equal results."""
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 4)
+    plain = extract_heads(adapter, examples, batch_size=4, prefix_cache=False, progress=False)
+    batch = adapter.encode(examples, padding_side="right")
+    shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"], adapter.prefix_barrier_ids())
+    calls = []
+    original = extract._PrefixKV.expanded
+    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+
+    one_at_a_time = extract_heads(adapter, examples, batch_size=1, prefix_cache=True, progress=False)
+    assert not calls, "a batch of one ran a prefix pass"
+    np.testing.assert_allclose(one_at_a_time, plain, atol=ATOL)
+
+    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared + 1)
+    short = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
+    assert not calls, "a prefix shorter than the threshold ran a pass of its own"
+    np.testing.assert_allclose(short, plain, atol=ATOL)
+
+    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared)
+    at_threshold = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
+    assert calls == [shared]
+    np.testing.assert_allclose(at_threshold, plain, atol=ATOL)
