@@ -44,6 +44,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SAVS_CACHE") or Path.home() / ".cache" / "savs")
 
 
+def cache_only_mode(cache_only: bool | None, cache_dir: str | Path | None) -> bool:
+    """Whether features may only be read from the cache (no model runs): the keyword when given, else
+    ``SAVS_CACHE_ONLY=1`` where there is a cache."""
+    if cache_only is None:
+        return cache_dir is not None and os.environ.get("SAVS_CACHE_ONLY") == "1"
+    if cache_only and cache_dir is None:
+        raise ValueError("cache_only=True needs a cache_dir to read the features from")
+    return cache_only
+
+
 def example_key(fingerprint: str, tag: str) -> str:
     """Cache key of one example's features of one kind (``tag``: the layers kept, or another feature's name)."""
     return hashlib.sha256(f"{fingerprint}|{tag}".encode()).hexdigest()

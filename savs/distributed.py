@@ -1,13 +1,15 @@
-"""Extraction past one GPU: every process extracts its shard into the shared activation cache.
+"""Extraction past one GPU: every process extracts its share of what a profile's notebooks will read into the shared
+activation cache, so the notebooks then run no extraction pass.
 
-The cache is content-addressed and written one atomic shard per batch, so merging is free: after all
-ranks finish, any process reads the full array back from it, identical to a single-process run.
+What is extracted is ``savs.plan.profile_plan``: for every model and task of the profile (with the same overrides the
+notebooks take), the head vectors and last hidden state of every few-shot and test example any notebook scores, the
+blind control's blanked copies and the vision probe's features. The cache is content-addressed and written one
+atomic shard per batch, so merging is free.
 
-    accelerate launch --num_processes 8 -m savs.distributed --model llava-ov-7b --task eurosat \
-        --shots 20 --seeds 0 1 2 --n-test 1000 --cache-dir /data/savs-cache
+    accelerate launch --num_processes 8 -m savs.distributed --profile paper --cache-dir /data/savs-cache
+    make reproduce PROFILE=paper SAVS_CACHE=/data/savs-cache   # then: the notebooks read everything from the cache
 
-(``torchrun --nproc_per_node N -m savs.distributed ...`` works the same.) Notebooks pointed at the same
-cache directory then find every activation already there.
+(``torchrun --nproc_per_node N -m savs.distributed ...`` works the same.)
 """
 
 from __future__ import annotations
@@ -16,58 +18,65 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+import torch
 from accelerate import PartialState
 
-from savs.examples import Example
-from savs.extract import extract_heads
+from savs.extract import extract_features
 
 
-def extract_heads_distributed(
-    adapter, examples: Sequence[Example], *, cache_dir: str | Path, state: PartialState | None = None, **kwargs
-) -> np.ndarray:
-    """``extract_heads`` with the examples split over the processes of ``state``; every rank gets the whole array."""
-    state = state or PartialState()
-    with state.split_between_processes(list(examples)) as mine:
-        if mine:
-            extract_heads(adapter, mine, cache_dir=cache_dir, progress=state.is_local_main_process, **kwargs)
-    state.wait_for_everyone()
-    return extract_heads(adapter, examples, cache_dir=cache_dir, progress=False, **kwargs)
+def extract_plan(session, state: PartialState) -> dict[str, int]:
+    """Extract this rank's share of every need of ``session``'s profile; returns counts per kind (all ranks')."""
+    from savs import baselines
+    from savs.plan import profile_plan
 
-
-def examples_for(task_name: str, shots: int, seeds: Sequence[int], n_test: int | None) -> list[Example]:
-    """The few-shot sets of every seed plus each seed's test subset: what the notebooks will ask for."""
-    from savs.data import load_task
-
-    task = load_task(task_name)
-    out: list[Example] = []
-    for seed in seeds:
-        out += task.few_shot(shots, seed) + task.test_subset(n_test, seed)
-    return list({e.fingerprint(): e for e in out}.values())
+    plan, counts = profile_plan(session), {"features": 0, "vision": 0}
+    for model in dict.fromkeys(m for m, _ in plan.needs):
+        with state.main_process_first():  # a tiny: model is built once, then every rank loads it
+            adapter = session.adapter(model)
+        for (m, task), need in plan.needs.items():
+            if m != model:
+                continue
+            for kind, examples in (("features", list(need.features.values())), ("vision", list(need.vision.values()))):
+                counts[kind] += len(examples)
+                with state.split_between_processes(examples) as mine:
+                    if not mine:
+                        continue
+                    if kind == "features":
+                        extract_features(
+                            adapter, mine, heads=range(adapter.n_layers), hidden=-1, cache_dir=session.cache,
+                            batch_size=session.profile.batch_size, progress=state.is_local_main_process,
+                        )  # fmt: skip
+                    else:
+                        baselines.vision_features(adapter, mine, cache_dir=session.cache, progress=False)
+            if state.is_main_process:
+                print(f"{model} | {task}: {len(need.features)} examples' features, {len(need.vision)} vision features")
+        state.wait_for_everyone()
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from savs.models import load_model
+    from savs.experiments import Session
+    from savs.profiles import load_profile
 
-    parser = argparse.ArgumentParser(description="Extract head activations of a task on every process.")
-    parser.add_argument("--model", required=True, help="registry name, hub id or local directory")
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--shots", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--cache-dir", required=True)
-    parser.add_argument("--out", help="also save the merged array here (.npy), from rank 0")
+    parser = argparse.ArgumentParser(description="Extract what a profile's notebooks read, on every process.")
+    parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
+    parser.add_argument("--model", help="override the profile's models (comma-separated)")
+    parser.add_argument("--tasks", help="override the profile's tasks (comma-separated)")
+    parser.add_argument("--shots", type=int)
+    parser.add_argument("--seeds", help="comma-separated")
+    parser.add_argument("--n-test", type=int)
+    parser.add_argument("--cache-dir", required=True, help="the activation cache the notebooks will read ($SAVS_CACHE)")
     args = parser.parse_args(argv)
 
-    state = PartialState()
-    adapter = load_model(args.model, device=state.device)
-    examples = examples_for(args.task, args.shots, args.seeds, args.n_test)
-    X = extract_heads_distributed(adapter, examples, cache_dir=args.cache_dir, state=state, batch_size=args.batch_size)
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo across CPU processes where there is no GPU
+    profile = load_profile(
+        args.profile, model=args.model, tasks=args.tasks, shots=args.shots, seeds=args.seeds, n_test=args.n_test,
+        device=str(state.device) if state.device.type == "cuda" else None,
+    )  # fmt: skip
+    counts = extract_plan(Session(profile, Path(args.cache_dir)), state)
     if state.is_main_process:
-        print(f"{len(examples)} examples of {args.task}: activations {X.shape} in {args.cache_dir}")
-        if args.out:
-            np.save(args.out, X)
+        print(f"profile {profile.name}: {counts['features']} examples' features, {counts['vision']} vision features "
+              f"in {args.cache_dir}, over {state.num_processes} processes")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,22 +36,16 @@ Predict = Callable[["Run", list[Example], list[Example], int], list[str]]
 
 
 def load_adapter(name: str, profile: Profile, cache_dir: Path) -> Adapter:
-    """A model by registry name, hub id or directory; ``tiny:<family>`` is savs.tiny's model, built once."""
-    path = name
-    if name.startswith("tiny:"):
-        from savs.tiny import build_tiny_model
-
-        out = cache_dir / "tiny" / name.removeprefix("tiny:")
-        if not (out / "config.json").is_file():
-            build_tiny_model(name.removeprefix("tiny:"), out)
-        path = str(out)
-    dtype = getattr(torch, profile.dtype) if profile.dtype else None
-    return load_model(path, device=profile.device, dtype=dtype)
+    """A model as the profile loads it (device, dtype); ``tiny:`` models are built under ``cache_dir``."""
+    dtype = profile.dtype_for(name)
+    return load_model(name, cache_dir, device=profile.device, dtype=getattr(torch, dtype) if dtype else None)
 
 
 def load_profile_task(name: str, profile: Profile) -> Task:
-    """Task ``name`` sized by the profile (few-shot pool ``n_train``, ``n_test``); seed 0 fixes the split."""
-    return load_task(name, n_train=profile.n_train, n_test=profile.n_test, seed=0)
+    """Task ``name`` as the profile asks: its prompt protocol and loader options, a few-shot pool of ``n_train``
+    and ``n_test`` test examples; seed 0 fixes the split."""
+    options = profile.task_options.get(name, {})
+    return load_task(name, protocol=profile.protocol, n_train=profile.n_train, n_test=profile.n_test, seed=0, **options)
 
 
 @dataclass
@@ -98,7 +92,9 @@ class Run:
     def vision(self, examples: Sequence[Example]) -> np.ndarray:
         """The vision encoder's pooled features, ``(n, features)``."""
         return self._memoized(
-            "vision", examples, lambda: baselines.vision_features(self.adapter, examples, progress=False)
+            "vision",
+            examples,
+            lambda: baselines.vision_features(self.adapter, examples, progress=False, cache_dir=self.session.cache),
         )
 
     def options(self, baseline: str) -> dict:
@@ -135,9 +131,13 @@ class Session:
         """A fresh ``Run`` (empty feature memo) of ``model`` on ``task``."""
         return Run(self, model, self.adapter(model), self.task(task))
 
-    def test(self, task: str, n: int | None = None) -> list[Example]:
-        """The first ``n`` test examples of the task's fixed seeded order (whole groups for grouped tasks)."""
-        return self.task(task).test_subset(n if n is not None else self.profile.n_test, seed=0)
+    def test(self, task: str, few: Sequence[Example], n: int | None = None) -> list[Example]:
+        """The first ``n`` (default: the profile's) test examples of the task's fixed seeded order (whole groups for
+        grouped tasks); where the few-shot pool is the test split, leaving out the seed's few-shot set ``few``."""
+        t = self.task(task)
+        if t.pool_is_test and not few:
+            raise ValueError(f"task {task!r} draws few-shot sets from its test split: pass the seed's few-shot set")
+        return t.test_subset(n if n is not None else self.profile.n_test, seed=0, exclude=few if t.pool_is_test else ())
 
 
 # --- the methods -------------------------------------------------------------------------------------
@@ -194,22 +194,24 @@ def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[
 @dataclass(frozen=True)
 class Method:
     """A classifier to compare: its prediction function, the profile baseline that switches and sizes it
-    (None: always run, on every seed and the whole test set), and whether it ignores the seed."""
+    (None: always run, on every seed and the whole test set), whether it ignores the seed, and which cached
+    features it reads of the few-shot and test examples (``savs.plan``: what to extract before the notebooks)."""
 
     predict: Predict
     baseline: str | None = None
     seedless: bool = False
+    reads: tuple[str, ...] = ("features",)  # "features": heads + hidden state; "vision"; "blind": blanked copies'
 
 
 # In the order of the main table: baselines first, then SAVs' ablations, SAVs last.
 METHODS: dict[str, Method] = {
-    "zero-shot": Method(_zero_shot, "zero_shot", seedless=True),
-    "ICL": Method(_icl, "icl"),
-    "LoRA": Method(_lora, "lora"),
+    "zero-shot": Method(_zero_shot, "zero_shot", seedless=True, reads=()),
+    "ICL": Method(_icl, "icl", reads=()),
+    "LoRA": Method(_lora, "lora", reads=()),
     "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
     "k-NN": Method(partial(_probe, kind="knn"), "knn"),
-    "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe"),
-    "SAVs, blank images": Method(_blind, "blind"),
+    "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe", reads=("vision",)),
+    "SAVs, blank images": Method(_blind, "blind", reads=("blind",)),
     "last layer (NCM)": Method(partial(_ncm, last_layer=True)),
     "all layers (NCM)": Method(partial(_ncm, last_layer=False)),
     "all heads vote": Method(partial(_sav, n_heads="all")),
@@ -218,12 +220,30 @@ METHODS: dict[str, Method] = {
 ABLATION_METHODS = ("all heads vote", "SAVs")  # what runs on a profile's ablation models
 
 
-def active_methods(profile: Profile, names: Sequence[str] = tuple(METHODS)) -> list[str]:
-    """``names`` minus the baselines the profile switches off."""
+def active_methods(profile: Profile, task: str, names: Sequence[str] = tuple(METHODS)) -> list[str]:
+    """``names`` minus the baselines the profile switches off (or does not run on ``task``)."""
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; known: {', '.join(METHODS)}")
-    return [n for n in names if METHODS[n].baseline is None or METHODS[n].baseline in profile.baselines]
+    return [n for n in names if METHODS[n].baseline is None or profile.runs(METHODS[n].baseline, task)]
+
+
+def method_sets(
+    session: Session, task: str, method: str, shots: int, seeds: Sequence[int]
+) -> list[tuple[int, list[Example], list[Example]]]:
+    """(seed, few-shot set, test set) for each seed ``method`` runs on at ``shots`` per class: the seeds and test
+    size its baseline allows. ``evaluate`` scores these and ``savs.plan`` extracts their features beforehand."""
+    spec, profile = METHODS[method], session.profile
+    if spec.baseline is not None:
+        seeds = [s for s in seeds if s in profile.seeds_for(spec.baseline)]
+    if spec.seedless:
+        seeds = list(seeds)[:1]
+    n_test = profile.n_test_for(spec.baseline) if spec.baseline else profile.n_test
+    sets = []
+    for seed in seeds:
+        few = session.task(task).few_shot(shots, seed)
+        sets.append((seed, few, session.test(task, few, n_test)))
+    return sets
 
 
 def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[dict]:
@@ -231,16 +251,9 @@ def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[di
 
     Prints one line per seed with the time it took (the notebooks' log of where the time goes).
     """
-    spec, profile = METHODS[method], run.session.profile
-    if spec.baseline is not None:
-        seeds = [s for s in seeds if s in profile.seeds_for(spec.baseline)]
-    if spec.seedless:
-        seeds = list(seeds)[:1]
-    n_test = profile.n_test_for(spec.baseline) if spec.baseline else profile.n_test
-    test = run.session.test(run.task.name, n_test)
+    spec = METHODS[method]
     rows = []
-    for seed in seeds:
-        few = run.task.few_shot(shots, seed)
+    for seed, few, test in method_sets(run.session, run.task.name, method, shots, seeds):
         start = time.perf_counter()
         predictions = spec.predict(run, few, test, seed)
         seconds = time.perf_counter() - start
@@ -265,31 +278,43 @@ def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[di
 # --- experiments ---------------------------------------------------------------------------------------
 
 
-def main_results(session: Session) -> pd.DataFrame:
-    """The main table: every active method on every model x task at the profile's shots, per seed; the ablation
+def main_plan(profile: Profile) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
+    """(model, task, methods, seeds) of the main table: every active method on every model x task; the ablation
     models run the SAV variants only, on their first ``ablation_n_seeds`` seeds."""
-    p = session.profile
-    plan = [(m, active_methods(p), p.seeds) for m in p.models]
-    plan += [(m, ABLATION_METHODS, p.seeds[: p.ablation_n_seeds]) for m in p.ablation_models]
+    p = profile
+    plan = [(m, t, active_methods(p, t), p.seeds) for m in p.models for t in p.tasks]
+    plan += [(m, t, list(ABLATION_METHODS), p.seeds[: p.ablation_n_seeds]) for m in p.ablation_models for t in p.tasks]
+    return plan
+
+
+def shot_scaling_plan(profile: Profile) -> list[tuple[str, str, int, list[str]]]:
+    """(model, task, shots, methods) of the shot-scaling curve."""
+    p, study = profile, profile.shot_scaling
+    return [
+        (model, task, int(shots), active_methods(p, task, study.methods or ("SAVs",)))
+        for model in p.models
+        for task in p.study_tasks(study)
+        for shots in study.grid
+    ]
+
+
+def main_results(session: Session) -> pd.DataFrame:
+    """The main table (``main_plan``), one row per model x task x method x seed x metric."""
     rows = []
-    for model, methods, seeds in plan:
-        for task in p.tasks:
-            run = session.run(model, task)
-            for method in methods:
-                rows += evaluate(run, method, p.shots, seeds)
+    for model, task, methods, seeds in main_plan(session.profile):
+        run = session.run(model, task)
+        for method in methods:
+            rows += evaluate(run, method, session.profile.shots, seeds)
     return pd.DataFrame(rows)
 
 
 def shot_scaling(session: Session) -> pd.DataFrame:
     """Accuracy vs examples per class, for the study's methods: one row per model x task x shots x method x seed."""
-    p, study = session.profile, session.profile.shot_scaling
     rows = []
-    for model in p.models:
-        for task in p.study_tasks(study):
-            run = session.run(model, task)
-            for shots in study.grid:
-                for method in active_methods(p, study.methods or ("SAVs",)):
-                    rows += evaluate(run, method, int(shots), p.seeds)
+    for model, task, shots, methods in shot_scaling_plan(session.profile):
+        run = session.run(model, task)
+        for method in methods:
+            rows += evaluate(run, method, shots, session.profile.seeds)
     df = pd.DataFrame(rows)
     return df[df["metric"] == "accuracy"].rename(columns={"value": "accuracy"}).drop(columns="metric")
 
@@ -301,11 +326,10 @@ def head_sparsity(session: Session) -> pd.DataFrame:
     for model in p.models:
         for task in p.study_tasks(p.head_sparsity):
             run = session.run(model, task)
-            test = session.test(task)
-            X_test = run.heads(test)
             for seed in p.seeds:
                 few = run.task.few_shot(p.shots, seed)
-                X, y = run.heads(few), labels(few)
+                test = session.test(task, few)
+                X, y, X_test = run.heads(few), labels(few), run.heads(test)
                 n_all = X.shape[1] * X.shape[2]
                 for selection in ("in_sample", "leave_one_out"):
                     for k in p.head_sparsity.grid:
@@ -352,10 +376,9 @@ def _random_heads(clf: SAVClassifier, seed: int) -> np.ndarray:
 def _transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list[dict]:
     """Every source's heads (and, where the label sets match, its class means) scored on the run's task."""
     p = run.session.profile
-    test = run.session.test(run.task.name)
-    X_test = run.heads(test)
     few = run.task.few_shot(p.shots, seed)
-    X_few, y_few = run.heads(few), labels(few)
+    test = run.session.test(run.task.name, few)
+    X_few, y_few, X_test = run.heads(few), labels(few), run.heads(test)
     own = fitted[run.task.name]
     variants = []
     for source, clf in fitted.items():
@@ -401,7 +424,7 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
             selected = np.zeros_like(scores)
             for clf in fits:
                 selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head
-            test = session.test(task)
+            test = session.test(task, run.task.few_shot(p.shots, p.seeds[0]))  # the first seed's test set
             layer, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
             maps[(model, task)] = {
                 "scores": scores,

@@ -12,7 +12,6 @@ recomputes them silently.
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from savs.cache import ActivationCache, CacheMissError, example_key
+from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
 
@@ -174,7 +173,7 @@ def extract_features(
     ``extract_heads``.
     """
     _check_arguments(examples, batch_size)
-    cache_only = _cache_only(cache_only, cache_dir)
+    cache_only = cache_only_mode(cache_only, cache_dir)
     heads = list(heads)
     with capture_features(adapter, heads, hidden) as capture:
         keys, all_layer_keys = _cache_keys(adapter, examples, capture)
@@ -203,15 +202,6 @@ def _check_arguments(examples: object, batch_size: object) -> None:
     bad = next((i for i, e in enumerate(examples) if not isinstance(e, Example)), None)
     if bad is not None:
         raise TypeError(f"examples[{bad}] is a {type(examples[bad]).__name__}, not a savs.examples.Example")
-
-
-def _cache_only(cache_only: bool | None, cache_dir: str | Path | None) -> bool:
-    """Whether extraction may only read the cache: the keyword when given, else ``SAVS_CACHE_ONLY=1`` with a cache."""
-    if cache_only is None:
-        return cache_dir is not None and os.environ.get("SAVS_CACHE_ONLY") == "1"
-    if cache_only and cache_dir is None:
-        raise ValueError("cache_only=True needs a cache_dir to read the vectors from")
-    return cache_only
 
 
 def _layer_tag(layers: Sequence[int]) -> str:

@@ -3,6 +3,7 @@
 ``load_profile("mini", tasks="digits,fashion_mnist", seeds="0,1")`` reads ``savs/profiles/mini.yaml`` (or any
 YAML path) and applies a notebook's overrides on top; an override left ``None`` keeps the profile's value.
 Overrides arrive from papermill / ``make`` as plain values, so lists may also be comma-separated strings.
+A profile may start from another (``extends: paper``): its own keys replace the other's.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ BASELINES = ("zero_shot", "icl", "lora", "linear_probe", "knn", "blind", "vision
 
 @dataclass(frozen=True)
 class Baseline:
-    """A comparison method, run on the first ``n_seeds`` seeds and ``n_test`` test examples (None: all).
+    """A comparison method, run on the first ``n_seeds`` seeds and ``n_test`` test examples (None: all), on
+    ``tasks`` only when given (None: every task of the profile).
 
     ``options`` are keyword arguments for the method's function in ``savs.baselines`` (e.g. LoRA's steps).
     """
 
     n_seeds: int | None = None
     n_test: int | None = None
+    tasks: tuple[str, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,7 +57,9 @@ class Profile:
     n_test: int | None = None
     batch_size: int = 8
     device: str | None = None
-    dtype: str | None = None
+    dtype: str | dict[str, str] | None = None  # one dtype, or one per model (the authors ran each in its own)
+    protocol: str | None = None  # the paper benchmarks' prompts: "authors" or "savs" (None: the loaders' default)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-task loader keyword arguments
     ablation_models: tuple[str, ...] = ()
     ablation_n_seeds: int | None = None
     baselines: dict[str, Baseline] = field(default_factory=dict)
@@ -66,6 +71,15 @@ class Profile:
     def study_tasks(self, study: Study) -> tuple[str, ...]:
         """A study's tasks: its own list, else the profile's."""
         return study.tasks if study.tasks is not None else self.tasks
+
+    def dtype_for(self, model: str) -> str | None:
+        """The dtype ``model`` loads in (None: the device's default)."""
+        return self.dtype.get(model) if isinstance(self.dtype, dict) else self.dtype
+
+    def runs(self, baseline: str, task: str) -> bool:
+        """Whether ``baseline`` is on in this profile and runs on ``task``."""
+        spec = self.baselines.get(baseline)
+        return spec is not None and (spec.tasks is None or task in spec.tasks)
 
     def seeds_for(self, baseline: str) -> tuple[int, ...]:
         """The seeds a baseline runs on (its ``n_seeds`` first ones)."""
@@ -101,7 +115,10 @@ def _baselines(raw: dict | None) -> dict[str, Baseline]:
         if name not in BASELINES:
             raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
         spec = dict(spec or {})
-        out[name] = Baseline(spec.pop("n_seeds", None), spec.pop("n_test", None), spec)
+        tasks = spec.pop("tasks", None)
+        out[name] = Baseline(
+            spec.pop("n_seeds", None), spec.pop("n_test", None), None if tasks is None else _as_tuple(tasks), spec
+        )
     return out
 
 
@@ -124,10 +141,23 @@ def profile_path(name_or_path: str | Path) -> Path:
     return path
 
 
+def read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A profile's YAML mapping, with the profile it ``extends`` underneath (its own keys win)."""
+    if path in seen:
+        raise ValueError(f"profile {path} extends itself through {' -> '.join(map(str, seen))}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    return {**read_profile(profile_path(base), (*seen, path)), **raw}
+
+
 def parse_profile(raw: dict, name: str) -> Profile:
     """A Profile from a YAML mapping (lists become tuples, sections become their records)."""
     raw = dict(raw)
     _check_keys(raw, {f.name for f in fields(Profile)} - {"name"}, "profile")
+    if raw.get("protocol") not in (None, "authors", "savs"):
+        raise ValueError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
     for key in ("models", "tasks", "ablation_models"):
         raw[key] = _as_tuple(raw.get(key, []))
     raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
@@ -150,15 +180,16 @@ def load_profile(
 ) -> Profile:
     """Read a profile and apply overrides.
 
-    ``model`` replaces the models (and drops the ablation models, which belong to the profile's model);
+    ``model`` replaces the models (comma-separated for several; the ablation models, which belong to the profile's
+    model, are dropped);
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
     ("" or [] switches every baseline off); the rest replace the field of the same name.
     """
     path = profile_path(name_or_path)
-    profile = parse_profile(yaml.safe_load(path.read_text()) or {}, path.stem)
+    profile = parse_profile(read_profile(path), path.stem)
     changes: dict[str, Any] = {}
-    if model is not None:
-        changes.update(models=(model,), ablation_models=())
+    if model is not None:  # one model, or several comma-separated
+        changes.update(models=_as_tuple(model), ablation_models=())
     if tasks is not None:
         changes["tasks"] = _as_tuple(tasks)
         for key in ("shot_scaling", "head_sparsity", "cross_task", "head_maps"):

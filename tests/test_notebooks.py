@@ -2,14 +2,20 @@
 
 The tiny profile (``savs/profiles/tiny.yaml``) builds savs.tiny's random-weight LLaVA-OneVision (and, for the
 ablation rows, Qwen2-VL) into a temporary cache and runs every method of the main table once at the smallest size.
-Outputs go to temporary directories, never to the committed ``results/`` and ``figures/``. The notebooks run two at a
-time and share one activation cache, as under ``make reproduce -j2``.
+Outputs go to temporary directories, never to the committed ``results/`` and ``figures/``.
+
+First ``savs.distributed`` fills the activation cache with 2 processes (as ``accelerate launch`` would); then the
+notebooks run, two at a time, with ``SAVS_CACHE_ONLY=1``: any extraction pass they still needed would fail them. So
+every notebook test also proves that ``savs.plan`` lists exactly what the notebooks read.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,17 +65,31 @@ def execute(name: str, dirs: dict[str, Path]) -> None:
     )
 
 
+def distributed_extraction(cache: Path) -> subprocess.CompletedProcess:
+    """``savs.distributed`` on the tiny profile with 2 CPU processes (gloo), into ``cache``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "savs.distributed", "--profile", "tiny", "--cache-dir", str(cache)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Outputs:
-    """All notebooks, two at a time (kernel start-up and imports dominate), longest first, sharing one cache."""
+    """The cache filled by 2 processes, then all notebooks cache-only, two at a time, longest first."""
     root = tmp_path_factory.mktemp("notebooks")
     dirs = {name: root / name for name in ("results", "figures", "cache", "executed")}
     for d in dirs.values():
         d.mkdir()
-    for model in (*TINY.models, *TINY.ablation_models):  # build each tiny model once, before the notebooks race to
+    for model in (*TINY.models, *TINY.ablation_models):  # build each tiny model once, before the processes race to
         load_adapter(model, TINY, dirs["cache"])
+    done = distributed_extraction(dirs["cache"])
+    assert done.returncode == 0, done.stderr[-3000:]
     with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(max_workers=2) as pool:
         env.setenv("OMP_NUM_THREADS", "1")  # two kernels, one thread each: no torch threads spinning on 2 cores
+        env.setenv("SAVS_CACHE_ONLY", "1")  # an extraction the plan missed fails its notebook
         futures = {name: pool.submit(execute, name, dirs) for name in NOTEBOOKS}
     return Outputs(dirs, {name: future.exception() for name, future in futures.items()})
 

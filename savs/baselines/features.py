@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
 from savs.examples import Example, decode
 from savs.extract import extract_features
 from savs.models.base import Adapter
@@ -94,18 +95,48 @@ def _pooled_image_features(adapter: Adapter, images: Sequence[Image.Image]) -> t
     return torch.stack([feats.float().reshape(-1, feats.shape[-1]).mean(0) for feats in per_image])
 
 
+VISION_TAG = "vision:pooled"  # the cache key part of these features
+
+
 def vision_features(
-    adapter: Adapter, examples: Sequence[Example], *, batch_size: int = 32, progress: bool = True
+    adapter: Adapter,
+    examples: Sequence[Example],
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    cache_only: bool | None = None,
 ) -> np.ndarray:
     """The vision encoder's pooled features of each example's images (mean over its images): ``(n, D)`` float32.
 
     The analog of the paper's CLIP/SigLIP rows. savs-mini: EfficientNet-Lite0's 1280-d features, mean over
     its 3x3 grid. Transformers families: ``get_image_features`` (the tower's features as projected into
     the LM's embedding space, i.e. what the LM is given), mean over the image's tokens and crops.
+    ``cache_dir``: kept in the activation cache beside the head vectors (verified reads, ``SAVS_CACHE_ONLY``).
     """
     missing = [e.uid or e.text[:40] for e in examples if not e.images]
     if missing:
         raise ValueError(f"vision_features needs images; examples without: {missing[:3]}")
+    if cache_dir is None:
+        return _vision_features(adapter, examples, batch_size, progress)
+    store = ActivationCache(cache_dir, adapter.identity.namespace)
+    keys = [example_key(e.fingerprint(), VISION_TAG) for e in examples]
+    found = store.read(keys)
+    todo = {k: e for k, e in zip(keys, examples, strict=True) if k not in found}
+    if todo and cache_only_mode(cache_only, cache_dir):
+        raise CacheMissError(
+            f"{len(todo)} examples lack their vision features in the activation cache ({store.dir}); cache-only "
+            "mode (SAVS_CACHE_ONLY=1) runs no model: fill it with `python -m savs.distributed` or a run without it"
+        )
+    if todo:
+        fresh = dict(zip(todo, _vision_features(adapter, list(todo.values()), batch_size, progress), strict=True))
+        store.put(fresh)
+        found.update(fresh)
+    return np.stack([found[k] for k in keys])
+
+
+def _vision_features(adapter: Adapter, examples: Sequence[Example], batch_size: int, progress: bool) -> np.ndarray:
+    """``vision_features`` computed now, a batch of images at a time."""
     images = [im for e in examples for im in e.images]
     chunks = range(0, len(images), batch_size)
     pooled = torch.cat(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -121,12 +124,43 @@ def _hub_offline(offline: bool) -> Iterator[None]:
         hf_constants.HF_HUB_OFFLINE = before
 
 
-def load_model(name_or_path: str, **kwargs) -> Adapter:
-    """Load a model by registry name, hub id or local directory and wrap it in its family's adapter.
+TINY_SCHEME = "tiny:"
+
+
+def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The directory of ``tiny:<family>`` (``savs.tiny``'s random-weight model, or ``tiny:llava-ov-7b`` for a stand-in
+    of a paper checkpoint), built on first use under ``<cache>/tiny/``: into a temporary sibling, then renamed, so
+    processes building it at once never read a half-written model."""
+    from savs.cache import default_cache_dir
+    from savs.tiny import build_tiny_model
+
+    out = Path(cache_dir or default_cache_dir()) / "tiny" / name.removeprefix(TINY_SCHEME)
+    if not (out / "config.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            build_tiny_model(out.name, tmp)
+            os.rename(tmp, out)  # fails if another process finished first: its model is the same (seeded)
+        except OSError:
+            if not (out / "config.json").is_file():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs) -> Adapter:
+    """Load a model by registry name, hub id, local directory or ``tiny:<family>`` and wrap it in its family's
+    adapter.
 
     Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``. A hub id
-    is read from the local hub cache alone when ``hub_reachable`` finds no network.
+    is read from the local hub cache alone when ``hub_reachable`` finds no network. ``cache_dir``: where
+    ``tiny:`` models are built (default: the activation cache's directory).
     """
+    if name_or_path.startswith(TINY_SCHEME):
+        adapter = load_model(str(tiny_model_dir(name_or_path, cache_dir)), **kwargs)
+        adapter.name = name_or_path
+        return adapter
     spec = MODELS.get(name_or_path)
     if spec is not None and spec.hub_id is None:
         return adapter_class(spec.family).from_pretrained(name_or_path, **kwargs)

@@ -1,0 +1,81 @@
+"""What a profile's notebooks will ask of each model, in one place: per model and task, the examples whose features
+(every head's vector and the last hidden state, from one pass), vision features and blank-image copies (the blind
+control) the notebooks read.
+
+It is built from the same functions the experiments run (``experiments.main_plan``, ``method_sets``, ...), with
+each method declaring what it reads (``Method.reads``), so it cannot drift from them. ``savs.distributed``
+extracts exactly this before the notebooks run (they then run no extraction pass), and ``savs.preflight`` builds
+it, which loads every task but no model, to check that each task can give its few-shot and test sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from savs import baselines
+from savs.examples import Example
+from savs.experiments import METHODS, Session, main_plan, method_sets, shot_scaling_plan
+
+
+@dataclass
+class Need:
+    """What the notebooks read of one model on one task: examples by fingerprint, in first-asked order."""
+
+    model: str
+    task: str
+    features: dict[str, Example] = field(default_factory=dict)  # heads (all layers) + last hidden state
+    vision: dict[str, Example] = field(default_factory=dict)  # the vision encoder's pooled features
+
+    def add(self, kind: str, examples: Iterable[Example]) -> None:
+        """Record ``examples`` as read for ``kind`` ("features", "vision", or "blind": their blanked copies'
+        features)."""
+        if kind == "blind":
+            kind, examples = "features", baselines.blank_images(list(examples))
+        target = self.features if kind == "features" else self.vision
+        for e in examples:
+            target.setdefault(e.fingerprint(), e)
+
+
+class Plan:
+    """The needs of a profile, keyed by (model, task)."""
+
+    def __init__(self) -> None:
+        self.needs: dict[tuple[str, str], Need] = {}
+
+    def need(self, model: str, task: str) -> Need:
+        return self.needs.setdefault((model, task), Need(model, task))
+
+    def method(self, session: Session, model: str, task: str, method: str, shots: int, seeds: Iterable[int]) -> None:
+        """What ``method`` reads, for each (seed, few-shot set, test set) it is scored on."""
+        for _, few, test in method_sets(session, task, method, shots, list(seeds)):  # drawn even if nothing is read:
+            for kind in METHODS[method].reads:  # drawing them is what preflight checks
+                self.need(model, task).add(kind, few + test)
+
+    def study(self, session: Session, model: str, task: str, shots: int, seeds: Iterable[int]) -> None:
+        """The few-shot and test sets a head study (sparsity, transfer, maps) fits and scores SAVs on."""
+        for seed in seeds:
+            few = session.task(task).few_shot(shots, seed)
+            self.need(model, task).add("features", few + session.test(task, few))
+
+
+def profile_plan(session: Session) -> Plan:
+    """Everything the notebooks of ``session``'s profile read (see the module docstring)."""
+    p, plan = session.profile, Plan()
+    # 00 quickstart: SAVs on the first model and task, first seed
+    if p.models and p.tasks:
+        plan.study(session, p.models[0], p.tasks[0], p.shots, p.seeds[:1])
+    # 01 main table
+    for model, task, methods, seeds in main_plan(p):
+        for method in methods:
+            plan.method(session, model, task, method, p.shots, seeds)
+    # 02 shot scaling
+    for model, task, shots, methods in shot_scaling_plan(p):
+        for method in methods:
+            plan.method(session, model, task, method, shots, p.seeds)
+    # 03 head sparsity, 04 cross-task transfer, 05 head maps
+    for study in (p.head_sparsity, p.cross_task, p.head_maps):
+        for model in p.models:
+            for task in p.study_tasks(study):
+                plan.study(session, model, task, p.shots, p.seeds)
+    return plan
