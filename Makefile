@@ -10,7 +10,7 @@ NO_DEPS := requirements/no-deps.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(NO_DEPS) | cksum | cut -d' ' -f1)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data test test-slow lint bench
+.PHONY: help setup data test test-slow lint bench lock
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml $(NO_DEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) data  ## create .venv and install savs with everything the tests and notebooks need
+
+lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it (~9 min)
+	PYTHON=$(PYTHON) bash requirements/lock.sh
 
 data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
 	@if [ ! -d "$(FASHION_MNIST)" ] && [ -z "$$SAVS_FASHION_MNIST_DIR" ]; then \
