@@ -31,6 +31,7 @@ NOTEBOOKS = (
     "03_head_sparsity",
     "04_cross_task",
     "05_where_heads",
+    "07_your_own_task",
 )
 
 
@@ -191,3 +192,14 @@ def test_where_heads(out):
     assert heads["layer"].between(0, 1).all() and heads["head"].between(0, 3).all()
     for name in (paths.HEAD_MAPS, paths.HEAD_PCA):
         assert_figure(out, name)
+
+
+def test_your_own_task(out):
+    out.executed("07_your_own_task")
+    accuracy = table(out, paths.OWN_TASK)
+    assert list(accuracy.columns) == ["class", "n_test", "accuracy"]
+    assert list(accuracy["class"]) == ["bags", "dresses", "footwear", "tops", "trousers", "all"]
+    n_test = accuracy.set_index("class")["n_test"]
+    assert n_test["all"] == n_test.drop("all").sum() > 0 and accuracy["accuracy"].between(0, 100).all()
+    assert "Confusion matrix" in (out.dirs["results"] / f"{paths.OWN_TASK}.md").read_text()
+    assert_figure(out, paths.OWN_TASK_HEADS)
