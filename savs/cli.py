@@ -436,8 +436,11 @@ def cmd_heads(args: argparse.Namespace) -> int:
             f"{meta['shots']} shots per class, seed {meta['seed']}; circled: the {len(heads)} voting heads"
         )
         fig = plots.head_scores(scores, heads, caption)
-        with bad_input():
-            fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+        try:
+            with bad_input():
+                fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+        finally:
+            plots.plt.close(fig)  # a command leaves no figure open (nor one for a notebook to show)
         _info(args, f"plot written to {args.plot}")
     return 0
 
