@@ -224,6 +224,8 @@ def test_predict_json(fitted, pipeline):
     X = pipeline.features([Example(text=text, label="", images=(image,))], progress=False)
     assert row["label"] == pipeline.classifier.predict(X)[0] and row["path"] == str(image)
     assert row["votes"] == pytest.approx(dict(zip(CLASSES, pipeline.classifier.predict_proba(X)[0], strict=True)))
+    moved = run("predict", fitted.dir, image, "--json", "--model", fitted.model, *fitted.args())  # --model: its own
+    assert moved.code == 0 and json.loads(moved.out) == [row]
 
 
 def test_predict_with_per_row_questions(fitted, tmp_path):
