@@ -34,6 +34,8 @@ CROSS_TASK = "cross_task"
 HEAD_LOCATIONS = "head_locations"  # the selected heads per task, as a table
 HEAD_MAPS = "head_maps"
 HEAD_PCA = "head_pca"
+OWN_TASK = "own_task"  # notebook 07: per-class accuracy on the example image folder (confusion matrix in the .md)
+OWN_TASK_HEADS = "own_task_heads"
 
 
 def results_dir(override: str | Path | None = None) -> Path:

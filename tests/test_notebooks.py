@@ -30,7 +30,7 @@ from savs.profiles import load_profile
 
 TINY = load_profile("tiny")
 N_HEADS_TINY = 2 * 4  # savs.tiny: 2 layers x 4 heads
-NOTEBOOKS = (
+NOTEBOOKS = (  # the profile's experiments: everything they read is in savs.plan
     "01_main_results",
     "00_quickstart",
     "02_shot_scaling",
@@ -38,6 +38,7 @@ NOTEBOOKS = (
     "04_cross_task",
     "05_where_heads",
 )
+OWN_DATA = ("07_your_own_task",)  # reads the user's own folders, not the profile's tasks
 
 
 @dataclass
@@ -87,10 +88,12 @@ def out(tmp_path_factory) -> Outputs:
         load_adapter(model, TINY, dirs["cache"])
     done = distributed_extraction(dirs["cache"])
     assert done.returncode == 0, done.stderr[-3000:]
-    with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(max_workers=2) as pool:
-        env.setenv("OMP_NUM_THREADS", "1")  # two kernels, one thread each: no torch threads spinning on 2 cores
-        env.setenv("SAVS_CACHE_ONLY", "1")  # an extraction the plan missed fails its notebook
-        futures = {name: pool.submit(execute, name, dirs) for name in NOTEBOOKS}
+    futures = {}
+    for names, cache_only in ((NOTEBOOKS, "1"), (OWN_DATA, "0")):
+        with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(max_workers=2) as pool:
+            env.setenv("OMP_NUM_THREADS", "1")  # two kernels, one thread each: no torch threads spinning on 2 cores
+            env.setenv("SAVS_CACHE_ONLY", cache_only)  # the profile's notebooks: an extraction the plan missed fails
+            futures |= {name: pool.submit(execute, name, dirs) for name in names}
     return Outputs(dirs, {name: future.exception() for name, future in futures.items()})
 
 
@@ -211,3 +214,14 @@ def test_where_heads(out):
     assert heads["layer"].between(0, 1).all() and heads["head"].between(0, 3).all()
     for name in (paths.HEAD_MAPS, paths.HEAD_PCA):
         assert_figure(out, name)
+
+
+def test_your_own_task(out):
+    out.executed("07_your_own_task")
+    accuracy = table(out, paths.OWN_TASK)
+    assert list(accuracy.columns) == ["class", "n_test", "accuracy"]
+    assert list(accuracy["class"]) == ["bags", "dresses", "footwear", "tops", "trousers", "all"]
+    n_test = accuracy.set_index("class")["n_test"]
+    assert n_test["all"] == n_test.drop("all").sum() > 0 and accuracy["accuracy"].between(0, 100).all()
+    assert "Confusion matrix" in (out.dirs["results"] / f"{paths.OWN_TASK}.md").read_text()
+    assert_figure(out, paths.OWN_TASK_HEADS)

@@ -2,6 +2,8 @@
 
 ``load_task(name)`` is the one entry point; ``TASKS`` maps every task name to its loader. A local copy of a
 benchmark at ``$SAVS_DATA/<name>`` (in the layout its loader's docstring describes) is used instead of the hub.
+Your own data: ``from_folder`` (one subfolder per class), ``from_dataset`` (a ``datasets`` table), ``from_table``
+(CSV / JSONL of image paths and labels) and ``from_path`` (any of them, from a string), in ``savs.data.custom``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from savs.data.benchmarks import BENCHMARKS, PAPER_BENCHMARKS
+from savs.data.custom import from_dataset, from_folder, from_path, from_table
 from savs.data.offline import OFFLINE_TASKS
 from savs.examples import Task
+
+__all__ = ["TASKS", "from_dataset", "from_folder", "from_path", "from_table", "load_task"]
 
 TASKS: dict[str, Callable[..., Task]] = {**OFFLINE_TASKS, **BENCHMARKS}
 
