@@ -101,3 +101,26 @@ notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(
 	$(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar $(PAPERMILL_PARAMS) \
 	  || { mv -f $(@D)/$*.running.ipynb $(@D)/$*.failed.ipynb 2>/dev/null; echo "$< failed: see $(@D)/$*.failed.ipynb" >&2; exit 1; }
 	mv -f $(@D)/$*.running.ipynb $@
+
+# --- paper-dryrun: the paper profile's whole code path, offline, on a CPU ---------------------------------------------
+# Stand-ins of the 25 benchmarks (savs.dryrun, real split and class sizes) and of the two paper models (tiny random
+# weights, the real chat templates and processor settings), then what a GPU user's run does: preflight, extraction of
+# the whole plan by 2 processes (savs.distributed), every profile notebook with SAVS_CACHE_ONLY=1 (an extraction the plan
+# missed fails it). Writes to $(DRYRUN) (results/, figures/, executed/), never to the committed outputs.
+DRYRUN ?= /tmp/savs-paper-dryrun
+DRYRUN_ENV := SAVS_DATA=$(DRYRUN)/data SAVS_CACHE=$(DRYRUN)/cache SAVS_RESULTS=$(DRYRUN)/results \
+	SAVS_FIGURES=$(DRYRUN)/figures HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
+PROFILE_NOTEBOOKS := $(filter-out notebooks/07_%,$(NOTEBOOKS))
+.PHONY: paper-dryrun
+paper-dryrun: setup  ## the paper profile's whole code path offline on 2 CPU cores: stand-in data and models (~45 min)
+	@rm -rf $(DRYRUN)/results $(DRYRUN)/figures $(DRYRUN)/executed && mkdir -p $(DRYRUN)/executed
+	$(PY) -m savs.dryrun --out $(DRYRUN)/data
+	$(DRYRUN_ENV) $(PY) -m savs.preflight --profile paper-dryrun
+	$(DRYRUN_ENV) $(PY) -m torch.distributed.run --nproc_per_node 2 --master_port 29517 \
+	  -m savs.distributed --profile paper-dryrun --cache-dir $(DRYRUN)/cache
+	@for nb in $(PROFILE_NOTEBOOKS); do \
+	  echo "papermill $$nb (profile paper-dryrun, cache only)"; \
+	  $(DRYRUN_ENV) SAVS_CACHE_ONLY=1 $(PY) -m papermill $$nb $(DRYRUN)/executed/$$(basename $$nb) -k python3 \
+	    --log-output --no-progress-bar -p profile paper-dryrun || exit 1; \
+	done
+	@echo "paper-dryrun: every notebook ran; tables in $(DRYRUN)/results, figures in $(DRYRUN)/figures"

@@ -10,7 +10,8 @@ it, which loads every task but no model, to check that each task can give its fe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from savs import baselines
@@ -38,25 +39,47 @@ class Need:
 
 
 class Plan:
-    """The needs of a profile, keyed by (model, task)."""
+    """The needs of a profile, keyed by (model, task); ``problems``: per task, why a set could not be drawn."""
 
     def __init__(self) -> None:
         self.needs: dict[tuple[str, str], Need] = {}
+        self.problems: dict[str, str] = {}
 
     def need(self, model: str, task: str) -> Need:
         return self.needs.setdefault((model, task), Need(model, task))
 
     def method(self, session: Session, model: str, task: str, method: str, shots: int, seeds: Iterable[int]) -> None:
-        """What ``method`` reads, for each (seed, few-shot set, test set) it is scored on."""
-        for _, few, test in method_sets(session, task, method, shots, list(seeds)):  # drawn even if nothing is read:
-            for kind in METHODS[method].reads:  # drawing them is what preflight checks
-                self.need(model, task).add(kind, few + test)
+        """What ``method`` reads, for each (seed, few-shot set, test set) it is scored on (drawn even when it reads
+        nothing: drawing them is what preflight checks)."""
+        if task in self.problems:  # one problem per task is enough to name it
+            return
+        with self._noting(task, f"the {shots}-shot sets of {method}"):
+            for _, few, test in method_sets(session, task, method, shots, list(seeds)):
+                for kind in METHODS[method].reads:
+                    self.need(model, task).add(kind, few + test)
 
     def study(self, session: Session, model: str, task: str, shots: int, seeds: Iterable[int]) -> None:
         """The few-shot and test sets a head study (sparsity, transfer, maps) fits and scores SAVs on."""
-        for seed in seeds:
-            few = session.task(task).few_shot(shots, seed)
-            self.need(model, task).add("features", few + session.test(task, few))
+        if task in self.problems:
+            return
+        with self._noting(task, f"the {shots}-shot sets of a head study"):
+            for seed in seeds:
+                few = session.task(task).few_shot(shots, seed)
+                self.need(model, task).add("features", few + session.test(task, few))
+
+    @contextmanager
+    def _noting(self, task: str, what: str) -> Iterator[None]:
+        """Record a task that cannot be loaded or cannot give a set instead of stopping."""
+        try:
+            yield
+        except (ValueError, LookupError, OSError, RuntimeError) as e:
+            self.problems[task] = f"{what}: {type(e).__name__}: {str(e).splitlines()[0]}"
+
+    def check(self) -> None:
+        """Raise one ValueError naming every task that cannot give its sets."""
+        if self.problems:
+            lines = "\n".join(f"  - {task}: {why}" for task, why in self.problems.items())
+            raise ValueError(f"{len(self.problems)} tasks cannot give the sets the notebooks need:\n{lines}")
 
 
 def profile_plan(session: Session) -> Plan:

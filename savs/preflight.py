@@ -1,20 +1,29 @@
-"""Fail fast before a long run: is every model and data set of a profile reachable from here?
+"""Fail fast before a long run: can every model and task of a profile be had here, and can every task give the
+few-shot and test sets the notebooks will draw?
 
-``python -m savs.preflight --profile paper`` (run by ``make reproduce`` before any notebook) asks the
-hub for each model's config and each benchmark's repository, and exits with one message naming all
-that it could not reach, rather than letting a notebook half-run. The offline suite and local
-directories need no hub and are not asked about.
+``python -m savs.preflight --profile paper`` (run by ``make reproduce`` before any notebook) first asks the hub for
+each model's config and each benchmark's data (the offline suite, ``tiny:`` models, local directories and copies
+under ``$SAVS_DATA`` need no hub). Then, with no model loaded, it draws every set of the profile's plan
+(``savs.plan``: each seed's few-shot sets at every shot count, each test set) and names every task that cannot
+give one, e.g. a class with fewer pool examples than shots, together, in one message, instead of letting a
+notebook stop hours in.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from savs.data import local_source
 from savs.data.offline import OFFLINE_TASKS
 from savs.models.registry import MODELS, resolve
+
+if TYPE_CHECKING:
+    from savs.profiles import Profile
 
 OFFLINE_MODELS = ("savs-mini", "savs-mini-untrained")
 
@@ -40,7 +49,7 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
     from savs.data import load_task
 
     models = [m for m in models if m not in OFFLINE_MODELS and not m.startswith("tiny:") and not Path(m).is_dir()]
-    tasks = [t for t in tasks if t not in OFFLINE_TASKS]
+    tasks = [t for t in tasks if t not in OFFLINE_TASKS and local_source(t) is None]
     if not models and not tasks:
         return []
     down = hub_error()
@@ -60,26 +69,52 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
     return missing
 
 
+def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Every task of ``profile`` that cannot give a set its notebooks draw (task -> why), and the warnings drawing
+    them raised (e.g. a BLINK letter with too few items for 20 shots). Loads tasks, never a model."""
+    from savs.experiments import Session
+    from savs.plan import profile_plan
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = profile_plan(Session(profile, cache_dir))
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    return plan.problems, notes
+
+
 def main(argv: list[str] | None = None) -> int:
+    from savs.cache import default_cache_dir
     from savs.profiles import load_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="mini")
     parser.add_argument("--model", default=None)
     parser.add_argument("--tasks", default=None)
+    parser.add_argument("--shots", type=int, default=None)
+    parser.add_argument("--seeds", default=None)
     args = parser.parse_args(argv)
-    profile = load_profile(args.profile, model=args.model or None, tasks=args.tasks or None)
-    missing = unreachable(profile.models + profile.ablation_models, profile.tasks)
+    profile = load_profile(
+        args.profile, model=args.model or None, tasks=args.tasks or None, shots=args.shots, seeds=args.seeds or None
+    )
+    tasks = list(dict.fromkeys([*profile.tasks, *(t for st in profile.studies() for t in profile.study_tasks(st))]))
+    missing = unreachable(profile.models + profile.ablation_models, tasks)
     if missing:
         print(f"preflight: profile {profile.name!r} cannot run here; not reachable:", file=sys.stderr)
         print("\n".join(f"  - {m}" for m in missing), file=sys.stderr)
         print(
-            "Log in to the Hugging Face hub (huggingface-cli login) on a networked machine, or point the "
-            f"profile at local copies (model directories; task loaders' source=). Known models: {', '.join(MODELS)}",
+            "Log in to the Hugging Face hub (huggingface-cli login) on a networked machine, or point the profile at "
+            f"local copies (model directories; $SAVS_DATA/<task>). Known models: {', '.join(MODELS)}",
             file=sys.stderr,
         )
         return 1
-    print(f"preflight: every model and task of profile {profile.name!r} is reachable")
+    problems, notes = infeasible(profile, default_cache_dir())
+    for note in notes:
+        print(f"preflight: note: {note}")
+    if problems:
+        print(f"preflight: profile {profile.name!r} cannot draw every set its notebooks need:", file=sys.stderr)
+        print("\n".join(f"  - {task}: {why}" for task, why in problems.items()), file=sys.stderr)
+        return 1
+    print(f"preflight: every model and task of profile {profile.name!r} is reachable and gives its sets")
     return 0
 
 

@@ -68,6 +68,10 @@ class Profile:
     cross_task: Study = Study()
     head_maps: Study = Study()
 
+    def studies(self) -> tuple[Study, ...]:
+        """Every notebook's sweep."""
+        return (self.shot_scaling, self.head_sparsity, self.cross_task, self.head_maps)
+
     def study_tasks(self, study: Study) -> tuple[str, ...]:
         """A study's tasks: its own list, else the profile's."""
         return study.tasks if study.tasks is not None else self.tasks

@@ -116,7 +116,11 @@ def test_fashion_mnist_env_var_and_corrupt_idx(tmp_path: Path, monkeypatch: pyte
     assert [e.label for e in task.test] == ["T-shirt/top", "Trouser", "Pullover", "Dress"]
     assert len(task.train) == 8
     labels_file = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    labels_file.write_bytes(gzip.compress(gzip.decompress(labels_file.read_bytes())[:-1]))
+    raw = gzip.decompress(labels_file.read_bytes())
+    labels_file.write_bytes(gzip.compress(raw[:-1] + bytes([17])))  # a label byte that is no class
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz: label byte 17 at index 3 is not a class"):
+        load_task("fashion_mnist")
+    labels_file.write_bytes(gzip.compress(raw[:-1]))
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz: header says shape"):
         load_task("fashion_mnist")
 

@@ -97,10 +97,17 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _fashion_mnist_split(split: str, prefix: str, n: int | None, seed: int) -> tuple[list[Example], int]:
     """A seeded subset of one Fashion-MNIST split (images decoded only for it), and the split's full size."""
-    labels = _read_idx(_fashion_mnist_file(f"{prefix}-labels-idx1-ubyte.gz"))
+    labels_file = _fashion_mnist_file(f"{prefix}-labels-idx1-ubyte.gz")
+    labels = _read_idx(labels_file)
     images = _read_idx(_fashion_mnist_file(f"{prefix}-images-idx3-ubyte.gz"))
     if len(images) != len(labels):
         raise ValueError(f"Fashion-MNIST {split}: {len(images)} images but {len(labels)} labels")
+    bad = np.flatnonzero(labels >= len(FASHION_MNIST_LABELS))
+    if len(bad):
+        raise ValueError(
+            f"{labels_file}: label byte {labels[bad[0]]} at index {bad[0]} is not a class (0-9; {len(bad)} such "
+            "bytes): the file is corrupt, reinstall the dataset"
+        )
     text = classification_prompt("What type of clothing is this?", FASHION_MNIST_LABELS)
     examples = [
         Example(
