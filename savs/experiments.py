@@ -295,7 +295,7 @@ def shot_scaling(session: Session) -> pd.DataFrame:
 
 
 def head_sparsity(session: Session) -> pd.DataFrame:
-    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out selection."""
+    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out head scoring."""
     p = session.profile
     rows = []
     for model in p.models:
@@ -307,13 +307,13 @@ def head_sparsity(session: Session) -> pd.DataFrame:
                 few = run.task.few_shot(p.shots, seed)
                 X, y = run.heads(few), labels(few)
                 n_all = X.shape[1] * X.shape[2]
-                for selection in ("in_sample", "leave_one_out"):
+                for scoring in ("in_sample", "leave_one_out"):
                     for k in p.head_sparsity.grid:
-                        clf = SAVClassifier(n_heads=k, selection=selection).fit(X, y)
+                        clf = SAVClassifier(n_heads=k, scoring=scoring).fit(X, y)
                         acc = run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"]
                         heads = n_all if k == "all" else min(int(k), n_all)
                         rows.append(
-                            _row(run, seed, p.shots, n_test=len(test), selection=selection, heads=heads, accuracy=acc)
+                            _row(run, seed, p.shots, n_test=len(test), scoring=scoring, heads=heads, accuracy=acc)
                         )
     return pd.DataFrame(rows)
 

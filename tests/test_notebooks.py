@@ -169,7 +169,7 @@ def test_head_sparsity(out):
     out.executed("03_head_sparsity")
     sparsity = table(out, paths.HEAD_SPARSITY)
     assert len(sparsity) == len(TINY.tasks) * len(TINY.seeds) * 2 * len(TINY.head_sparsity.grid)
-    assert set(sparsity["selection"]) == {"in_sample", "leave_one_out"}
+    assert set(sparsity["scoring"]) == {"in_sample", "leave_one_out"}
     assert sparsity["heads"].max() == N_HEADS_TINY  # "all"
     assert_figure(out, paths.HEAD_SPARSITY)
 
