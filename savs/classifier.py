@@ -521,21 +521,28 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         return heads.astype(np.int64)
 
     def _check_counts(self, counts: np.ndarray, scoring: str, selection: str) -> None:
-        """Refuse single-example classes where a rule holds examples out."""
-        needs = [
+        """Refuse classes too small for the rules that hold examples out (two each; more for calibration's folds)."""
+        holding_out = [
             f"{name}={value!r}"
             for name, value, holds_out in (
                 ("scoring", scoring, scoring in ("leave_one_out", "cv")),
                 ("selection", selection, selection == "pursuit" and self.heads is None),
                 ("voting", self.voting, self.voting == "reliability"),
-                ("calibration", self.calibration, self.calibration is not None),
             )
             if holds_out
         ]
-        if needs and counts.min() < 2:
+        needs = {rule: 2 for rule in holding_out}
+        if self.calibration is not None:  # every class keeps, outside each fold, what the rules fitted there need
+            inner = 2 if holding_out else 1
+            needed = next(m for m in range(2, 2 + 2 * self.n_folds) if m - -(-m // self.n_folds) >= inner)
+            within = f" with {', '.join(holding_out)}" if holding_out else ""
+            needs[f"calibration={self.calibration!r}{within}"] = needed
+        if needs and counts.min() < max(needs.values()):
+            needed = max(needs.values())
+            rules = [rule for rule, m in needs.items() if m == needed]
             raise ValueError(
-                f"{', '.join(needs)} need{'s' * (len(needs) == 1)} at least 2 examples per class; "
-                f"classes {self.classes_[counts < 2].tolist()} have only one."
+                f"{', '.join(rules)} need{'s' * (len(rules) == 1)} at least {needed} examples per class; "
+                f"classes {self.classes_[counts < needed].tolist()} have fewer."
             )
 
     # --- fit -----------------------------------------------------------------------------------------------------

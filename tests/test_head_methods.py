@@ -520,7 +520,9 @@ Y6 = np.array([0, 0, 1, 1, 2, 2])
         ({"shrinkage": "lw"}, X6, Y6, r"shrinkage must be"),
         ({"scoring": "cv"}, X6[:5], Y6[:5], r"scoring='cv' needs at least 2 examples per class.*\[2\]"),
         ({"selection": "pursuit", "voting": "reliability"}, X6[:5], Y6[:5], r"selection='pursuit', voting="),
-        ({"calibration": "temperature"}, X6[:5], Y6[:5], r"calibration='temperature' needs"),
+        ({"calibration": "temperature"}, X6[:5], Y6[:5], r"calibration='temperature' needs at least 2 .*\[2\]"),
+        ({"calibration": "temperature", "voting": "reliability"}, X6, Y6, r"voting='reliability' needs at least 3"),
+        ({"calibration": "temperature", "scoring": "cv", "n_folds": 2}, X6, Y6, r"needs at least 4 .*\[0, 1, 2\]"),
     ],
 )
 def test_bad_parameters_raise(params: dict, X: np.ndarray, y: np.ndarray, match: str) -> None:
