@@ -34,6 +34,7 @@ CROSS_TASK = "cross_task"
 HEAD_LOCATIONS = "head_locations"  # the selected heads per task, as a table
 HEAD_MAPS = "head_maps"
 HEAD_PCA = "head_pca"
+HEAD_METHODS = "head_methods"  # head scoring / selection / voting rules vs SAVs and the probes
 
 
 def results_dir(override: str | Path | None = None) -> Path:

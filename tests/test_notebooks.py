@@ -19,7 +19,7 @@ import papermill as pm
 import pytest
 
 from savs import paper, paths
-from savs.experiments import ABLATION_METHODS, METHODS, load_adapter
+from savs.experiments import ABLATION_METHODS, HEAD_METHODS, METHODS, load_adapter
 from savs.profiles import load_profile
 
 TINY = load_profile("tiny")
@@ -31,6 +31,7 @@ NOTEBOOKS = (
     "03_head_sparsity",
     "04_cross_task",
     "05_where_heads",
+    "06_beyond_savs",
 )
 
 
@@ -191,3 +192,21 @@ def test_where_heads(out):
     assert heads["layer"].between(0, 1).all() and heads["head"].between(0, 3).all()
     for name in (paths.HEAD_MAPS, paths.HEAD_PCA):
         assert_figure(out, name)
+
+
+def test_beyond_savs(out):
+    out.executed("06_beyond_savs")
+    results = table(out, paths.HEAD_METHODS)
+    assert "method" in results.columns and "correct" not in results.columns
+    grid = list(dict.fromkeys([*TINY.head_methods.grid, TINY.n_heads]))
+    free = [m for m, options in HEAD_METHODS.items() if "n_heads" not in options]
+    probes = ("linear probe", "vision-encoder probe")
+    per_task = len(TINY.seeds) * (len(free) * len(grid) + len(HEAD_METHODS) - len(free))
+    per_task += sum(len(TINY.seeds_for(METHODS[m].baseline)) for m in probes)
+    assert len(results) == per_task * len(TINY.tasks)
+    assert set(results["method"]) == {*HEAD_METHODS, *probes}
+    assert results["accuracy"].between(0, 100).all()
+    assert (results["ci_low"] <= results["accuracy"]).all() and (results["accuracy"] <= results["ci_high"]).all()
+    assert results.loc[results["method"] == "all heads vote", "heads"].eq(N_HEADS_TINY).all()
+    assert "### Reading" in (out.dirs["results"] / f"{paths.HEAD_METHODS}.md").read_text()
+    assert_figure(out, paths.HEAD_METHODS)
