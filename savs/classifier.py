@@ -126,11 +126,21 @@ def _similarities(
     """
     sims = _class_similarities(X, means, metric)  # (m, K, C)
     if leave_one_out:
-        n_own = counts[y_idx][:, None, None]  # (m, 1, 1)
-        own_loo = (n_own * means[y_idx] - X) / (n_own - 1)  # (m, K, d): own class mean without x_i
-        W, b = _nearest_mean_terms(own_loo, metric)  # (m, K, d), (m, K)
-        own_sims = np.einsum("mkd,mkd->mk", X, W) + b  # (m, K)
-        np.put_along_axis(sims, y_idx[:, None, None], own_sims[:, :, None], axis=2)
+        # The own-class mean without x is (n m - x) / (n - 1); its terms follow from x.m, |m|^2 and |x|^2, so no
+        # (m, K, d) array is made. In the nearest-mean form (see _nearest_mean_terms), for the own class:
+        # cosine x.(n m - x) / |n m - x|; euclidean 2 x.m' - |m'|^2 with m' the mean without x.
+        n = counts[y_idx][:, None].astype(np.float64)  # (m, 1)
+        m2 = np.einsum("ckd,ckd->ck", means, means)[y_idx]  # (m, K): |own mean|^2
+        own = np.take_along_axis(sims, y_idx[:, None, None], axis=2)[:, :, 0]  # (m, K)
+        xm = own * np.sqrt(m2) if metric == "cosine" else (own + m2) / 2  # (m, K): x.(own mean)
+        x2 = np.einsum("mkd,mkd->mk", X, X)  # (m, K)
+        xw = n * xm - x2  # x.(n m - x)
+        w2 = np.maximum(n * n * m2 - 2 * n * xm + x2, 0.0)  # |n m - x|^2
+        if metric == "cosine":
+            own = np.divide(xw, np.sqrt(w2), out=np.zeros_like(xw), where=w2 > 0)
+        else:
+            own = 2 * xw / (n - 1) - w2 / (n - 1) ** 2
+        np.put_along_axis(sims, y_idx[:, None, None], own[:, :, None], axis=2)
     return _as_true(sims, X, metric) if true else sims
 
 
@@ -194,7 +204,7 @@ def _fisher_scores(X: np.ndarray, y_idx: np.ndarray, counts: np.ndarray, metric:
     fourth = np.zeros(K)  # sum over examples of |z|^4, for Ledoit-Wolf
     for r in blocks:
         Z = vectors(r) - means[y_idx[r]]  # (m, K, d): class-centred
-        within += np.einsum("mkd,mke->kde", Z, Z)
+        within += np.matmul(Z.transpose(1, 2, 0), Z.transpose(1, 0, 2))  # (K, d, d)
         fourth += (np.einsum("mkd,mkd->mk", Z, Z) ** 2).sum(axis=0)
     within /= n
     mu = np.trace(within, axis1=1, axis2=2) / d  # (K,)
