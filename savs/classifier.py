@@ -302,14 +302,16 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
           discriminant analysis separates classes): per head, tr(Sigma^-1 S_B), where S_B is the between-class
           scatter of the class means (weighted by class frequency) and Sigma the pooled within-class covariance
           shrunk toward a scaled identity by ``shrinkage``; vectors are L2-normalized first under the cosine
-          metric. With shrinkage 1 it is d * tr(S_B) / tr(S_W), the isotropic Fisher ratio. HEC also ranks the
-          vision encoder's heads; this estimator ranks whatever heads it is given.
+          metric. With shrinkage 1 it is d * tr(S_B) / tr(S_W), the isotropic Fisher ratio. This is the shrunk
+          multi-class Fisher (LDA) criterion that HEC's description names, not a port of its code, which we have
+          not seen. HEC also ranks the vision encoder's heads; this estimator ranks whatever heads it is given.
     selection : {"top_k", "pursuit"}, default="top_k"
         Which heads vote (``heads_``, in rank order).
 
         - "top_k" (SAVs): the ``n_heads`` best-scored heads; equal scores keep layer-major order.
-        - "pursuit" (after Head Pursuit, Basile et al., arXiv 2510.21518, which uses simultaneous orthogonal
-          matching pursuit, SOMP, to find the heads that carry a concept): greedy SOMP over heads. The signals are
+        - "pursuit" (after Head Pursuit, Basile et al., arXiv 2510.21518, which probes attention heads with
+          simultaneous orthogonal matching pursuit, SOMP; using it to pick voting heads is our adaptation, not that
+          paper's classifier): greedy SOMP over heads. The signals are
           the C centred class indicators (one per class, explained simultaneously); head h offers one atom per
           class c, the examples' similarity to h's class-c mean (leave-one-out for the example's own class, so
           memorization cannot look like signal), centred across classes per example and across examples, unit
