@@ -191,7 +191,8 @@ def _boot(correct: list[np.ndarray], resamples: np.ndarray) -> np.ndarray:
 
 def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "linear probe") -> pd.DataFrame:
     """Per model x task x method x heads: accuracy (mean over seeds) with a 95% bootstrap interval over test examples,
-    and paired differences to SAVs at ``n_heads`` and to ``probe`` (both resampled on the same test examples).
+    and paired differences (resampled on the same test examples) to SAVs at ``n_heads`` (``vs_savs``), to SAVs at the
+    same head count (``vs_savs_same_heads``; head rules on the grid only) and to ``probe`` (``vs_probe``).
 
     The intervals are over test examples only; seeds are averaged, not resampled. Log losses are means over seeds.
     """
@@ -204,6 +205,8 @@ def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "line
         }
         ref_boot = {k: _boot(list(r["correct"]), resamples) if len(r) else None for k, r in refs.items()}
         ref_mean = {k: r["accuracy"].mean() if len(r) else np.nan for k, r in refs.items()}
+        savs = sub[sub["method"] == "SAVs"]
+        savs_at = {h: (g["accuracy"].mean(), _boot(list(g["correct"]), resamples)) for h, g in savs.groupby("heads")}
         for (method, heads), group in sub.groupby(["method", "heads"], sort=False, dropna=False):
             boot = _boot(list(group["correct"]), resamples)
             row = {
@@ -211,9 +214,12 @@ def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "line
                 "n_test": int(group["n_test"].iloc[0]), "accuracy": group["accuracy"].mean(),
                 "ci_low": np.percentile(boot, 2.5), "ci_high": np.percentile(boot, 97.5),
             }  # fmt: skip
+            same = savs_at.get(heads) if method in experiments.HEAD_METHODS and not pd.isna(heads) else None
+            ref_boot["vs_savs_same_heads"] = None if same is None else same[1]
+            ref_mean["vs_savs_same_heads"] = np.nan if same is None else same[0]
             for key, ref in ref_boot.items():
                 diff = None if ref is None else boot - ref
-                row[key] = row["accuracy"] - ref_mean[key]
+                row[key] = np.nan if diff is None else row["accuracy"] - ref_mean[key]
                 row[f"{key}_low"] = np.nan if diff is None else np.percentile(diff, 2.5)
                 row[f"{key}_high"] = np.nan if diff is None else np.percentile(diff, 97.5)
             row["log_loss"] = group["log_loss"].mean()
@@ -292,6 +298,19 @@ def head_methods_verdict(summary: pd.DataFrame, n_heads: int, probe: str = "line
                 best_vs_probe = cite(top, "vs_probe")
                 parts.append(f"No head rule beats the {probe} ({acc:.1f}) beyond its interval; best: {best_vs_probe}.")
         lines.append(" ".join(parts))
+    grid = summary[summary["method"].isin(rules) & summary["vs_savs_same_heads"].notna()]
+    for (model, task), sub in grid.groupby(["model", "task"], sort=False):
+        better = sub[sub["vs_savs_same_heads_low"] > 0].sort_values("vs_savs_same_heads", ascending=False)
+        cells = [
+            f"{r['method']} at {int(r['heads'])} ({_interval(r, 'vs_savs_same_heads')})" for _, r in better.iterrows()
+        ]
+        found = f"better: {', '.join(cells)}" if cells else "none is better"
+        line = (
+            f"**{model}, {task}, every head count** (vs SAVs with as many heads; {len(sub)} comparisons, intervals "
+            f"not corrected for their number): {found}."
+        )
+        at = next((i for i, text in enumerate(lines) if text.startswith(f"**{model}, {task}**")), len(lines) - 1)
+        lines.insert(at + 1, line)
     return lines
 
 

@@ -62,6 +62,15 @@ def test_table_keeps_the_paper_sparsity_and_the_probes() -> None:
 
 
 def test_verdict_names_the_winner_and_the_probe() -> None:
-    (line,) = report.head_methods_verdict(report.head_methods_summary(_results(), n_heads=20), 20)
-    assert "Better than SAVs: CALM voting (+20.0 [" in line
-    assert "Above the linear probe (55.0): CALM voting (+25.0 [" in line
+    at_20, every_count = report.head_methods_verdict(report.head_methods_summary(_results(), n_heads=20), 20)
+    assert "Better than SAVs: CALM voting (+20.0 [" in at_20
+    assert "Above the linear probe (55.0): CALM voting (+25.0 [" in at_20
+    assert "every head count" in every_count and "better: CALM voting at 20 (+20.0 [" in every_count
+    assert "2 comparisons" in every_count  # CALM and LOO at 20 heads; SAVs at 5 heads has no rule to compare
+
+
+def test_same_head_count_differences_only_for_rules_on_the_grid() -> None:
+    summary = report.head_methods_summary(_results(), n_heads=20).set_index(["method", "heads"])
+    assert summary.loc[("SAVs", 5), "vs_savs_same_heads"] == 0
+    assert summary.loc[("CALM voting", 20), "vs_savs_same_heads"] == pytest.approx(20)
+    assert summary.reset_index().query("method == 'linear probe'")["vs_savs_same_heads"].isna().all()
