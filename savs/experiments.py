@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import clone
 
 from savs import baselines
 from savs.classifier import SAVClassifier
@@ -320,7 +321,7 @@ def shot_scaling(session: Session) -> pd.DataFrame:
 
 
 def head_sparsity(session: Session) -> pd.DataFrame:
-    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out selection."""
+    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out head scoring."""
     p = session.profile
     rows = []
     for model in p.models:
@@ -331,13 +332,13 @@ def head_sparsity(session: Session) -> pd.DataFrame:
                 test = session.test(task, few)
                 X, y, X_test = run.heads(few), labels(few), run.heads(test)
                 n_all = X.shape[1] * X.shape[2]
-                for selection in ("in_sample", "leave_one_out"):
+                for scoring in ("in_sample", "leave_one_out"):
                     for k in p.head_sparsity.grid:
-                        clf = SAVClassifier(n_heads=k, selection=selection).fit(X, y)
+                        clf = SAVClassifier(n_heads=k, scoring=scoring).fit(X, y)
                         acc = run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"]
                         heads = n_all if k == "all" else min(int(k), n_all)
                         rows.append(
-                            _row(run, seed, p.shots, n_test=len(test), selection=selection, heads=heads, accuracy=acc)
+                            _row(run, seed, p.shots, n_test=len(test), scoring=scoring, heads=heads, accuracy=acc)
                         )
     return pd.DataFrame(rows)
 
@@ -439,3 +440,125 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
 def _row(run: Run, seed: int, shots: int, **values) -> dict:
     """A result row carrying who made it (model, task, shots, seed) plus ``values``."""
     return {"model": run.model, "task": run.task.name, "shots": shots, "seed": seed, **values}
+
+
+# --- beyond SAVs: head scoring, selection and voting rules on the same features (issue #13) ------------------
+
+# Name -> SAVClassifier options. "SAVs" is the paper's rule; each next one changes one choice, the last combines
+# them. Those fixing n_heads run once per seed; the others run at every head count of the study's grid.
+HEAD_METHODS: dict[str, dict[str, Any]] = {
+    "SAVs": {},
+    "LOO scoring": {"scoring": "leave_one_out"},
+    "5-fold CV scoring": {"scoring": "cv"},
+    "Fisher scoring (HEC)": {"scoring": "fisher"},
+    "pursuit selection": {"selection": "pursuit"},
+    "CALM voting": {"voting": "reliability"},
+    "CV + pursuit + CALM": {"scoring": "cv", "selection": "pursuit", "voting": "reliability"},
+    "all heads vote": {"n_heads": "all"},
+    "CALM, all heads": {"n_heads": "all", "voting": "reliability"},
+}
+HEAD_METHOD_PROBES = ("linear probe", "vision-encoder probe")  # from METHODS, where the profile switches them on
+HEAD_METHOD_COLUMNS = [
+    "model", "task", "method", "scoring", "selection", "voting", "heads", "shots", "seed", "n_few_shot", "n_test",
+    "accuracy", "ci_low", "ci_high", "log_loss", "log_loss_calibrated", "seconds", "correct",
+]  # fmt: skip
+N_BOOTSTRAP = 2000
+P_FLOOR = 1e-6  # log losses floor the true class's probability here (a hard vote gives it 0)
+
+
+def bootstrap_resamples(n: int, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) test-example indices drawn with replacement: fixed, so every method is resampled alike (paired)."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _log_loss(proba: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:
+    """Mean -log p(true class), p floored at ``P_FLOOR``."""
+    p = proba[np.arange(len(y)), np.searchsorted(classes, y)]
+    return float(-np.log(np.maximum(p, P_FLOOR)).mean())
+
+
+def _calibrated_log_loss(clf: SAVClassifier, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray):
+    """Log loss of the same rule with temperature calibration; NaN where the shots are too few for its nested folds."""
+    try:
+        calibrated = clone(clf).set_params(calibration="temperature").fit(X, y)
+    except ValueError:  # too few examples per class for the nested folds (tiny profile)
+        return np.nan
+    return _log_loss(calibrated.predict_proba(X_test), calibrated.classes_, y_test)
+
+
+def head_method_names(profile: Profile) -> list[str]:
+    """The rules and probes the head-methods study compares (its ``methods``, else all of them)."""
+    names = list(profile.head_methods.methods) or [*HEAD_METHODS, *HEAD_METHOD_PROBES]
+    unknown = [n for n in names if n not in HEAD_METHODS and n not in HEAD_METHOD_PROBES]
+    if unknown:
+        raise ValueError(f"unknown head methods {unknown}; known: {', '.join([*HEAD_METHODS, *HEAD_METHOD_PROBES])}")
+    return names
+
+
+def head_methods(session: Session) -> pd.DataFrame:
+    """Every head rule of ``HEAD_METHODS`` and the probes, on the same cached features, per model x task x seed.
+
+    Rules with a free head count run at each count of the study's grid. One row per model x task x method x heads x
+    seed: ``accuracy`` (%), its 95% bootstrap interval over test examples (``ci_low``, ``ci_high``), the fit + predict
+    ``seconds``, and for the head rules at the profile's head count (and the all-heads ones) the log loss of
+    ``predict_proba`` as is and temperature-calibrated. Column ``correct`` holds which test examples each row got
+    right (for paired comparisons, ``report.head_methods_summary``); drop it before writing a CSV.
+    Probes run on the seeds the profile gives them, on the same test set as the head rules.
+    """
+    p, study = session.profile, session.profile.head_methods
+    names = head_method_names(p)
+    rules = [n for n in names if n in HEAD_METHODS]
+    rows = []
+    for model in p.models:
+        for task in p.study_tasks(study):
+            run = session.run(model, task)
+            probes = active_methods(p, task, [n for n in names if n in HEAD_METHOD_PROBES])
+            for seed in p.seeds:
+                few = run.task.few_shot(p.shots, seed)
+                test = session.test(task, few)
+                rows += _head_rule_rows(run, few, test, seed, rules)
+                for name in probes:
+                    if seed in p.seeds_for(METHODS[name].baseline):
+                        start = time.perf_counter()
+                        predictions = METHODS[name].predict(run, few, test, seed)
+                        rows.append(_scored_row(run, few, test, seed, name, predictions, time.perf_counter() - start))
+                print(f"{model} | {task} | seed {seed}: {len(rows)} rows so far")
+    return pd.DataFrame(rows, columns=HEAD_METHOD_COLUMNS).astype({"heads": "Int64"})
+
+
+def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int, rules: Sequence[str]) -> list[dict]:
+    """The rows of ``head_methods`` for the head rules ``rules`` on one few-shot draw."""
+    p = run.session.profile
+    grid = list(dict.fromkeys([*p.head_methods.grid, p.n_heads]))  # always the paper's sparsity too
+    X, y, X_test, y_test = run.heads(few), labels(few), run.heads(test), labels(test)
+    n_all = X.shape[1] * X.shape[2]
+    rows = []
+    for name in rules:
+        options = HEAD_METHODS[name]
+        for k in [options["n_heads"]] if "n_heads" in options else grid:
+            start = time.perf_counter()
+            clf = SAVClassifier(**{"n_heads": k, **options}).fit(X, y)
+            predictions = clf.predict(X_test)
+            seconds = time.perf_counter() - start
+            losses = {"log_loss": np.nan, "log_loss_calibrated": np.nan}
+            if len(clf.heads_) == min(p.n_heads, n_all) or "n_heads" in options:
+                losses = {
+                    "log_loss": _log_loss(clf.predict_proba(X_test), clf.classes_, y_test),
+                    "log_loss_calibrated": _calibrated_log_loss(clf, X, y, X_test, y_test),
+                }
+            rule = {"scoring": clf.scoring, "selection": clf.selection, "voting": clf.voting, "heads": len(clf.heads_)}
+            rows.append(_scored_row(run, few, test, seed, name, predictions, seconds, **rule, **losses))
+    return rows
+
+
+def _scored_row(
+    run: Run, few: list[Example], test: list[Example], seed: int, method: str, predictions, seconds: float, **values
+) -> dict:
+    """A ``head_methods`` row: accuracy with its bootstrap interval, and which test examples were right."""
+    correct = np.asarray(predictions) == labels(test)
+    low, high = np.percentile(100 * correct[bootstrap_resamples(len(test))].mean(axis=1), [2.5, 97.5])
+    return _row(
+        run, seed, run.session.profile.shots, method=method, **values, n_few_shot=len(few), n_test=len(test),
+        accuracy=run.task.evaluate(test, list(predictions))["accuracy"], ci_low=low, ci_high=high, seconds=seconds,
+        correct=correct,
+    )  # fmt: skip

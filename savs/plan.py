@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 
 from savs import baselines
 from savs.examples import Example
-from savs.experiments import METHODS, Session, main_plan, method_sets, shot_scaling_plan
+from savs.experiments import (
+    HEAD_METHOD_PROBES,
+    METHODS,
+    Session,
+    active_methods,
+    head_method_names,
+    main_plan,
+    method_sets,
+    shot_scaling_plan,
+)
 
 
 @dataclass
@@ -96,9 +105,13 @@ def profile_plan(session: Session) -> Plan:
     for model, task, shots, methods in shot_scaling_plan(p):
         for method in methods:
             plan.method(session, model, task, method, shots, p.seeds)
-    # 03 head sparsity, 04 cross-task transfer, 05 head maps
-    for study in (p.head_sparsity, p.cross_task, p.head_maps):
+    # 03 head sparsity, 04 cross-task transfer, 05 head maps, 06 head rules (and the probes it compares them with)
+    for study in (p.head_sparsity, p.cross_task, p.head_maps, p.head_methods):
         for model in p.models:
             for task in p.study_tasks(study):
                 plan.study(session, model, task, p.shots, p.seeds)
+    for model in p.models:
+        for task in p.study_tasks(p.head_methods):
+            for method in active_methods(p, task, [m for m in HEAD_METHOD_PROBES if m in head_method_names(p)]):
+                plan.method(session, model, task, method, p.shots, p.seeds)
     return plan

@@ -130,3 +130,46 @@ def head_scores(scores: np.ndarray, heads: np.ndarray, caption: str) -> Figure:
 def paper_head_locations() -> str:
     """The paper's description of its head maps, to print beside ours (its figure is a heat map, not numbers)."""
     return f"{paper.head_locations()}\n(paper, LLaVA-OV-7B; {paper.SOURCE})"
+
+
+def head_methods(results: pd.DataFrame, summary: pd.DataFrame, caption: str, n_heads: int) -> Figure:
+    """Per (model, task), two panels: accuracy vs heads kept for each head rule (mean over seeds), the all-heads rules
+    and the probes as horizontal lines; below, every method at the paper's sparsity with its 95% bootstrap interval
+    over test examples, against SAVs (solid) and the linear probe (dashed)."""
+    panels = list(summary.groupby(["model", "task"], sort=False))
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.2 * len(panels), 9.5), squeeze=False)
+    methods = list(dict.fromkeys(results["method"]))
+    curve_rules = [m for m in methods if results.loc[results["method"] == m, "heads"].nunique() > 1]
+    palette = [*sns.color_palette("tab10"), (0.0, 0.0, 0.0), (0.55, 0.55, 0.55), (0.6, 0.3, 0.0)]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    for col, ((model, task), sub) in enumerate(panels):
+        ax = axes[0, col]
+        rows = results[(results["model"] == model) & (results["task"] == task)]
+        for method in curve_rules:
+            curve = rows[rows["method"] == method].groupby("heads")["accuracy"].mean()
+            ax.plot(curve.index.astype(float), curve.values, marker="o", ms=3, label=method, color=colors[method])
+        for _, r in sub[~sub["method"].isin(curve_rules)].iterrows():
+            label = r["method"] + ("" if pd.isna(r["heads"]) else f" ({int(r['heads'])} heads)")
+            ax.axhline(r["accuracy"], ls="--" if pd.isna(r["heads"]) else ":", color=colors[r["method"]], label=label)
+        ax.axvline(n_heads, color="grey", lw=0.6)
+        ax.set(title=f"ours: {model}, {task}", xlabel="heads kept", ylabel="accuracy (%, mean of seeds)", xscale="log")
+        ticks = sorted(rows.loc[rows["method"].isin(curve_rules), "heads"].dropna().unique().tolist())
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+        ax.minorticks_off()
+        if col == 0:
+            ax.legend(fontsize=6)
+        ax = axes[1, col]
+        at = sub[(sub["heads"] == n_heads).fillna(False) | ~sub["method"].isin(curve_rules)].iloc[::-1]
+        for y, (_, r) in enumerate(at.iterrows()):
+            ax.errorbar(r["accuracy"], y, xerr=[[r["accuracy"] - r["ci_low"]], [r["ci_high"] - r["accuracy"]]], fmt="o",
+                        color=colors[r["method"]], capsize=2, ms=4)  # fmt: skip
+        names = [m + ("" if pd.isna(h) else f" ({int(h)})") for m, h in zip(at["method"], at["heads"], strict=True)]
+        ax.set_yticks(range(len(at)), names, fontsize=7)
+        for method, ls in (("SAVs", "-"), ("linear probe", "--")):
+            ref = at[at["method"] == method]
+            if len(ref):
+                ax.axvline(ref["accuracy"].iloc[0], ls=ls, color=colors[method], lw=1, label=method)
+        ax.set(title=f"at {n_heads} heads (95% bootstrap CI over test examples)", xlabel="accuracy (%)")
+        ax.legend(fontsize=6)
+    _caption(fig, caption)
+    return fig

@@ -17,6 +17,7 @@ import yaml
 from savs.paths import PROFILES
 
 BASELINES = ("zero_shot", "icl", "lora", "linear_probe", "knn", "blind", "vision_probe")
+STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,11 @@ class Profile:
     head_sparsity: Study = Study()
     cross_task: Study = Study()
     head_maps: Study = Study()
+    head_methods: Study = Study()
 
     def studies(self) -> tuple[Study, ...]:
         """Every notebook's sweep."""
-        return (self.shot_scaling, self.head_sparsity, self.cross_task, self.head_maps)
+        return tuple(getattr(self, key) for key in STUDIES)
 
     def study_tasks(self, study: Study) -> tuple[str, ...]:
         """A study's tasks: its own list, else the profile's."""
@@ -166,7 +168,7 @@ def parse_profile(raw: dict, name: str) -> Profile:
         raw[key] = _as_tuple(raw.get(key, []))
     raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
     raw["baselines"] = _baselines(raw.get("baselines"))
-    for key in ("shot_scaling", "head_sparsity", "cross_task", "head_maps"):
+    for key in STUDIES:
         raw[key] = _study(raw.get(key))
     return Profile(name=name, **raw)
 
@@ -196,7 +198,7 @@ def load_profile(
         changes.update(models=_as_tuple(model), ablation_models=())
     if tasks is not None:
         changes["tasks"] = _as_tuple(tasks)
-        for key in ("shot_scaling", "head_sparsity", "cross_task", "head_maps"):
+        for key in STUDIES:
             changes[key] = replace(getattr(profile, key), tasks=None)
     if seeds is not None:
         changes["seeds"] = _as_tuple(seeds, int)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from savs import paper
+from savs import experiments, paper
 from savs.experiments import METHODS
 from savs.profiles import Profile, Study
 
@@ -179,3 +179,148 @@ def cross_task_markdown(cross: pd.DataFrame) -> str:
         parts.append(f"### Ours: {variant} (rows: source, columns: target)\n\n{to_markdown(matrix)}")
     parts.append(paper_markdown(paper.cross_task(), "MHaluBench <-> VLGuard, LLaVA-OV-7B"))
     return "\n\n".join(parts)
+
+
+# --- head methods (notebook 06) ----------------------------------------------------------------------------------
+
+
+def _boot(correct: list[np.ndarray], resamples: np.ndarray) -> np.ndarray:
+    """Accuracy (%) on every resample of the test examples, averaged over seeds: (n_boot,)."""
+    return 100 * np.mean([c[resamples].mean(axis=1) for c in correct], axis=0)
+
+
+def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "linear probe") -> pd.DataFrame:
+    """Per model x task x method x heads: accuracy (mean over seeds) with a 95% bootstrap interval over test examples,
+    and paired differences (resampled on the same test examples) to SAVs at ``n_heads`` (``vs_savs``), to SAVs at the
+    same head count (``vs_savs_same_heads``; head rules on the grid only) and to ``probe`` (``vs_probe``).
+
+    The intervals are over test examples only; seeds are averaged, not resampled. Log losses are means over seeds.
+    """
+    out = []
+    for (model, task), sub in results.groupby(["model", "task"], sort=False):
+        resamples = experiments.bootstrap_resamples(int(sub["n_test"].iloc[0]))
+        refs = {
+            "vs_savs": sub[(sub["method"] == "SAVs") & (sub["heads"] == n_heads)],
+            "vs_probe": sub[sub["method"] == probe],
+        }
+        ref_boot = {k: _boot(list(r["correct"]), resamples) if len(r) else None for k, r in refs.items()}
+        ref_mean = {k: r["accuracy"].mean() if len(r) else np.nan for k, r in refs.items()}
+        savs = sub[sub["method"] == "SAVs"]
+        savs_at = {h: (g["accuracy"].mean(), _boot(list(g["correct"]), resamples)) for h, g in savs.groupby("heads")}
+        for (method, heads), group in sub.groupby(["method", "heads"], sort=False, dropna=False):
+            boot = _boot(list(group["correct"]), resamples)
+            row = {
+                "model": model, "task": task, "method": method, "heads": heads, "n_seeds": len(group),
+                "n_test": int(group["n_test"].iloc[0]), "accuracy": group["accuracy"].mean(),
+                "ci_low": np.percentile(boot, 2.5), "ci_high": np.percentile(boot, 97.5),
+            }  # fmt: skip
+            same = savs_at.get(heads) if method in experiments.HEAD_METHODS and not pd.isna(heads) else None
+            ref_boot["vs_savs_same_heads"] = None if same is None else same[1]
+            ref_mean["vs_savs_same_heads"] = np.nan if same is None else same[0]
+            for key, ref in ref_boot.items():
+                diff = None if ref is None else boot - ref
+                row[key] = np.nan if diff is None else row["accuracy"] - ref_mean[key]
+                row[f"{key}_low"] = np.nan if diff is None else np.percentile(diff, 2.5)
+                row[f"{key}_high"] = np.nan if diff is None else np.percentile(diff, 97.5)
+            row["log_loss"] = group["log_loss"].mean()
+            row["log_loss_calibrated"] = group["log_loss_calibrated"].mean()
+            out.append(row)
+    return pd.DataFrame(out).astype({"heads": "Int64"})
+
+
+def _at_sparsity(summary: pd.DataFrame, n_heads: int) -> pd.DataFrame:
+    """The summary's rows at the paper's sparsity: head rules at ``n_heads``, the all-heads rules, the probes."""
+    fixed = [m for m, o in experiments.HEAD_METHODS.items() if "n_heads" in o]
+    keep = (summary["heads"] == n_heads).fillna(False) | summary["method"].isin(fixed) | summary["heads"].isna()
+    return summary[keep]
+
+
+def _signed(value: float, low: float, high: float) -> str:
+    """'+3.2 [+0.5, +6.0]', or '' when there is no reference."""
+    return "" if pd.isna(value) else f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def _interval(row: pd.Series, key: str) -> str:
+    """A summary row's paired difference ``key`` with its interval, e.g. '+3.2 [+0.5, +6.0]'."""
+    return _signed(row[key], row[f"{key}_low"], row[f"{key}_high"])
+
+
+def head_methods_table(summary: pd.DataFrame, n_heads: int) -> pd.DataFrame:
+    """The shown table: every method at the paper's sparsity, accuracy [95% CI] and paired differences."""
+    rows = []
+    for _, r in _at_sparsity(summary, n_heads).iterrows():
+        calibrated = "-" if pd.isna(r["log_loss_calibrated"]) else f"{r['log_loss_calibrated']:.2f}"
+        loss = "" if pd.isna(r["log_loss"]) else f"{r['log_loss']:.2f} -> {calibrated}"
+        rows.append(
+            {
+                "model": r["model"], "task": r["task"], "method": r["method"],
+                "heads": "" if pd.isna(r["heads"]) else int(r["heads"]), "seeds": r["n_seeds"],
+                "accuracy [95% CI]": f"{r['accuracy']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+                "vs SAVs": _interval(r, "vs_savs"), "vs linear probe": _interval(r, "vs_probe"),
+                "log loss (raw -> calibrated)": loss,
+            }  # fmt: skip
+        )
+    return pd.DataFrame(rows)
+
+
+def head_methods_verdict(summary: pd.DataFrame, n_heads: int, probe: str = "linear probe") -> list[str]:
+    """Which rules beat SAVs and the probe at the paper's sparsity, per model x task, in words (paired 95% CIs)."""
+    lines = []
+    rules = [m for m in experiments.HEAD_METHODS if m != "SAVs"]
+    for (model, task), sub in _at_sparsity(summary, n_heads).groupby(["model", "task"], sort=False):
+        heads = sub[sub["method"].isin(rules)]
+        if heads.empty:
+            continue
+        better = heads[heads["vs_savs_low"] > 0].sort_values("vs_savs", ascending=False)
+        worse = heads[heads["vs_savs_high"] < 0].sort_values("vs_savs")
+        best = heads.sort_values("accuracy", ascending=False).iloc[0]
+
+        def cite(r: pd.Series, key: str = "vs_savs") -> str:
+            return f"{r['method']} ({_interval(r, key)})"
+
+        parts = [f"**{model}, {task}**: SAVs {sub.loc[sub['method'] == 'SAVs', 'accuracy'].mean():.1f}."]
+        if len(better):
+            parts.append(f"Better than SAVs: {', '.join(cite(r) for _, r in better.iterrows())}.")
+        else:
+            parts.append(f"No rule beats SAVs beyond its interval; best: {cite(best)}.")
+        if len(worse):
+            parts.append(f"Worse: {', '.join(cite(r) for _, r in worse.iterrows())}.")
+        ref = sub[sub["method"] == probe]
+        if len(ref):
+            all_heads = sub[sub["method"].isin(experiments.HEAD_METHODS)]
+            beat = all_heads[all_heads["vs_probe_low"] > 0]
+            top = all_heads.sort_values("vs_probe", ascending=False).iloc[0]
+            acc = ref["accuracy"].iloc[0]
+            if len(beat):
+                above = ", ".join(cite(r, "vs_probe") for _, r in beat.iterrows())
+                parts.append(f"Above the {probe} ({acc:.1f}): {above}.")
+            else:
+                best_vs_probe = cite(top, "vs_probe")
+                parts.append(f"No head rule beats the {probe} ({acc:.1f}) beyond its interval; best: {best_vs_probe}.")
+        lines.append(" ".join(parts))
+    grid = summary[summary["method"].isin(rules) & summary["vs_savs_same_heads"].notna()]
+    for (model, task), sub in grid.groupby(["model", "task"], sort=False):
+        better = sub[sub["vs_savs_same_heads_low"] > 0].sort_values("vs_savs_same_heads", ascending=False)
+        cells = [
+            f"{r['method']} at {int(r['heads'])} ({_interval(r, 'vs_savs_same_heads')})" for _, r in better.iterrows()
+        ]
+        found = f"better: {', '.join(cells)}" if cells else "none is better"
+        line = (
+            f"**{model}, {task}, every head count** (vs SAVs with as many heads; {len(sub)} comparisons, intervals "
+            f"not corrected for their number): {found}."
+        )
+        at = next((i for i, text in enumerate(lines) if text.startswith(f"**{model}, {task}**")), len(lines) - 1)
+        lines.insert(at + 1, line)
+    return lines
+
+
+def head_methods_markdown(summary: pd.DataFrame, n_heads: int) -> str:
+    """The verdict, then accuracy vs heads kept per task (mean over seeds)."""
+    curve = summary[summary["heads"].notna()]
+    wide = curve.pivot_table(index=["model", "task", "method"], columns="heads", values="accuracy", sort=False)
+    wide = wide.reset_index().rename_axis(columns=None)
+    verdict = "\n".join(f"- {line}" for line in head_methods_verdict(summary, n_heads))
+    return (
+        f"### Reading (95% paired bootstrap intervals over test examples)\n\n{verdict}\n\n"
+        f"### Accuracy vs heads kept (mean over seeds; columns: heads)\n\n{to_markdown(wide)}"
+    )

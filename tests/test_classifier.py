@@ -79,10 +79,10 @@ def test_hand_worked_in_sample_scores_selection_votes_and_ties() -> None:
 
 def test_hand_worked_leave_one_out() -> None:
     """Leave-one-out drops h3 (its owl class only looks separable in-sample) to the bottom of the ranking."""
-    clf = SAVClassifier(n_heads="all", selection="leave_one_out").fit(X_HAND, HAND_Y)
+    clf = SAVClassifier(n_heads="all", scoring="leave_one_out").fit(X_HAND, HAND_Y)
     np.testing.assert_array_equal(clf.head_scores_, [[6 / 6, 4 / 6], [4 / 6, 4 / 6]])
     np.testing.assert_array_equal(clf.heads_, [[0, 0], [0, 1], [1, 0], [1, 1]])
-    # Class means are the full-data means whatever the selection rule.
+    # Class means are the full-data means whatever the scoring rule.
     np.testing.assert_array_equal(clf.class_means_[:, 1, 1], [[1, 0], [0, 1], [-0.5, 0.5]])
 
 
@@ -141,15 +141,15 @@ def synthetic() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return *_synthetic(20, rng, dirs), *_synthetic(50, rng, dirs)
 
 
-@pytest.mark.parametrize("selection", ["in_sample", "leave_one_out"])
+@pytest.mark.parametrize("scoring", ["in_sample", "leave_one_out"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_synthetic_selects_the_informative_heads(synthetic, selection: str, metric: str) -> None:
+def test_synthetic_selects_the_informative_heads(synthetic, scoring: str, metric: str) -> None:
     """n_heads=3 finds exactly the label-carrying heads and generalizes; voting with all heads is worse."""
     X, y, X_test, y_test = synthetic
-    clf = SAVClassifier(n_heads=3, metric=metric, selection=selection).fit(X, y)
+    clf = SAVClassifier(n_heads=3, metric=metric, scoring=scoring).fit(X, y)
     assert set(map(tuple, clf.heads_.tolist())) == INFORMATIVE
     acc_top3 = clf.score(X_test, y_test)
-    acc_all = SAVClassifier(n_heads="all", metric=metric, selection=selection).fit(X, y).score(X_test, y_test)
+    acc_all = SAVClassifier(n_heads="all", metric=metric, scoring=scoring).fit(X, y).score(X_test, y_test)
     assert acc_top3 > 0.95
     assert acc_all < acc_top3 - 0.2
 
@@ -161,7 +161,7 @@ def test_leave_one_out_deflates_noise_head_scores(synthetic) -> None:
     for lh in INFORMATIVE:
         noise[lh] = False
     in_sample = SAVClassifier().fit(X, y).head_scores_[noise].mean()
-    loo = SAVClassifier(selection="leave_one_out").fit(X, y).head_scores_[noise].mean()
+    loo = SAVClassifier(scoring="leave_one_out").fit(X, y).head_scores_[noise].mean()
     assert in_sample > 0.4
     assert abs(loo - 0.25) < 0.1
 
@@ -182,7 +182,7 @@ def _naive_nearest(x: np.ndarray, means: list[np.ndarray], metric: str) -> int:
     return best
 
 
-def _naive_head_scores(X: np.ndarray, y: np.ndarray, metric: str, selection: str) -> np.ndarray:
+def _naive_head_scores(X: np.ndarray, y: np.ndarray, metric: str, scoring: str) -> np.ndarray:
     """Per-head accuracy of nearest class mean, one example and one head at a time."""
     classes = sorted(set(y.tolist()))
     n, n_layers, n_heads, _ = X.shape
@@ -193,7 +193,7 @@ def _naive_head_scores(X: np.ndarray, y: np.ndarray, metric: str, selection: str
             for i in range(n):
                 means = []
                 for c in classes:
-                    held_out = i if selection == "leave_one_out" else -1
+                    held_out = i if scoring == "leave_one_out" else -1
                     keep = [j for j in range(n) if y[j] == c and j != held_out]
                     means.append(X[keep, layer, head].mean(axis=0))
                 correct += classes[_naive_nearest(X[i, layer, head], means, metric)] == y[i]
@@ -216,9 +216,9 @@ def _naive_predict(clf: SAVClassifier, X: np.ndarray) -> list:
 
 
 @pytest.mark.parametrize("block_bytes", [savs.classifier.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
-@pytest.mark.parametrize("selection", ["in_sample", "leave_one_out"])
+@pytest.mark.parametrize("scoring", ["in_sample", "leave_one_out"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_matches_naive_reference(metric: str, selection: str, block_bytes: int, monkeypatch) -> None:
+def test_matches_naive_reference(metric: str, scoring: str, block_bytes: int, monkeypatch) -> None:
     """head_scores_ equal the naive counts / n exactly; heads_ is their stable ranking; predictions agree;
     also when the similarities are computed one example at a time (the memory bound for large label sets)."""
     monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", block_bytes)
@@ -226,8 +226,8 @@ def test_matches_naive_reference(metric: str, selection: str, block_bytes: int, 
     y = rng.permutation(np.repeat([3, 7, 9], [8, 10, 12]))
     X = rng.normal(size=(30, 3, 4, 5))
     X += 0.5 * rng.normal(size=(3, 3, 4, 5))[np.searchsorted([3, 7, 9], y)]  # weak class signal
-    clf = SAVClassifier(n_heads=7, metric=metric, selection=selection).fit(X, y)
-    ref = _naive_head_scores(X, y, metric, selection)
+    clf = SAVClassifier(n_heads=7, metric=metric, scoring=scoring).fit(X, y)
+    ref = _naive_head_scores(X, y, metric, scoring)
     np.testing.assert_array_equal(clf.head_scores_, ref)
     ranked = sorted(range(ref.size), key=lambda f: (-ref.flat[f], f))[:7]
     np.testing.assert_array_equal(clf.heads_, [divmod(f, 4) for f in ranked])
@@ -305,11 +305,12 @@ Y6 = np.array([0, 0, 1, 1, 2, 2])
         (SAVClassifier(n_heads=True), X_HAND, Y6, r"n_heads must be"),
         (SAVClassifier(metric="manhattan"), X_HAND, Y6, r"metric must be one of .*'manhattan'"),
         (SAVClassifier(selection="cv"), X_HAND, Y6, r"selection must be one of .*'cv'"),
+        (SAVClassifier(scoring="top_k"), X_HAND, Y6, r"scoring must be one of .*'top_k'"),
         (SAVClassifier(head_grid=(0, 2)), np.ones((6, 8)), Y6, r"head_grid must be"),
         (SAVClassifier(head_grid=4), np.ones((6, 8)), Y6, r"head_grid must be"),
         (SAVClassifier(head_grid=(2, 2)), np.ones((6, 9)), Y6, r"9 features, not a multiple of .* 4"),
         (SAVClassifier(head_grid=(1, 4)), X_HAND, Y6, r"disagrees with the 4-D X's grid \(2, 2\)"),
-        (SAVClassifier(selection="leave_one_out"), X_HAND[:5], Y6[:5], r"2 examples per class.*\[2\]"),
+        (SAVClassifier(scoring="leave_one_out"), X_HAND[:5], Y6[:5], r"2 examples per class.*\[2\]"),
     ],
 )
 def test_bad_fit_input_raises(clf: SAVClassifier, X: np.ndarray, y: np.ndarray, match: str) -> None:
@@ -354,14 +355,19 @@ def test_predict_proba_is_vote_shares_consistent_with_predict(synthetic) -> None
 def test_deterministic(synthetic) -> None:
     """Fitting twice gives identical attributes and predictions (no randomness anywhere)."""
     X, y, X_test, _ = synthetic
-    a, b = (SAVClassifier(selection="leave_one_out").fit(X, y) for _ in range(2))
+    a, b = (SAVClassifier(scoring="leave_one_out").fit(X, y) for _ in range(2))
     for attr in ("class_means_", "head_scores_", "heads_"):
         np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
     np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
     np.testing.assert_array_equal(a.predict(X_test), b.predict(X_test))
 
 
-def test_float32_input_is_not_copied_to_float64_and_gives_the_same_fit(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"scoring": "cv", "voting": "reliability"}, {"selection": "pursuit"}],
+    ids=["paper", "cv+calm", "pursuit"],
+)
+def test_float32_input_is_not_copied_to_float64_and_gives_the_same_fit(monkeypatch, params: dict) -> None:
     """Head vectors at 7B scale are GBs: float32 X is read a block at a time, with float64 maths per block."""
     import tracemalloc
 
@@ -370,12 +376,12 @@ def test_float32_input_is_not_copied_to_float64_and_gives_the_same_fit(monkeypat
     y = np.repeat(np.arange(4), 100)
     X = (rng.normal(size=(400, 8, 8, 64)) + rng.normal(size=(4, 8, 8, 64))[y]).astype(np.float32)  # 6.5 MB
     tracemalloc.start()
-    clf32 = SAVClassifier(n_heads=5).fit(X, y)
+    clf32 = SAVClassifier(n_heads=5, **params).fit(X, y)
     pred32 = clf32.predict(X)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < X.nbytes / 2, f"fit + predict allocated {peak / 1e6:.1f} MB for a {X.nbytes / 1e6:.1f} MB X"
-    clf64 = SAVClassifier(n_heads=5).fit(X.astype(np.float64), y)
+    clf64 = SAVClassifier(n_heads=5, **params).fit(X.astype(np.float64), y)
     np.testing.assert_array_equal(clf32.head_scores_, clf64.head_scores_)
     np.testing.assert_array_equal(clf32.heads_, clf64.heads_)
     np.testing.assert_allclose(clf32.class_means_, clf64.class_means_, rtol=1e-12)

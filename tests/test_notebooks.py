@@ -25,7 +25,7 @@ import papermill as pm
 import pytest
 
 from savs import paper, paths
-from savs.experiments import ABLATION_METHODS, METHODS, load_adapter
+from savs.experiments import ABLATION_METHODS, HEAD_METHODS, METHODS, load_adapter
 from savs.profiles import load_profile
 
 TINY = load_profile("tiny")
@@ -37,6 +37,7 @@ NOTEBOOKS = (  # the profile's experiments: everything they read is in savs.plan
     "03_head_sparsity",
     "04_cross_task",
     "05_where_heads",
+    "06_beyond_savs",
 )
 OWN_DATA = ("07_your_own_task",)  # reads the user's own folders, not the profile's tasks
 
@@ -192,7 +193,7 @@ def test_head_sparsity(out):
     out.executed("03_head_sparsity")
     sparsity = table(out, paths.HEAD_SPARSITY)
     assert len(sparsity) == len(TINY.tasks) * len(TINY.seeds) * 2 * len(TINY.head_sparsity.grid)
-    assert set(sparsity["selection"]) == {"in_sample", "leave_one_out"}
+    assert set(sparsity["scoring"]) == {"in_sample", "leave_one_out"}
     assert sparsity["heads"].max() == N_HEADS_TINY  # "all"
     assert_figure(out, paths.HEAD_SPARSITY)
 
@@ -225,3 +226,21 @@ def test_your_own_task(out):
     assert n_test["all"] == n_test.drop("all").sum() > 0 and accuracy["accuracy"].between(0, 100).all()
     assert "Confusion matrix" in (out.dirs["results"] / f"{paths.OWN_TASK}.md").read_text()
     assert_figure(out, paths.OWN_TASK_HEADS)
+
+
+def test_beyond_savs(out):
+    out.executed("06_beyond_savs")
+    results = table(out, paths.HEAD_METHODS)
+    assert "method" in results.columns and "correct" not in results.columns
+    grid = list(dict.fromkeys([*TINY.head_methods.grid, TINY.n_heads]))
+    free = [m for m, options in HEAD_METHODS.items() if "n_heads" not in options]
+    probes = ("linear probe", "vision-encoder probe")
+    per_task = len(TINY.seeds) * (len(free) * len(grid) + len(HEAD_METHODS) - len(free))
+    per_task += sum(len(TINY.seeds_for(METHODS[m].baseline)) for m in probes)
+    assert len(results) == per_task * len(TINY.tasks)
+    assert set(results["method"]) == {*HEAD_METHODS, *probes}
+    assert results["accuracy"].between(0, 100).all()
+    assert (results["ci_low"] <= results["accuracy"]).all() and (results["accuracy"] <= results["ci_high"]).all()
+    assert results.loc[results["method"] == "all heads vote", "heads"].eq(N_HEADS_TINY).all()
+    assert "### Reading" in (out.dirs["results"] / f"{paths.HEAD_METHODS}.md").read_text()
+    assert_figure(out, paths.HEAD_METHODS)
