@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from savs.classifier import SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
 
@@ -230,11 +231,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     X = extract_heads(
         adapter, few_shot, batch_size=args.batch_size, cache_dir=_cache_dir(args), progress=_progress(args)
     )  # (n, L, H, d)
-    full = SAVClassifier(n_heads=args.heads, selection=args.selection).fit(X, y)
-    layer, head = full.heads_.T  # as fit_sav: the voting heads laid out as a (k, 1) grid, in rank order
-    compact = SAVClassifier(heads=[(i, 0) for i in range(len(layer))]).fit(X[:, layer, head][:, :, None], y)
-    sav = SAVPipeline(adapter, full.heads_, compact, batch_size=args.batch_size)
-    sav.save(out)
+    rules = {"scoring": args.scoring, "selection": args.selection, "voting": args.voting}
+    full = SAVClassifier(n_heads=args.heads, **rules).fit(X, y)
+    sav = SAVPipeline.from_classifier(adapter, full, batch_size=args.batch_size)  # as fit_sav
     scores = full.head_scores_
     meta = {
         "format": FORMAT,
@@ -249,14 +248,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "shots": args.shots,
         "seed": args.seed,
         "n_heads": args.heads,
-        "selection": args.selection,
+        **rules,
         "head_grid": list(scores.shape),
         "heads": [[int(layer), int(head), float(scores[layer, head])] for layer, head in full.heads_],
         "head_scores": scores.round(6).tolist(),
         "few_shot": [e.uid for e in few_shot],
         "few_shot_fingerprints": [e.fingerprint() for e in few_shot],
     }
-    _write_atomic(out / TASK_FILE, json.dumps(meta, indent=1))
+    sav.save(out, extra={TASK_FILE: json.dumps(meta, indent=1)})  # the classifier and its task.json at once
     L, H = scores.shape
     best = ", ".join(f"L{layer}.H{head} ({score:.2f})" for layer, head, score in meta["heads"][:5])
     print(f"fitted {len(full.heads_)} of {L * H} heads ({L} layers x {H}) of {adapter.name}")
@@ -594,12 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_positive, required=True, help="few-shot examples per class")
     p.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw (default 0)")
     p.add_argument("--heads", type=_n_heads, default=20, help="heads that vote: a number or 'all' (default 20)")
-    p.add_argument(
-        "--selection",
-        choices=("in_sample", "leave_one_out"),
-        default="in_sample",
-        help="how heads are scored (default in_sample, the paper's)",
-    )
+    p.add_argument("--scoring", choices=SCORINGS, default="in_sample", help="how heads are scored (default in_sample, "
+                   "the paper's; see SAVClassifier)")  # fmt: skip
+    p.add_argument("--selection", choices=SELECTIONS, default="top_k", help="how the voting heads are picked "
+                   "(default top_k, the paper's)")  # fmt: skip
+    p.add_argument("--voting", choices=VOTINGS, default="majority", help="how they vote (default majority, the "
+                   "paper's; reliability: CALM's weighted soft vote)")  # fmt: skip
     p.add_argument(
         "--prompt",
         help="the question asked about each image (default: 'What is shown in this image?'); the classes and "

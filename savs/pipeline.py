@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 import safetensors.numpy
 
-from savs.classifier import METRICS, SAVClassifier
+from savs.classifier import METRICS, VOTINGS, SAVClassifier
 from savs.examples import Example
 from savs.extract import extract_heads
 from savs.identity import ModelIdentity, digest
 from savs.models import Adapter, load_model
 
-# sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity.
-FORMAT_VERSION = 2
+# sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity;
+# version 2 no voting rule.
+FORMAT_VERSION = 3
 JSON_FILE, ARRAYS_FILE = "sav.json", "sav.safetensors"
 GEOMETRY = ("n_layers", "n_heads", "head_dim")
 
@@ -60,6 +61,11 @@ class SAVPipeline:
             batch_size,
         )
 
+    @classmethod
+    def from_classifier(cls, adapter: Adapter, classifier: SAVClassifier, batch_size: int = 8) -> SAVPipeline:
+        """The pipeline of a classifier fitted on every head of ``adapter``: its voting heads (``compact``)."""
+        return cls(adapter, classifier.heads_, classifier.compact(), batch_size=batch_size)
+
     @property
     def classes_(self) -> np.ndarray:
         return self.classifier.classes_
@@ -73,17 +79,23 @@ class SAVPipeline:
         return X[:, rows, self.heads[:, 1]][:, :, None]  # (n, k, 1, d)
 
     def predict(self, examples: Sequence[Example], **extract_kwargs) -> np.ndarray:
-        """Predicted labels, by majority vote of the selected heads."""
+        """Predicted labels, by the selected heads' vote (majority, or the classifier's ``voting`` rule)."""
         return self.classifier.predict(self.features(examples, **extract_kwargs))
+
+    def predict_proba(self, examples: Sequence[Example], **extract_kwargs) -> np.ndarray:
+        """Class probabilities ``(n, C)`` in ``classes_`` order (vote shares, or calibrated where it was fitted so)."""
+        return self.classifier.predict_proba(self.features(examples, **extract_kwargs))
 
     def score(self, examples: Sequence[Example], **extract_kwargs) -> float:
         """Accuracy on labelled examples."""
         y = [e.label for e in examples]
         return self.classifier.score(self.features(examples, **extract_kwargs), y)
 
-    def save(self, path: str | Path) -> None:
-        """Write the directory ``path``: ``sav.safetensors`` (heads, class means) and ``sav.json`` (format, model
-        name, identity and geometry, classes, metric, the arrays' sha256).
+    def save(self, path: str | Path, extra: dict[str, str | bytes] | None = None) -> None:
+        """Write the directory ``path``: ``sav.safetensors`` (heads, class means, per-head class weights) and
+        ``sav.json`` (format, model name, identity and geometry, classes, metric, voting rule, temperature and
+        calibration scale, the arrays' sha256), plus the ``extra`` files given (name -> content, e.g. the
+        command line's ``task.json``), all at once.
 
         The directory is written in full beside ``path`` and then renamed into place, so ``path`` holds the old
         save or the new one, never a mix, and a save that fails or is killed leaves the old one as it was. An
@@ -91,8 +103,12 @@ class SAVPipeline:
         """
         clf = self.classifier
         arrays = safetensors.numpy.save(
-            {"heads": self.heads.astype(np.int64), "class_means": np.ascontiguousarray(clf.class_means_[:, :, 0])}
-        )  # heads (k, 2); class means (C, k, d)
+            {
+                "heads": self.heads.astype(np.int64),  # (k, 2)
+                "class_means": np.ascontiguousarray(clf.class_means_[:, :, 0]),  # (C, k, d)
+                "head_weights": np.ascontiguousarray(clf.head_weights_, dtype=np.float64),  # (k, C)
+            }
+        )
         meta = {
             "format": FORMAT_VERSION,
             "model": self.adapter.name,
@@ -100,9 +116,17 @@ class SAVPipeline:
             "geometry": geometry(self.adapter),
             "classes": clf.classes_.tolist(),
             "metric": clf.metric,
+            "voting": clf.voting,
+            "temperature": float(clf.temperature),
+            "calibration_scale": None if clf.calibration_scale_ is None else float(clf.calibration_scale_),
+            "fit": {"scoring": clf.scoring, "selection": clf.selection},  # for the record: how the heads were chosen
             "arrays_sha256": digest(arrays),
         }
         files = {ARRAYS_FILE: arrays, JSON_FILE: json.dumps(meta, indent=2).encode()}
+        clash = set(extra or {}) & set(files)
+        if clash:
+            raise ValueError(f"extra files {sorted(clash)} would overwrite the SAV's own")
+        files |= {name: data.encode() if isinstance(data, str) else data for name, data in (extra or {}).items()}
         _write_directory(Path(os.path.abspath(path)), files)
 
     @classmethod
@@ -123,7 +147,7 @@ class SAVPipeline:
         if adapter is None:
             adapter = load_model(saved.model, **load_kwargs)
         _check_model(saved, adapter, path, allow_model_mismatch)
-        return cls(adapter, saved.heads, _compact_classifier(saved.class_means, saved.classes, saved.metric))
+        return cls(adapter, saved.heads, _compact_classifier(saved))
 
 
 def geometry(adapter: Adapter) -> dict[str, int]:
@@ -131,14 +155,19 @@ def geometry(adapter: Adapter) -> dict[str, int]:
     return {"n_layers": adapter.n_layers, "n_heads": adapter.n_heads, "head_dim": adapter.head_dim}
 
 
-def _compact_classifier(class_means: np.ndarray, classes: list, metric: str) -> SAVClassifier:
-    """Rebuild the fitted ``(k, 1)``-grid classifier from its saved state (no refit: the shots are gone)."""
-    C, k, d = class_means.shape
-    clf = SAVClassifier(heads=[(i, 0) for i in range(k)], metric=metric)
-    clf.classes_ = np.array(classes)
-    clf.class_means_ = class_means[:, :, None].astype(np.float64)  # (C, k, 1, d)
+def _compact_classifier(saved: SavedSAV) -> SAVClassifier:
+    """Rebuild the fitted ``(k, 1)``-grid classifier from its saved state (no refit: the shots are gone), as
+    ``SAVClassifier.compact`` describes."""
+    C, k, d = saved.class_means.shape
+    clf = SAVClassifier(
+        heads=[(i, 0) for i in range(k)], metric=saved.metric, voting=saved.voting, temperature=saved.temperature
+    )
+    clf.classes_ = np.array(saved.classes)
+    clf.class_means_ = saved.class_means[:, :, None]  # (C, k, 1, d)
     clf.heads_ = np.stack([np.arange(k), np.zeros(k, dtype=np.int64)], axis=1)
     clf.head_grid_ = (k, 1)
+    clf.head_weights_ = saved.head_weights  # (k, C)
+    clf.calibration_scale_ = saved.calibration_scale
     clf.n_features_in_ = k * d
     return clf
 
@@ -176,8 +205,12 @@ class SavedSAV:
     geometry: dict[str, int]
     classes: list
     metric: str
+    voting: str
+    temperature: float
+    calibration_scale: float | None
     heads: np.ndarray  # (k, 2) int64 (layer, head), best first
     class_means: np.ndarray  # (C, k, d) float64
+    head_weights: np.ndarray  # (k, C) float64: each head's weight per class (uniform for majority voting)
 
 
 def read_saved(path: Path) -> SavedSAV:
@@ -191,6 +224,13 @@ def read_saved(path: Path) -> SavedSAV:
     metric = _field(meta, "metric", str, meta_file)
     if metric not in METRICS:
         raise SavedSAVError(meta_file, "metric", f"{metric!r} is not one of {METRICS}")
+    voting = _field(meta, "voting", str, meta_file)
+    if voting not in VOTINGS:
+        raise SavedSAVError(meta_file, "voting", f"{voting!r} is not one of {VOTINGS}")
+    temperature = _positive(_field(meta, "temperature", float, meta_file), "temperature", meta_file)
+    scale = meta.get("calibration_scale", "missing")
+    if scale is not None:
+        scale = _positive(_field(meta, "calibration_scale", float, meta_file), "calibration_scale", meta_file)
     try:
         identity = ModelIdentity.from_dict(_field(meta, "identity", dict, meta_file))
     except ValueError as err:
@@ -200,7 +240,24 @@ def read_saved(path: Path) -> SavedSAV:
     arrays = _read_arrays(arrays_file, _field(meta, "arrays_sha256", str, meta_file))
     heads = _read_heads(arrays, shape, arrays_file)
     means = _read_means(arrays, len(classes), len(heads), shape["head_dim"], arrays_file, meta_file)
-    return SavedSAV(model, identity, shape, classes, metric, heads, means)
+    weights = _read_weights(arrays, len(heads), len(classes), arrays_file)
+    return SavedSAV(model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights)
+
+
+def _positive(value: float, name: str, file: Path) -> float:
+    if not (np.isfinite(value) and value > 0):
+        raise SavedSAVError(file, name, f"expected a finite number > 0, got {value!r}")
+    return value
+
+
+def _read_weights(arrays: dict[str, np.ndarray], k: int, n_classes: int, file: Path) -> np.ndarray:
+    """(k, C) finite, non-negative per-head class weights."""
+    weights = _array(arrays, "head_weights", 2, "f", file)
+    if weights.shape != (k, n_classes):
+        raise SavedSAVError(file, "head_weights", f"shape {weights.shape}, expected {(k, n_classes)} (heads, classes)")
+    if not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise SavedSAVError(file, "head_weights", "expected finite, non-negative weights")
+    return weights.astype(np.float64)
 
 
 def _check_directory(path: Path) -> None:
@@ -379,19 +436,25 @@ def fit_sav(
     n_heads: int | str = 20,
     *,
     metric: str = "cosine",
-    selection: str = "in_sample",
+    scoring: str = "in_sample",
+    selection: str = "top_k",
+    voting: str = "majority",
+    calibration: str | None = None,
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
+    **options: Any,
 ) -> SAVPipeline:
-    """Extract every head on the few-shot ``examples``, select the top ``n_heads``, return a pipeline.
+    """Extract every head on the few-shot ``examples``, select ``n_heads`` of them, return a pipeline.
 
-    ``model`` is an adapter or anything ``load_model`` takes (registry name, hub id, local dir).
+    ``model`` is an adapter or anything ``load_model`` takes (registry name, hub id, local dir). ``scoring``,
+    ``selection``, ``voting``, ``calibration`` and ``options`` (e.g. ``n_folds``, ``temperature``, ``alpha``) are
+    ``SAVClassifier``'s; the defaults are the paper's.
     """
     adapter = model if isinstance(model, Adapter) else load_model(model)
     X = extract_heads(adapter, examples, batch_size=batch_size, cache_dir=cache_dir)  # (n, L, H, d)
     y = np.array([e.label for e in examples])
-    full = SAVClassifier(n_heads=n_heads, metric=metric, selection=selection).fit(X, y)
-    layer, head = full.heads_.T
-    compact = SAVClassifier(heads=[(i, 0) for i in range(len(layer))], metric=metric)
-    compact.fit(X[:, layer, head][:, :, None], y)  # (n, k, 1, d): same means, same rank order
-    return SAVPipeline(adapter, full.heads_, compact, batch_size=batch_size)
+    full = SAVClassifier(
+        n_heads=n_heads, metric=metric, scoring=scoring, selection=selection, voting=voting, calibration=calibration,
+        **options,
+    ).fit(X, y)  # fmt: skip
+    return SAVPipeline.from_classifier(adapter, full, batch_size=batch_size)

@@ -127,6 +127,26 @@ def test_load_refuses_another_geometry_even_when_allowed(saved, tiny_dir, tmp_pa
 
 
 # ----- validating what load reads -----------------------------------------------------------------------------
+@pytest.mark.parametrize("options", [{"voting": "reliability"}, {"scoring": "leave_one_out", "selection": "pursuit"}])
+def test_the_later_head_rules_survive_fit_sav_save_and_load(tiny_adapter, tmp_path, options):
+    adapter = tiny_adapter("llava")
+    shots = make_examples(24, with_images=True, seed=4)
+    queries = make_examples(8, with_images=True, seed=5)
+    pipe = fit_sav(adapter, shots, n_heads=3, **options)
+    X = extract_heads(adapter, shots, progress=False)
+    full = SAVClassifier(n_heads=3, **options).fit(X, [e.label for e in shots])
+    X_test = extract_heads(adapter, queries, progress=False)
+    np.testing.assert_array_equal(pipe.heads, full.heads_)
+    np.testing.assert_array_equal(pipe.predict(queries, progress=False), full.predict(X_test))
+    np.testing.assert_allclose(pipe.predict_proba(queries, progress=False), full.predict_proba(X_test))
+    pipe.save(tmp_path / "sav", extra={"notes.json": '{"who": "test"}'})
+    assert (tmp_path / "sav" / "notes.json").read_text() == '{"who": "test"}'
+    loaded = SAVPipeline.load(tmp_path / "sav", adapter=adapter)
+    assert loaded.classifier.voting == full.voting
+    np.testing.assert_allclose(loaded.predict_proba(queries, progress=False), full.predict_proba(X_test))
+    pipe.save(tmp_path / "sav", extra={"notes.json": "{}"})  # a save with its extra files is replaced whole
+
+
 def rewrite(path: Path, meta: Callable[[dict], None] | None = None, arrays: Callable[[dict], None] | None = None):
     """Change a saved SAV's JSON and/or arrays in place, keeping the arrays' checksum true to them."""
     meta_file, arrays_file = path / "sav.json", path / "sav.safetensors"
@@ -169,6 +189,10 @@ BAD_SAVES = {
     "no identity": (lambda m: m.pop("identity"), None, "sav.json: identity: missing"),
     "identity field missing": (lambda m: m["identity"].pop("dtype"), None, r"identity: .*missing fields \['dtype'\]"),
     "metric not a string": (lambda m: m.update(metric=1), None, "sav.json: metric: expected str, got int"),
+    "unknown voting": (lambda m: m.update(voting="plurality"), None, "sav.json: voting: 'plurality' is not one of"),
+    "temperature not positive": (lambda m: m.update(temperature=-0.5), None, "sav.json: temperature: expected a fin"),
+    "weights of another shape": (None, lambda a: a.update(head_weights=a["head_weights"][:2]), "head_weights: shape"),
+    "negative weight": (None, lambda a: a["head_weights"].__setitem__((0, 0), -1.0), "head_weights: expected finite"),
 }
 
 
