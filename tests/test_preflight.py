@@ -24,3 +24,26 @@ def test_offline_profile_passes(capsys):
 
 def test_a_local_model_directory_needs_no_hub(tiny_dir, capsys):
     assert main(["--profile", "mini", "--model", tiny_dir("llama")]) == 0
+
+
+def test_preflight_names_every_task_that_cannot_give_its_sets(copies, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for task in ("blink_art_style", "eurosat"):
+        (data / task).symlink_to(copies(task))
+    monkeypatch.setenv("SAVS_DATA", str(data))
+    monkeypatch.setenv("SAVS_CACHE", str(tmp_path / "cache"))
+    profile = tmp_path / "p.yaml"
+    # today's quarter-of-val BLINK pools and 2 train images per EuroSAT class cannot give 3 shots per class
+    profile.write_text("extends: tiny\nmodels: ['tiny:llava']\nablation_models: []\ntasks: [blink_art_style, eurosat]\n"
+                       "protocol: savs\nshots: 3\n")  # fmt: skip
+    start = time.perf_counter()
+    assert main(["--profile", str(profile)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot draw every set" in err and time.perf_counter() - start < 30
+    assert "blink_art_style: the 3-shot sets" in err and "eurosat: the 3-shot sets" in err
+    # the authors' BLINK draws from val and tests on the rest: feasible, with a note for short letters
+    text = profile.read_text().replace("protocol: savs", "protocol: authors")
+    profile.write_text(text.replace("shots: 3", "shots: 2"))
+    assert main(["--profile", str(profile)]) == 0
+    assert "gives its sets" in capsys.readouterr().out
