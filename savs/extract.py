@@ -69,7 +69,7 @@ class _PrefixKV:
         if key not in self.memo:
             cache = DynamicCache()
             inputs = {"input_ids": prefix[None], "attention_mask": torch.ones_like(prefix)[None]}
-            self.capture.run(lambda: self.adapter.forward(inputs, past_key_values=cache, use_cache=True), None)
+            self.capture.run(lambda: self.adapter.forward(inputs, cache=cache, use_cache=True), None)
             self.memo = {key: [(k, v) for k, v, *_ in cache]}  # keep only the latest prefix
         return DynamicCache(
             ddp_cache_data=[
@@ -112,7 +112,7 @@ def _run_batch(
     past = prefixes.expanded(ids[0, :n_prefix], len(examples))
     suffix = {k: v[:, n_prefix:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
     return capture.run(
-        lambda: adapter.forward(suffix, past_key_values=past, use_cache=True),
+        lambda: adapter.forward(suffix, cache=past, use_cache=True),
         last_token_index(mask) - n_prefix,
     )
 

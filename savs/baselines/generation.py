@@ -207,7 +207,7 @@ def _split_after_demos(
 def _prefix_kv(adapter: Adapter, batch: dict) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
     """Keys and values of every layer after one pass over the demonstrations, and their token count."""
     cache = DynamicCache()
-    adapter.forward({**batch, "logits_to_keep": 1}, past_key_values=cache, use_cache=True)
+    adapter.forward({**batch, "logits_to_keep": 1}, cache=cache, use_cache=True)
     return [(k, v) for k, v, *_ in cache], batch["input_ids"].shape[1]
 
 
@@ -237,7 +237,7 @@ def _greedy(adapter: Adapter, batch: dict, past: DynamicCache, n_past: int, max_
     for _ in range(max_new_tokens):
         if takes_positions:
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -inputs["input_ids"].shape[1] :]
-        logits = adapter.forward(inputs, past_key_values=past, use_cache=True).logits[:, -1]  # (B, V)
+        logits = adapter.forward(inputs, cache=past, use_cache=True).logits[:, -1]  # (B, V)
         token = logits.argmax(-1).masked_fill(done, pad)
         new.append(token)
         done |= torch.isin(token, eos)

@@ -83,13 +83,13 @@ def answer_loss(adapter: Adapter, batch: dict, targets: torch.Tensor, prefix_cac
     if n:
         cache = DynamicCache()
         prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
-        adapter.forward(prefix, past_key_values=cache, use_cache=True)
+        adapter.forward(prefix, cache=cache, use_cache=True)
         rows = len(ids)
         past = DynamicCache(
             ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v, *_ in cache]
         )
         batch = {k: v[:, n:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
-    logits = adapter.forward({**batch, "logits_to_keep": keep - n}, past_key_values=past, use_cache=n > 0).logits
+    logits = adapter.forward({**batch, "logits_to_keep": keep - n}, cache=past, use_cache=n > 0).logits
     return F.cross_entropy(logits.float().flatten(0, 1), targets[:, keep + 1].flatten(), ignore_index=-100)
 
 

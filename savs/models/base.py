@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
+from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature, Cache
 
 from savs.cache import default_cache_dir
 from savs.data.prompts import strip_image_markers
@@ -176,9 +176,10 @@ class Adapter:
         token = getattr(self.processor, "image_token", None)
         return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
 
-    def forward(self, batch: dict, past_key_values=None, use_cache: bool = False):
-        """One forward pass (extraction stops it early from a hook); ``past_key_values`` holds a cached prefix."""
-        return self.model(**batch, cache=past_key_values, use_cache=use_cache)
+    def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):
+        """One forward pass (extraction stops it early from a hook); ``cache`` holds the keys and values of earlier
+        tokens (a cached prefix), and ``use_cache`` adds this pass's to it."""
+        return self.model(**batch, cache=cache, use_cache=use_cache)
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
