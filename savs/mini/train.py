@@ -35,9 +35,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.examples import Example
+from savs.kvcache import KV, prefix_kv, stacked
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, Projector, build, load_projector, projector_digest
 from savs.mini.vision import FEATURE_DIM, preprocess
 from savs.models.mini import MiniAdapter
@@ -129,7 +129,7 @@ class Batcher:
     def __init__(self, adapter: MiniAdapter) -> None:
         self.adapter, self.model = adapter, adapter.model
         self.pad, self.end = adapter.tokenizer.pad_token_id, self.model.config.eos_token_id
-        self.kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.kv: dict[tuple[int, ...], KV] = {}
 
     def split(self, e: Example) -> tuple[tuple[int, ...], list[int], int]:
         """(prefix ids, suffix ids, how many suffix tokens precede the answer) of one example."""
@@ -140,13 +140,12 @@ class Batcher:
         return tuple(prompt[:cut]), prompt[cut:] + answer, len(prompt) - cut
 
     @torch.no_grad()
-    def prefix_kv(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of ``prefix``, each ``(kv_heads, P, d)`` per layer (memoised)."""
+    def prefix_kv(self, prefix: tuple[int, ...]) -> KV:
+        """Keys and values of ``prefix`` (one row; memoised)."""
         if prefix not in self.kv:
             ids = torch.tensor([prefix])
-            cache = DynamicCache()
-            self.model(ids, torch.ones_like(ids), cache=cache, use_cache=True, logits_to_keep=1)
-            self.kv[prefix] = [(k[0], v[0]) for k, v, *_ in cache]
+            inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "logits_to_keep": 1}
+            self.kv[prefix] = prefix_kv(lambda cache: self.adapter.forward(inputs, cache=cache, use_cache=True))
         return self.kv[prefix]
 
     def loss(self, examples: Sequence[Example], features: torch.Tensor) -> torch.Tensor:
@@ -155,17 +154,8 @@ class Batcher:
         n_before = {r[2] for r in rows}
         assert len(n_before) == 1, "every suffix starts with the same image tokens and assistant header"
         start = n_before.pop()  # the answer's first column in the suffix
-        P = max(len(r[0]) for r in rows)
         S = max(len(r[1]) for r in rows)
-        layers = []
-        for li in range(self.model.config.num_hidden_layers):
-            ks, vs = [], []
-            for prefix, _, _ in rows:
-                k, v = self.prefix_kv(prefix)[li]  # (kv, p, d)
-                ks.append(F.pad(k, (0, 0, P - k.shape[1], 0)))  # (kv, P, d), left-padded
-                vs.append(F.pad(v, (0, 0, P - v.shape[1], 0)))
-            layers.append((torch.stack(ks), torch.stack(vs)))  # (B, kv, P, d)
-        prefix_mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p, _, _ in rows])  # (B, P)
+        cache, prefix_mask = stacked([self.prefix_kv(prefix) for prefix, _, _ in rows])  # prefix_mask (B, P)
         suffix = torch.tensor([s + [self.pad] * (S - len(s)) for _, s, _ in rows])  # (B, S)
         suffix_mask = torch.tensor([[1] * len(s) + [0] * (S - len(s)) for _, s, _ in rows])  # (B, S)
         labels = suffix[:, start:].masked_fill(suffix_mask[:, start:] == 0, -100)  # (B, A)
@@ -173,7 +163,7 @@ class Batcher:
             suffix,
             torch.cat([prefix_mask, suffix_mask], dim=1),
             image_features=features,
-            cache=DynamicCache(ddp_cache_data=layers),
+            cache=cache,
             use_cache=True,
             logits_to_keep=torch.arange(start - 1, S - 1),  # the positions that predict answer tokens
         )

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import BatchFeature, DynamicCache, PreTrainedTokenizerBase
+from transformers import BatchFeature, PreTrainedTokenizerBase
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
-from savs.extract import shared_prefix_length
 from savs.identity import package_version
+from savs.kvcache import expanded, greedy, left_aligned_suffix, prefix_kv, shared_prefix_length
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -110,22 +110,11 @@ class MiniAdapter(Adapter):
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         n = shared_prefix_length(ids, mask, self.prefix_barrier_ids())
-        cache = DynamicCache()
+        cache = None
         if n:
-            self.model(ids[:1, :n], mask[:1, :n], cache=cache, use_cache=True, logits_to_keep=1)
-            B = len(examples)
-            cache = DynamicCache(
-                ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v, *_ in cache]
-            )  # (B, kv_heads, n, d) views
-        # The rest of each prompt, moved from right to left padding so every row ends in the last column.
-        rest, rest_mask = ids[:, n:], mask[:, n:]  # (B, S)
-        S = rest.shape[1]
-        shift = (torch.arange(S, device=rest.device) - (rest_mask == 0).sum(1, keepdim=True)) % S  # (B, S)
-        rest, rest_mask = rest.gather(1, shift), rest_mask.gather(1, shift)
-        new = self.model.generate(
-            rest, torch.cat([mask[:, :n], rest_mask], dim=1), batch.get("pixel_values"), cache, max_new_tokens
-        )
-        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+            prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
+            cache = expanded(prefix_kv(lambda c: self.forward(prefix, cache=c, use_cache=True)), len(examples))
+        return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
         """The projector variant and its weights' digest: activations of the two projectors never mix."""
