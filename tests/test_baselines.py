@@ -52,9 +52,9 @@ def adapter_of(tiny_adapter, tmp_path_factory):
             return tiny_adapter(family)
         if "mini" not in built:
             pytest.importorskip("efficientnet_lite_pytorch")
+            from savs.mini.adapter import MiniAdapter
             from savs.mini.model import MiniLMM, Projector, add_image_token
             from savs.mini.vision import FEATURE_DIM, VisionEncoder
-            from savs.models.mini import MiniAdapter
             from savs.tiny import build_tiny_model
 
             path = build_tiny_model("llama", tmp_path_factory.mktemp("mini-llama"))
@@ -381,7 +381,7 @@ def test_vision_features_refuse_text_models_and_imageless_examples(tiny_adapter)
 
 @pytest.mark.slow
 def test_vision_features_of_real_savs_mini():
-    from savs.models.mini import MiniAdapter
+    from savs.mini.adapter import MiniAdapter
 
     adapter = MiniAdapter.from_pretrained("savs-mini")
     feats = vision_features(adapter, make_examples(3, with_images=True), progress=False)

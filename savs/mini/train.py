@@ -38,9 +38,9 @@ from tqdm.auto import tqdm
 
 from savs.examples import Example
 from savs.kvcache import KV, prefix_kv, stacked
+from savs.mini.adapter import MiniAdapter
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, Projector, build, load_projector, projector_digest
 from savs.mini.vision import FEATURE_DIM, preprocess
-from savs.models.mini import MiniAdapter
 
 CAPTION_PROMPTS = (
     "Describe the image briefly.",

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig
 
+from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.llava import LlavaAdapter
-from savs.models.mini import MiniAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from PIL import Image
 from transformers import BatchFeature, PreTrainedTokenizerBase
 
 from savs.data.prompts import strip_image_markers
@@ -103,6 +104,11 @@ class MiniAdapter(Adapter):
 
     def prefix_barrier_ids(self) -> set[int]:
         return {self.model.image_token_id}
+
+    def vision_encoder_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``(n_images, 1280)``: EfficientNet-Lite0's own features, before the projector, averaged over its grid."""
+        pixels = preprocess(images).to(self.device, self.model.dtype)  # (N, 3, H, W)
+        return self.model.image_features(pixels).float().mean(1)  # (N, 1280)
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
