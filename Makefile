@@ -49,12 +49,9 @@ bench: setup  ## extraction speed table (see README)
 	$(PY) benchmarks/extraction.py
 
 PROJECTOR := savs/weights/savs-mini-projector.safetensors
-.PHONY: savs-mini savs-mini-eval
+.PHONY: savs-mini
 savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train; ~20 min on 2 cores), seeded
 	$(PY) -m savs.mini.train --out $(PROJECTOR) --threads 1
-
-savs-mini-eval: setup  ## zero-shot vs SAV accuracy of both projectors on the offline suite (into the projector's .json)
-	$(PY) -m savs.mini.train --out $(PROJECTOR) --eval-only --eval-n 300
 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
