@@ -203,7 +203,7 @@ class Method:
     reads: tuple[str, ...] = ("features",)  # "features": heads + hidden state; "vision"; "blind": blanked copies'
 
 
-# In the order of the main table: baselines first, then SAVs' ablations, SAVs last.
+# In the order of the main table (savs.methods.METHOD_NAMES, torch-free, which the report sorts its rows by).
 METHODS: dict[str, Method] = {
     "zero-shot": Method(_zero_shot, "zero_shot", seedless=True, reads=()),
     "ICL": Method(_icl, "icl", reads=()),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from savs import paper
-from savs.experiments import METHODS
+from savs.methods import METHOD_NAMES
 from savs.profiles import Profile, Study
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
@@ -37,7 +37,7 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def main_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Wide main table: (model, method) rows in METHODS order, one column per task (and per extra metric).
+    """Wide main table: (model, method) rows in METHOD_NAMES order, one column per task (and per extra metric).
 
     A cell scored on fewer seeds or test examples than the task's most says so: "41.0 [1 seed, n=100]".
     """
@@ -52,7 +52,7 @@ def main_table(summary: pd.DataFrame) -> pd.DataFrame:
         cell=cells,
     )
     wide = s.pivot_table(index=["model", "method"], columns="column", values="cell", aggfunc="first", sort=False)
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(METHOD_NAMES)}
     wide = wide.sort_index(level="method", key=lambda idx: idx.map(order), sort_remaining=False)
     return wide.sort_index(level="model", sort_remaining=False).reset_index().rename_axis(columns=None)
 
