@@ -22,12 +22,14 @@ from urllib.parse import urlsplit
 from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig
 
+from savs.cache import default_cache_dir
 from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.llava import LlavaAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
+from savs.tiny import build_tiny_model
 
 ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter, MiniAdapter)
 
@@ -131,9 +133,6 @@ def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     """The directory of ``tiny:<family>`` (``savs.tiny``'s random-weight model, or ``tiny:llava-ov-7b`` for a stand-in
     of a paper checkpoint), built on first use under ``<cache>/tiny/``: into a temporary sibling, then renamed, so
     processes building it at once never read a half-written model."""
-    from savs.cache import default_cache_dir
-    from savs.tiny import build_tiny_model
-
     out = Path(cache_dir or default_cache_dir()) / "tiny" / name.removeprefix(TINY_SCHEME)
     if not (out / "config.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
