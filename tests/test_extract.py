@@ -16,6 +16,7 @@ from savs.capture import capture_features
 from savs.extract import extract_features, extract_heads
 from savs.kvcache import shared_prefix_length
 from savs.models import adapter_class, load_model
+from savs.models.registry import family_adapter
 
 ATOL = 1e-4
 
@@ -186,6 +187,9 @@ def test_every_registered_model_has_an_adapter_tested_on_a_tiny_stand_in():
     tested = {adapter_class(t).family for t in FAMILIES} | {"savs_mini"}  # savs-mini: tests/test_mini.py
     untested = {name: spec.family for name, spec in MODELS.items() if spec.family not in tested}
     assert not untested
+    assert all(family_adapter(spec.family).family == spec.family for spec in MODELS.values())
+    with pytest.raises(ValueError, match="unknown family 'gpt'"):
+        family_adapter("gpt")
 
 
 def test_attention_defaults_to_sdpa_on_cpu():

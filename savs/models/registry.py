@@ -56,11 +56,6 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def supported_model_types() -> dict[str, str]:
-    """``config.model_type`` -> family, over every adapter."""
-    return {t: a.family for a in ADAPTERS for t in a.model_types}
-
-
 def adapter_class(model_type: str) -> type[Adapter]:
     """The adapter for a ``config.model_type``; a clear error naming the supported ones otherwise."""
     for adapter in ADAPTERS:
@@ -68,6 +63,14 @@ def adapter_class(model_type: str) -> type[Adapter]:
             return adapter
     families = ", ".join(f"{a.family} ({'/'.join(a.model_types)})" for a in ADAPTERS)
     raise ValueError(f"unsupported model type {model_type!r}; supported families: {families}")
+
+
+def family_adapter(family: str) -> type[Adapter]:
+    """The adapter of a family (a ``ModelSpec.family``)."""
+    for adapter in ADAPTERS:
+        if adapter.family == family:
+            return adapter
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(a.family for a in ADAPTERS)}")
 
 
 def resolve(name_or_path: str) -> str:
@@ -162,7 +165,7 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
         return adapter
     spec = MODELS.get(name_or_path)
     if spec is not None and spec.hub_id is None:
-        return adapter_class(spec.family).from_pretrained(name_or_path, **kwargs)
+        return family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)
     path = resolve(name_or_path)
     offline = not hf_constants.HF_HUB_OFFLINE and not Path(path).is_dir() and not hub_reachable()
     with _hub_offline(offline):
