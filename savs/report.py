@@ -164,8 +164,8 @@ def curve_table(curve: pd.DataFrame, x: str, hue: str = "method") -> pd.DataFram
 
 
 def curve_markdown(curve: pd.DataFrame, x: str, paper_curve: pd.DataFrame, hue: str = "method") -> str:
-    """The wide table of our curve, then the paper's (its own section)."""
-    theirs = paper_curve.pivot_table(index=["model", "task"], columns=paper_curve.columns[2], values="accuracy")
+    """The wide table of our curve, then the paper's (its own section; ``paper_curve`` has its own ``x`` column)."""
+    theirs = paper_curve.pivot_table(index=["model", "task"], columns=x, values="accuracy")
     theirs = theirs.reset_index().rename_axis(columns=None)
     ours = f"### Ours: mean ± std over seeds\n\n{to_markdown(curve_table(curve, x, hue))}"
     return f"{ours}\n\n{paper_markdown(theirs, 'LLaVA-OV-7B, read off its plot (approximate)')}"
