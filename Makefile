@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 
 setup: $(STAMP) data  ## create .venv (or VENV=dir) with savs and what tests and notebooks need, at the lock's versions
 
-lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it (~9 min)
+lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it
 	PYTHON=$(PYTHON) bash requirements/lock.sh
 
 data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
@@ -36,7 +36,7 @@ data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
 	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set SAVS_FASHION_MNIST_DIR"; exit 1; fi; \
 	fi
 
-test: setup  ## the test suite (offline, CPU, < 10 min on 2 cores)
+test: setup  ## the test suite (offline, CPU)
 	$(PY) -m pytest -q
 
 test-slow: setup  ## the slow tests: real weights, long runs
@@ -50,7 +50,7 @@ bench: setup  ## extraction speed table (see README)
 
 PROJECTOR := savs/weights/savs-mini-projector.safetensors
 .PHONY: savs-mini
-savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train; ~20 min on 2 cores), seeded
+savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train), seeded
 	$(PY) -m savs.mini.train --out $(PROJECTOR) --threads 1
 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------

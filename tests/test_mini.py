@@ -1,7 +1,7 @@
 """Tests of savs-mini: the LMM and its adapter on a tiny random LM (fast), and on the real weights.
 
-The real-weights tests share one session-scoped load of savs-mini from the converted cache (about a second;
-on a machine that never converted the GGUF, the first load converts it once, ~40 s).
+The real-weights tests share one session-scoped load of savs-mini from the converted cache (on a machine that
+never converted the GGUF, the first load converts it once).
 """
 
 from __future__ import annotations

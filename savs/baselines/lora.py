@@ -143,8 +143,8 @@ def lora_finetune(
     name, so its activation-cache namespace differs). On exit ``unload()`` puts the original modules back,
     untouched (no merge), every parameter's ``requires_grad`` is restored, and so is the input embeddings'
     hook list (peft hooks them on models, like savs-mini's, that do not say they are not checkpointing).
-    Defaults: 2 epochs of 200 savs-mini examples (90-token prompts, 72 shared) are 50 steps of ~1.5-2 s on
-    2 idle CPU cores (~8 s measured on one contended core; ~15 s without the shared prefix).
+    Each step runs its batch's shared prompt prefix once (``prefix_cache``, see ``answer_loss``): a task's
+    prompts share most of their tokens, so this is most of what makes training on a CPU affordable.
     """
     from peft import LoraConfig, get_peft_model  # optional dependency (the notebooks extra)
 

@@ -64,7 +64,7 @@ class MiniAdapter(Adapter):
         """Load savs-mini (``projector``: "aligned" or "untrained"; by default the one ``name`` implies).
 
         fp32 on the CPU unless told otherwise; ``attn_implementation`` is ignored (SmolLM2 runs SDPA).
-        The first load converts the GGUF (~40 s); later loads take about a second.
+        The first load converts the GGUF (``savs.mini.convert``); later loads read the converted copy.
         """
         variant = projector or VARIANTS.get(name, "aligned")
         if variant not in PROJECTOR_VARIANTS:
