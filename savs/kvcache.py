@@ -96,7 +96,7 @@ def stacked(kvs: Sequence[KV]) -> tuple[DynamicCache, torch.Tensor]:
     return DynamicCache(ddp_cache_data=layers), mask
 
 
-def eos_ids(adapter: Adapter) -> list[int]:
+def _eos_ids(adapter: Adapter) -> list[int]:
     """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
     eos = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
     eos = adapter.tokenizer.eos_token_id if eos is None else eos
@@ -119,7 +119,7 @@ def greedy(
     rows = mask.shape[0]
     inputs = {**batch, "logits_to_keep": 1}
     takes_positions = "position_ids" in inspect.signature(adapter.model.forward).parameters
-    eos = torch.tensor(eos_ids(adapter), device=mask.device)
+    eos = torch.tensor(_eos_ids(adapter), device=mask.device)
     pad = adapter.tokenizer.pad_token_id
     pad = int(eos[0]) if pad is None else pad
     done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
