@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 
 setup: $(STAMP) data  ## create .venv (or VENV=dir) with savs and what tests and notebooks need, at the lock's versions
 
-lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it (~9 min)
+lock:  ## re-resolve the lock (requirements/) in a fresh venv; kept only if the tests pass on it
 	PYTHON=$(PYTHON) bash requirements/lock.sh
 
 data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
@@ -36,7 +36,7 @@ data:  ## the offline task suite's system data (Fashion-MNIST from Debian)
 	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set SAVS_FASHION_MNIST_DIR"; exit 1; fi; \
 	fi
 
-test: setup  ## the test suite (offline, CPU, < 10 min on 2 cores)
+test: setup  ## the test suite (offline, CPU)
 	$(PY) -m pytest -q
 
 test-slow: setup  ## the slow tests: real weights, long runs
@@ -49,12 +49,9 @@ bench: setup  ## extraction speed table (see README)
 	$(PY) benchmarks/extraction.py
 
 PROJECTOR := savs/weights/savs-mini-projector.safetensors
-.PHONY: savs-mini savs-mini-eval
-savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train; ~20 min on 2 cores), seeded
+.PHONY: savs-mini
+savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train), seeded
 	$(PY) -m savs.mini.train --out $(PROJECTOR) --threads 1
-
-savs-mini-eval: setup  ## zero-shot vs SAV accuracy of both projectors on the offline suite (into the projector's .json)
-	$(PY) -m savs.mini.train --out $(PROJECTOR) --eval-only --eval-n 300
 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/

@@ -17,12 +17,10 @@ import itertools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
-    from savs.models.base import Adapter
+from savs.models.base import Adapter
 
 
 class StopForward(Exception):

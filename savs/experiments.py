@@ -27,6 +27,7 @@ from savs.classifier import SAVClassifier
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
+from savs.methods import HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
 from savs.models import Adapter, load_model
 from savs.profiles import Profile
 
@@ -204,7 +205,7 @@ class Method:
     reads: tuple[str, ...] = ("features",)  # "features": heads + hidden state; "vision"; "blind": blanked copies'
 
 
-# In the order of the main table: baselines first, then SAVs' ablations, SAVs last.
+# In the order of the main table (savs.methods.METHOD_NAMES, torch-free, which the report sorts its rows by).
 METHODS: dict[str, Method] = {
     "zero-shot": Method(_zero_shot, "zero_shot", seedless=True, reads=()),
     "ICL": Method(_icl, "icl", reads=()),
@@ -444,31 +445,11 @@ def _row(run: Run, seed: int, shots: int, **values) -> dict:
 
 # --- beyond SAVs: head scoring, selection and voting rules on the same features (issue #13) ------------------
 
-# Name -> SAVClassifier options. "SAVs" is the paper's rule; each next one changes one choice, the last combines
-# them. Those fixing n_heads run once per seed; the others run at every head count of the study's grid.
-HEAD_METHODS: dict[str, dict[str, Any]] = {
-    "SAVs": {},
-    "LOO scoring": {"scoring": "leave_one_out"},
-    "5-fold CV scoring": {"scoring": "cv"},
-    "Fisher scoring (HEC)": {"scoring": "fisher"},
-    "pursuit selection": {"selection": "pursuit"},
-    "CALM voting": {"voting": "reliability"},
-    "CV + pursuit + CALM": {"scoring": "cv", "selection": "pursuit", "voting": "reliability"},
-    "all heads vote": {"n_heads": "all"},
-    "CALM, all heads": {"n_heads": "all", "voting": "reliability"},
-}
-HEAD_METHOD_PROBES = ("linear probe", "vision-encoder probe")  # from METHODS, where the profile switches them on
 HEAD_METHOD_COLUMNS = [
     "model", "task", "method", "scoring", "selection", "voting", "heads", "shots", "seed", "n_few_shot", "n_test",
     "accuracy", "ci_low", "ci_high", "log_loss", "log_loss_calibrated", "seconds", "correct",
 ]  # fmt: skip
-N_BOOTSTRAP = 2000
 P_FLOOR = 1e-6  # log losses floor the true class's probability here (a hard vote gives it 0)
-
-
-def bootstrap_resamples(n: int, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
-    """(n_boot, n) test-example indices drawn with replacement: fixed, so every method is resampled alike (paired)."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def _log_loss(proba: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,12 +23,9 @@ from transformers import DynamicCache
 from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
+from savs.kvcache import KV, expanded, prefix_kv, shared_prefix_length, suffix
+from savs.models.base import Adapter
 
-if TYPE_CHECKING:  # a type only: importing savs.models here would be circular
-    from savs.models.base import Adapter
-
-# Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
-PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
 # The shortest shared prefix worth a pass of its own. Running it costs an extra model call (every weight read once
 # more) plus KV-cache bookkeeping, and saves each row only the prefix's tokens: a bare chat header or "USER:" of a
 # couple of tokens saves next to nothing in rows of tens to thousands of tokens (text plus image tokens).
@@ -42,41 +38,25 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask * positions).argmax(dim=1)
 
 
-def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, barrier: set[int]) -> int:
-    """Tokens every row of a right-padded batch starts with, leaving each row at least one token of its own.
-
-    The prefix also stops before the first ``barrier`` token (image placeholders must stay in the part
-    that is run with the images).
-    """
-    first = input_ids[0]
-    same = (input_ids == first).all(dim=0).long()  # (T,)
-    n = int(same.cumprod(0).sum())
-    n = min(n, int(attention_mask.sum(1).min()) - 1)
-    hits = [i for i, t in enumerate(first[:n].tolist()) if t in barrier]
-    return min([n, *hits])
-
-
 class _PrefixKV:
-    """KV caches of shared prefixes, computed once per distinct prefix and expanded per batch."""
+    """The keys and values of the latest shared prefix, computed once (through the capture's early stop) and
+    expanded per batch."""
 
     def __init__(self, adapter: Adapter, capture: FeatureCapture) -> None:
         self.adapter, self.capture = adapter, capture
-        self.memo: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.prefix: tuple[int, ...] | None = None
+        self.kv: KV = []
 
     def expanded(self, prefix: torch.Tensor, batch_size: int) -> DynamicCache:
         """A fresh cache holding ``prefix``'s keys and values for ``batch_size`` rows (views, no copies)."""
         key = tuple(prefix.tolist())
-        if key not in self.memo:
-            cache = DynamicCache()
+        if key != self.prefix:  # keep only the latest prefix
             inputs = {"input_ids": prefix[None], "attention_mask": torch.ones_like(prefix)[None]}
-            self.capture.run(lambda: self.adapter.forward(inputs, past_key_values=cache, use_cache=True), None)
-            self.memo = {key: [(k, v) for k, v, *_ in cache]}  # keep only the latest prefix
-        return DynamicCache(
-            ddp_cache_data=[
-                (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1))  # (B, kv_heads, P, d)
-                for k, v in self.memo[key]
-            ]
-        )
+            self.kv = prefix_kv(
+                lambda cache: self.capture.run(lambda: self.adapter.forward(inputs, cache=cache, use_cache=True), None)
+            )
+            self.prefix = key
+        return expanded(self.kv, batch_size)
 
 
 def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) -> dict[str, torch.Tensor]:
@@ -110,9 +90,8 @@ def _run_batch(
     if n_prefix < MIN_SHARED_PREFIX:
         return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
     past = prefixes.expanded(ids[0, :n_prefix], len(examples))
-    suffix = {k: v[:, n_prefix:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
     return capture.run(
-        lambda: adapter.forward(suffix, past_key_values=past, use_cache=True),
+        lambda: adapter.forward(suffix(batch, n_prefix), cache=past, use_cache=True),
         last_token_index(mask) - n_prefix,
     )
 

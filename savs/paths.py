@@ -19,9 +19,7 @@ from savs.cache import default_cache_dir
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 NOTEBOOKS = ROOT / "notebooks"
-EXECUTED = NOTEBOOKS / "executed"
 PROFILES = PACKAGE / "profiles"
-PAPER = PACKAGE / "paper"
 
 # Output names (without suffix), one per table or figure, grouped by the notebook that writes them.
 QUICKSTART_HEADS = "quickstart_head_scores"

@@ -53,7 +53,8 @@ def _caption(fig: Figure, caption: str) -> None:
 
 
 def curves(df: pd.DataFrame, x: str, caption: str, xlabel: str, paper_df: pd.DataFrame, hue: str = "method") -> Figure:
-    """Accuracy vs ``x``, one panel per (model, task), mean over seeds with a +-1 std band; the paper's panel last."""
+    """Accuracy vs ``x``, one panel per (model, task), mean over seeds with a +-1 std band; the paper's panel last
+    (``paper_df`` has its own ``x`` column)."""
     panels = list(df.groupby(["model", "task"], sort=False))
     fig, axes = _grid(len(panels) + 1)
     for ax, ((model, task), sub) in zip(axes, panels, strict=False):
@@ -61,12 +62,12 @@ def curves(df: pd.DataFrame, x: str, caption: str, xlabel: str, paper_df: pd.Dat
         ax.set(title=f"ours: {model}, {task}", xlabel=xlabel, ylabel="accuracy (%)", xscale="log")
         ax.legend(fontsize=7)
     ax = axes[-1]
-    sns.lineplot(data=paper_df, x=paper_df.columns[2], y="accuracy", hue="task", marker="o", ax=ax)
+    sns.lineplot(data=paper_df, x=x, y="accuracy", hue="task", marker="o", ax=ax)
     ax.set(title=f"paper, {paper_df['model'].iloc[0]} (read off its plot)", xlabel=xlabel, ylabel="accuracy (%)")
     ax.set_xscale("log")
     ax.legend(fontsize=7)
     for ax in axes:
-        ticks = sorted({*df[x].unique(), *paper_df[paper_df.columns[2]].unique()})
+        ticks = sorted({*df[x].unique(), *paper_df[x].unique()})
         ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
         ax.minorticks_off()
     _caption(fig, caption)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from savs import experiments, paper
-from savs.experiments import METHODS
+from savs import paper
+from savs.methods import HEAD_METHODS, METHOD_NAMES, bootstrap_resamples
 from savs.profiles import Profile, Study
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
@@ -37,7 +37,7 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def main_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Wide main table: (model, method) rows in METHODS order, one column per task (and per extra metric).
+    """Wide main table: (model, method) rows in METHOD_NAMES order, one column per task (and per extra metric).
 
     A cell scored on fewer seeds or test examples than the task's most says so: "41.0 [1 seed, n=100]".
     """
@@ -52,7 +52,7 @@ def main_table(summary: pd.DataFrame) -> pd.DataFrame:
         cell=cells,
     )
     wide = s.pivot_table(index=["model", "method"], columns="column", values="cell", aggfunc="first", sort=False)
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(METHOD_NAMES)}
     wide = wide.sort_index(level="method", key=lambda idx: idx.map(order), sort_remaining=False)
     return wide.sort_index(level="model", sort_remaining=False).reset_index().rename_axis(columns=None)
 
@@ -164,8 +164,8 @@ def curve_table(curve: pd.DataFrame, x: str, hue: str = "method") -> pd.DataFram
 
 
 def curve_markdown(curve: pd.DataFrame, x: str, paper_curve: pd.DataFrame, hue: str = "method") -> str:
-    """The wide table of our curve, then the paper's (its own section)."""
-    theirs = paper_curve.pivot_table(index=["model", "task"], columns=paper_curve.columns[2], values="accuracy")
+    """The wide table of our curve, then the paper's (its own section; ``paper_curve`` has its own ``x`` column)."""
+    theirs = paper_curve.pivot_table(index=["model", "task"], columns=x, values="accuracy")
     theirs = theirs.reset_index().rename_axis(columns=None)
     ours = f"### Ours: mean ± std over seeds\n\n{to_markdown(curve_table(curve, x, hue))}"
     return f"{ours}\n\n{paper_markdown(theirs, 'LLaVA-OV-7B, read off its plot (approximate)')}"
@@ -198,7 +198,7 @@ def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "line
     """
     out = []
     for (model, task), sub in results.groupby(["model", "task"], sort=False):
-        resamples = experiments.bootstrap_resamples(int(sub["n_test"].iloc[0]))
+        resamples = bootstrap_resamples(int(sub["n_test"].iloc[0]))
         refs = {
             "vs_savs": sub[(sub["method"] == "SAVs") & (sub["heads"] == n_heads)],
             "vs_probe": sub[sub["method"] == probe],
@@ -214,7 +214,7 @@ def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "line
                 "n_test": int(group["n_test"].iloc[0]), "accuracy": group["accuracy"].mean(),
                 "ci_low": np.percentile(boot, 2.5), "ci_high": np.percentile(boot, 97.5),
             }  # fmt: skip
-            same = savs_at.get(heads) if method in experiments.HEAD_METHODS and not pd.isna(heads) else None
+            same = savs_at.get(heads) if method in HEAD_METHODS and not pd.isna(heads) else None
             ref_boot["vs_savs_same_heads"] = None if same is None else same[1]
             ref_mean["vs_savs_same_heads"] = np.nan if same is None else same[0]
             for key, ref in ref_boot.items():
@@ -230,7 +230,7 @@ def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "line
 
 def _at_sparsity(summary: pd.DataFrame, n_heads: int) -> pd.DataFrame:
     """The summary's rows at the paper's sparsity: head rules at ``n_heads``, the all-heads rules, the probes."""
-    fixed = [m for m, o in experiments.HEAD_METHODS.items() if "n_heads" in o]
+    fixed = [m for m, o in HEAD_METHODS.items() if "n_heads" in o]
     keep = (summary["heads"] == n_heads).fillna(False) | summary["method"].isin(fixed) | summary["heads"].isna()
     return summary[keep]
 
@@ -266,7 +266,7 @@ def head_methods_table(summary: pd.DataFrame, n_heads: int) -> pd.DataFrame:
 def head_methods_verdict(summary: pd.DataFrame, n_heads: int, probe: str = "linear probe") -> list[str]:
     """Which rules beat SAVs and the probe at the paper's sparsity, per model x task, in words (paired 95% CIs)."""
     lines = []
-    rules = [m for m in experiments.HEAD_METHODS if m != "SAVs"]
+    rules = [m for m in HEAD_METHODS if m != "SAVs"]
     for (model, task), sub in _at_sparsity(summary, n_heads).groupby(["model", "task"], sort=False):
         heads = sub[sub["method"].isin(rules)]
         if heads.empty:
@@ -287,7 +287,7 @@ def head_methods_verdict(summary: pd.DataFrame, n_heads: int, probe: str = "line
             parts.append(f"Worse: {', '.join(cite(r) for _, r in worse.iterrows())}.")
         ref = sub[sub["method"] == probe]
         if len(ref):
-            all_heads = sub[sub["method"].isin(experiments.HEAD_METHODS)]
+            all_heads = sub[sub["method"].isin(HEAD_METHODS)]
             beat = all_heads[all_heads["vs_probe_low"] > 0]
             top = all_heads.sort_values("vs_probe", ascending=False).iloc[0]
             acc = ref["accuracy"].iloc[0]

@@ -52,9 +52,9 @@ def adapter_of(tiny_adapter, tmp_path_factory):
             return tiny_adapter(family)
         if "mini" not in built:
             pytest.importorskip("efficientnet_lite_pytorch")
+            from savs.mini.adapter import MiniAdapter
             from savs.mini.model import MiniLMM, Projector, add_image_token
             from savs.mini.vision import FEATURE_DIM, VisionEncoder
-            from savs.models.mini import MiniAdapter
             from savs.tiny import build_tiny_model
 
             path = build_tiny_model("llama", tmp_path_factory.mktemp("mini-llama"))
@@ -172,8 +172,8 @@ def test_prefix_cached_icl_generates_like_the_plain_path(adapter_of, raw_answers
     adapter = adapter_of(family)
     pool, queries = examples_for(adapter, 6, seed=1), examples_for(adapter, 4, seed=2)
     cached_runs = []
-    real_greedy = generation._greedy
-    monkeypatch.setattr(generation, "_greedy", lambda *a: cached_runs.append(1) or real_greedy(*a))
+    real_greedy = generation.greedy
+    monkeypatch.setattr(generation, "greedy", lambda *a: cached_runs.append(1) or real_greedy(*a))
     kwargs = {"n_demos": 4, "batch_size": 2, "max_new_tokens": 6, "progress": False}
     plain = in_context(adapter, pool, queries, LABELS, prefix_cache=False, **kwargs)
     assert not cached_runs
@@ -185,7 +185,7 @@ def test_prefix_cached_icl_generates_like_the_plain_path(adapter_of, raw_answers
 
 def test_icl_without_prefix_cache_support_uses_the_plain_path(tiny_adapter, raw_answers, monkeypatch):
     adapter = tiny_adapter("qwen2_vl")
-    monkeypatch.setattr(generation, "_greedy", lambda *a: pytest.fail("Qwen2-VL must not use a cached prefix"))
+    monkeypatch.setattr(generation, "greedy", lambda *a: pytest.fail("Qwen2-VL must not use a cached prefix"))
     out = in_context(
         adapter, examples_for(adapter, 4), examples_for(adapter, 2, seed=1), LABELS, max_new_tokens=3, progress=False
     )
@@ -381,7 +381,7 @@ def test_vision_features_refuse_text_models_and_imageless_examples(tiny_adapter)
 
 @pytest.mark.slow
 def test_vision_features_of_real_savs_mini():
-    from savs.models.mini import MiniAdapter
+    from savs.mini.adapter import MiniAdapter
 
     adapter = MiniAdapter.from_pretrained("savs-mini")
     feats = vision_features(adapter, make_examples(3, with_images=True), progress=False)

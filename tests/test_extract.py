@@ -13,8 +13,10 @@ from conftest import make_examples
 from savs import extract
 from savs.cache import ActivationCache
 from savs.capture import capture_features
-from savs.extract import extract_features, extract_heads, shared_prefix_length
+from savs.extract import extract_features, extract_heads
+from savs.kvcache import shared_prefix_length
 from savs.models import adapter_class, load_model
+from savs.models.registry import family_adapter
 
 ATOL = 1e-4
 
@@ -85,15 +87,6 @@ def test_prefix_path_is_taken_where_supported(tiny_adapter, monkeypatch):
     monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
     extract_heads(adapter, examples_for(adapter, 4), batch_size=4, prefix_cache=True, progress=False)
     assert calls and calls[0] > 5
-
-
-def test_shared_prefix_stops_before_image_tokens():
-    ids = torch.tensor([[1, 2, 9, 9, 5, 0], [1, 2, 9, 9, 6, 7]])
-    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
-    assert shared_prefix_length(ids, mask, barrier=set()) == 4
-    assert shared_prefix_length(ids, mask, barrier={9}) == 2
-    same = torch.tensor([[1, 2, 3], [1, 2, 3]])
-    assert shared_prefix_length(same, torch.ones_like(same), barrier=set()) == 2  # one token left per row
 
 
 def test_early_stop_gives_the_same_vectors_and_skips_deeper_layers(family, tiny_adapter):
@@ -194,6 +187,9 @@ def test_every_registered_model_has_an_adapter_tested_on_a_tiny_stand_in():
     tested = {adapter_class(t).family for t in FAMILIES} | {"savs_mini"}  # savs-mini: tests/test_mini.py
     untested = {name: spec.family for name, spec in MODELS.items() if spec.family not in tested}
     assert not untested
+    assert all(family_adapter(spec.family).family == spec.family for spec in MODELS.values())
+    with pytest.raises(ValueError, match="unknown family 'gpt'"):
+        family_adapter("gpt")
 
 
 def test_attention_defaults_to_sdpa_on_cpu():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from savs import report
-from savs.experiments import bootstrap_resamples
+from savs.methods import bootstrap_resamples
 
 
 def _results() -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Tests of savs-mini: the LMM and its adapter on a tiny random LM (fast), and on the real weights.
 
-The real-weights tests share one session-scoped load of savs-mini from the converted cache (about a second;
-on a machine that never converted the GGUF, the first load converts it once, ~40 s).
+The real-weights tests share one session-scoped load of savs-mini from the converted cache (on a machine that
+never converted the GGUF, the first load converts it once).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from savs.data.offline import EASY_VQA_LABELS
 from savs.examples import Example
 from savs.extract import extract_heads, last_token_index
 from savs.mini import convert as convert_mod
+from savs.mini.adapter import MiniAdapter
 from savs.mini.model import IMAGE_TOKEN, MiniLMM, Projector, add_image_token, load_projector
 from savs.mini.train import Batcher, norm_matched_projector
 from savs.mini.vision import FEATURE_DIM, VisionEncoder, preprocess
-from savs.models.mini import MiniAdapter
 from savs.tiny import build_tiny_model
 
 QUESTION = "Is there a red circle in the image? Answer with Yes or No."

@@ -71,3 +71,10 @@ def test_captions_name_model_data_shots_seeds_and_the_stand_in():
     for part in ("savs-mini", "not a model of the paper", "fashion_mnist", "Shots: 20", "Seeds: 0, 1, 2", "mini"):
         assert part in caption
     assert "stand-in" not in report.describe(load_profile("paper"))
+
+
+def test_the_torch_free_method_order_names_every_method_in_the_experiments_order():
+    from savs.experiments import METHODS
+    from savs.methods import METHOD_NAMES
+
+    assert tuple(METHODS) == METHOD_NAMES

@@ -76,25 +76,6 @@ def blank_images(examples: Sequence[Example], fill: tuple[int, int, int] = (127,
 
 
 # ----- vision encoder -----------------------------------------------------------------------------
-@torch.inference_mode()
-def _pooled_image_features(adapter: Adapter, images: Sequence[Image.Image]) -> torch.Tensor:
-    """``(n_images, D)``: each image's encoder features averaged over its tokens (and crops)."""
-    model = adapter.model
-    if adapter.family == "savs_mini":  # EfficientNet-Lite0's own 1280-d features, before the projector
-        from savs.mini.vision import preprocess
-
-        return model.image_features(preprocess(images).to(adapter.device, model.dtype)).float().mean(1)
-    image_processor = getattr(adapter.processor, "image_processor", None)
-    if image_processor is None or not hasattr(model, "get_image_features"):
-        raise NotImplementedError(
-            f"vision_features: family {adapter.family!r} ({type(model).__name__}) has no vision encoder to probe"
-        )
-    inputs = image_processor([[im] for im in images], return_tensors="pt").to(adapter.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    per_image = model.get_image_features(**inputs).pooler_output  # one (tokens, D) block per image
-    return torch.stack([feats.float().reshape(-1, feats.shape[-1]).mean(0) for feats in per_image])
-
-
 VISION_TAG = "vision:pooled"  # the cache key part of these features
 
 
@@ -109,9 +90,9 @@ def vision_features(
 ) -> np.ndarray:
     """The vision encoder's pooled features of each example's images (mean over its images): ``(n, D)`` float32.
 
-    The analog of the paper's CLIP/SigLIP rows. savs-mini: EfficientNet-Lite0's 1280-d features, mean over
-    its 3x3 grid. Transformers families: ``get_image_features`` (the tower's features as projected into
-    the LM's embedding space, i.e. what the LM is given), mean over the image's tokens and crops.
+    The analog of the paper's CLIP/SigLIP rows; each family's adapter says which features
+    (``Adapter.vision_encoder_features``: transformers families' ``get_image_features``, savs-mini's
+    EfficientNet-Lite0 before its projector), pooled over each image's tokens.
     ``cache_dir``: kept in the activation cache beside the head vectors (verified reads, ``SAVS_CACHE_ONLY``).
     """
     missing = [e.uid or e.text[:40] for e in examples if not e.images]
@@ -139,11 +120,12 @@ def _vision_features(adapter: Adapter, examples: Sequence[Example], batch_size: 
     """``vision_features`` computed now, a batch of images at a time."""
     images = [im for e in examples for im in e.images]
     chunks = range(0, len(images), batch_size)
-    pooled = torch.cat(
-        [
-            _pooled_image_features(adapter, [decode(im) for im in images[i : i + batch_size]])
-            for i in tqdm(chunks, desc="vision features", unit="batch", disable=not progress)
-        ]
-    )
+    with torch.inference_mode():
+        pooled = torch.cat(
+            [
+                adapter.vision_encoder_features([decode(im) for im in images[i : i + batch_size]])  # (n, D)
+                for i in tqdm(chunks, desc="vision features", unit="batch", disable=not progress)
+            ]
+        )
     ends = np.cumsum([len(e.images) for e in examples])
     return np.stack([pooled[end - len(e.images) : end].mean(0).numpy() for e, end in zip(examples, ends, strict=True)])

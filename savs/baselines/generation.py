@@ -11,17 +11,16 @@ user turn plus the generation prompt. The same demonstrations, in the same order
 from __future__ import annotations
 
 import copy
-import inspect
 import random
 import warnings
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.baselines.answers import match_answer
 from savs.examples import Example
+from savs.kvcache import after_prefix, expanded, greedy, prefix_kv
 from savs.models.base import Adapter
 
 
@@ -138,7 +137,7 @@ def in_context(
     """``n_demos``-shot ICL: the same demonstrations (``pick_demos(demos, n_demos, seed)``) before every query.
 
     Where the family supports a cached prefix (``adapter.supports_prefix_cache``) the demonstrations, images
-    included, run once and their KV cache is reused for every query, decoded by plain argmax (``_greedy``).
+    included, run once and their KV cache is reused for every query, decoded by plain argmax (``savs.kvcache``).
     Elsewhere each full prompt goes through the family's own ``generate`` (greedy, with whatever extras the
     model's generation config sets): Qwen2-VL (multimodal RoPE), and, with a warning, any prompt whose tokens
     do not split cleanly where the demonstrations end: LLaVA-OneVision, whose processor gives an image fewer
@@ -164,13 +163,14 @@ def in_context(
                 out[i] = text
     else:
         prefix, suffixes = split
-        kv, n_past = _prefix_kv(adapter, view.encode([_prompted(prefix, shot_images, shots[0])]))
+        demos = view.encode([_prompted(prefix, shot_images, shots[0])])
+        n_cached = demos["input_ids"].shape[1]
+        with torch.inference_mode():
+            kv = prefix_kv(lambda cache: adapter.forward({**demos, "logits_to_keep": 1}, cache=cache, use_cache=True))
         for group in bar:
             batch = view.encode([_prompted(suffixes[i], examples[i].images, examples[i]) for i in group])
-            past = DynamicCache(
-                ddp_cache_data=[(k.expand(len(group), -1, -1, -1), v.expand(len(group), -1, -1, -1)) for k, v in kv]
-            )
-            for i, text in zip(group, _greedy(adapter, batch, past, n_past, max_new_tokens), strict=True):
+            texts = greedy(adapter, after_prefix(batch, n_cached), expanded(kv, len(group)), max_new_tokens)
+            for i, text in zip(group, texts, strict=True):
                 out[i] = text
     return [match_answer(t, labels) or "" for t in out]
 
@@ -201,49 +201,3 @@ def _split_after_demos(
         warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=3)
         return None
     return prefix, suffixes
-
-
-@torch.inference_mode()
-def _prefix_kv(adapter: Adapter, batch: dict) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
-    """Keys and values of every layer after one pass over the demonstrations, and their token count."""
-    cache = DynamicCache()
-    adapter.forward({**batch, "logits_to_keep": 1}, past_key_values=cache, use_cache=True)
-    return [(k, v) for k, v, *_ in cache], batch["input_ids"].shape[1]
-
-
-def _eos_ids(adapter: Adapter) -> list[int]:
-    """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
-    eos = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
-    eos = adapter.tokenizer.eos_token_id if eos is None else eos
-    return [eos] if isinstance(eos, int) else list(eos)
-
-
-@torch.inference_mode()
-def _greedy(adapter: Adapter, batch: dict, past: DynamicCache, n_past: int, max_new_tokens: int) -> list[str]:
-    """Argmax decoding of a left-padded ``batch`` that continues the ``n_past`` tokens cached in ``past``.
-
-    Padding sits between the cached prefix and each query, so positions come from the attention mask
-    (passed to models that take ``position_ids``; savs-mini derives them the same way itself).
-    """
-    rows = batch["input_ids"].shape[0]
-    mask = torch.cat([batch["attention_mask"].new_ones(rows, n_past), batch["attention_mask"]], dim=1)
-    inputs = {**batch, "attention_mask": mask, "logits_to_keep": 1}
-    takes_positions = "position_ids" in inspect.signature(adapter.model.forward).parameters
-    eos = torch.tensor(_eos_ids(adapter), device=mask.device)
-    pad = adapter.tokenizer.pad_token_id
-    pad = int(eos[0]) if pad is None else pad
-    done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
-    new: list[torch.Tensor] = []
-    for _ in range(max_new_tokens):
-        if takes_positions:
-            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -inputs["input_ids"].shape[1] :]
-        logits = adapter.forward(inputs, past_key_values=past, use_cache=True).logits[:, -1]  # (B, V)
-        token = logits.argmax(-1).masked_fill(done, pad)
-        new.append(token)
-        done |= torch.isin(token, eos)
-        if done.all():
-            break
-        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-        inputs = {"input_ids": token[:, None], "attention_mask": mask, "logits_to_keep": 1}
-    texts = adapter.tokenizer.batch_decode(torch.stack(new, dim=1), skip_special_tokens=True)
-    return [t.strip() for t in texts]

@@ -20,11 +20,10 @@ from dataclasses import replace
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.baselines.generation import zero_shot
 from savs.examples import Example
-from savs.extract import PER_TOKEN_INPUTS, shared_prefix_length
+from savs.kvcache import PER_TOKEN_INPUTS, expanded, prefix_kv, shared_prefix_length, suffix
 from savs.models.base import Adapter
 
 
@@ -81,15 +80,10 @@ def answer_loss(adapter: Adapter, batch: dict, targets: torch.Tensor, prefix_cac
     keep = torch.arange(int(cols[0]) - 1, int(cols[-1]), device=ids.device)  # positions predicting an answer token
     past = None
     if n:
-        cache = DynamicCache()
         prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
-        adapter.forward(prefix, past_key_values=cache, use_cache=True)
-        rows = len(ids)
-        past = DynamicCache(
-            ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v, *_ in cache]
-        )
-        batch = {k: v[:, n:] if k in PER_TOKEN_INPUTS else v for k, v in batch.items()}
-    logits = adapter.forward({**batch, "logits_to_keep": keep - n}, past_key_values=past, use_cache=n > 0).logits
+        past = expanded(prefix_kv(lambda cache: adapter.forward(prefix, cache=cache, use_cache=True)), len(ids))
+        batch = suffix(batch, n)
+    logits = adapter.forward({**batch, "logits_to_keep": keep - n}, cache=past, use_cache=n > 0).logits
     return F.cross_entropy(logits.float().flatten(0, 1), targets[:, keep + 1].flatten(), ignore_index=-100)
 
 
@@ -149,8 +143,8 @@ def lora_finetune(
     name, so its activation-cache namespace differs). On exit ``unload()`` puts the original modules back,
     untouched (no merge), every parameter's ``requires_grad`` is restored, and so is the input embeddings'
     hook list (peft hooks them on models, like savs-mini's, that do not say they are not checkpointing).
-    Defaults: 2 epochs of 200 savs-mini examples (90-token prompts, 72 shared) are 50 steps of ~1.5-2 s on
-    2 idle CPU cores (~8 s measured on one contended core; ~15 s without the shared prefix).
+    Each step runs its batch's shared prompt prefix once (``prefix_cache``, see ``answer_loss``): a task's
+    prompts share most of their tokens, so this is most of what makes training on a CPU affordable.
     """
     from peft import LoraConfig, get_peft_model  # optional dependency (the notebooks extra)
 

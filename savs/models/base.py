@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
+from PIL import Image
 from torch import nn
-from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
+from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature, Cache
 
 from savs.cache import default_cache_dir
 from savs.data.prompts import strip_image_markers
@@ -176,9 +177,23 @@ class Adapter:
         token = getattr(self.processor, "image_token", None)
         return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
 
-    def forward(self, batch: dict, past_key_values=None, use_cache: bool = False):
-        """One forward pass (extraction stops it early from a hook); ``past_key_values`` holds a cached prefix."""
-        return self.model(**batch, cache=past_key_values, use_cache=use_cache)
+    def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):
+        """One forward pass (extraction stops it early from a hook); ``cache`` holds the keys and values of earlier
+        tokens (a cached prefix), and ``use_cache`` adds this pass's to it."""
+        return self.model(**batch, cache=cache, use_cache=use_cache)
+
+    def vision_encoder_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``(n_images, D)`` float32: each image's vision-encoder features averaged over its tokens (and crops), as
+        projected into the LM's embedding space (``get_image_features``: what the LM is given)."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        if image_processor is None or not hasattr(self.model, "get_image_features"):
+            raise NotImplementedError(
+                f"vision_features: family {self.family!r} ({type(self.model).__name__}) has no vision encoder to probe"
+            )
+        inputs = image_processor([[im] for im in images], return_tensors="pt").to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        per_image = self.model.get_image_features(**inputs).pooler_output  # one (tokens, D) block per image
+        return torch.stack([feats.float().reshape(-1, feats.shape[-1]).mean(0) for feats in per_image])  # (N, D)
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:

@@ -22,12 +22,14 @@ from urllib.parse import urlsplit
 from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig
 
+from savs.cache import default_cache_dir
+from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.llava import LlavaAdapter
-from savs.models.mini import MiniAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
+from savs.tiny import build_tiny_model
 
 ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter, MiniAdapter)
 
@@ -54,11 +56,6 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def supported_model_types() -> dict[str, str]:
-    """``config.model_type`` -> family, over every adapter."""
-    return {t: a.family for a in ADAPTERS for t in a.model_types}
-
-
 def adapter_class(model_type: str) -> type[Adapter]:
     """The adapter for a ``config.model_type``; a clear error naming the supported ones otherwise."""
     for adapter in ADAPTERS:
@@ -66,6 +63,14 @@ def adapter_class(model_type: str) -> type[Adapter]:
             return adapter
     families = ", ".join(f"{a.family} ({'/'.join(a.model_types)})" for a in ADAPTERS)
     raise ValueError(f"unsupported model type {model_type!r}; supported families: {families}")
+
+
+def family_adapter(family: str) -> type[Adapter]:
+    """The adapter of a family (a ``ModelSpec.family``)."""
+    for adapter in ADAPTERS:
+        if adapter.family == family:
+            return adapter
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(a.family for a in ADAPTERS)}")
 
 
 def resolve(name_or_path: str) -> str:
@@ -131,9 +136,6 @@ def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     """The directory of ``tiny:<family>`` (``savs.tiny``'s random-weight model, or ``tiny:llava-ov-7b`` for a stand-in
     of a paper checkpoint), built on first use under ``<cache>/tiny/``: into a temporary sibling, then renamed, so
     processes building it at once never read a half-written model."""
-    from savs.cache import default_cache_dir
-    from savs.tiny import build_tiny_model
-
     out = Path(cache_dir or default_cache_dir()) / "tiny" / name.removeprefix(TINY_SCHEME)
     if not (out / "config.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +165,7 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
         return adapter
     spec = MODELS.get(name_or_path)
     if spec is not None and spec.hub_id is None:
-        return adapter_class(spec.family).from_pretrained(name_or_path, **kwargs)
+        return family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)
     path = resolve(name_or_path)
     offline = not hf_constants.HF_HUB_OFFLINE and not Path(path).is_dir() and not hub_reachable()
     with _hub_offline(offline):

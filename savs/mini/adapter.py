@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import BatchFeature, DynamicCache, PreTrainedTokenizerBase
+from PIL import Image
+from transformers import BatchFeature, PreTrainedTokenizerBase
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
-from savs.extract import shared_prefix_length
 from savs.identity import package_version
+from savs.kvcache import expanded, greedy, left_aligned_suffix, prefix_kv, shared_prefix_length
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -63,7 +64,7 @@ class MiniAdapter(Adapter):
         """Load savs-mini (``projector``: "aligned" or "untrained"; by default the one ``name`` implies).
 
         fp32 on the CPU unless told otherwise; ``attn_implementation`` is ignored (SmolLM2 runs SDPA).
-        The first load converts the GGUF (~40 s); later loads take about a second.
+        The first load converts the GGUF (``savs.mini.convert``); later loads read the converted copy.
         """
         variant = projector or VARIANTS.get(name, "aligned")
         if variant not in PROJECTOR_VARIANTS:
@@ -104,28 +105,22 @@ class MiniAdapter(Adapter):
     def prefix_barrier_ids(self) -> set[int]:
         return {self.model.image_token_id}
 
+    def vision_encoder_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``(n_images, 1280)``: EfficientNet-Lite0's own features, before the projector, averaged over its grid."""
+        pixels = preprocess(images).to(self.device, self.model.dtype)  # (N, 3, H, W)
+        return self.model.image_features(pixels).float().mean(1)  # (N, 1280)
+
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
         """Greedy answers; the batch's shared token prefix runs once, as in extraction."""
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         n = shared_prefix_length(ids, mask, self.prefix_barrier_ids())
-        cache = DynamicCache()
+        cache = None
         if n:
-            self.model(ids[:1, :n], mask[:1, :n], cache=cache, use_cache=True, logits_to_keep=1)
-            B = len(examples)
-            cache = DynamicCache(
-                ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v, *_ in cache]
-            )  # (B, kv_heads, n, d) views
-        # The rest of each prompt, moved from right to left padding so every row ends in the last column.
-        rest, rest_mask = ids[:, n:], mask[:, n:]  # (B, S)
-        S = rest.shape[1]
-        shift = (torch.arange(S, device=rest.device) - (rest_mask == 0).sum(1, keepdim=True)) % S  # (B, S)
-        rest, rest_mask = rest.gather(1, shift), rest_mask.gather(1, shift)
-        new = self.model.generate(
-            rest, torch.cat([mask[:, :n], rest_mask], dim=1), batch.get("pixel_values"), cache, max_new_tokens
-        )
-        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+            prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
+            cache = expanded(prefix_kv(lambda c: self.forward(prefix, cache=c, use_cache=True)), len(examples))
+        return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
         """The projector variant and its weights' digest: activations of the two projectors never mix."""
