@@ -56,43 +56,66 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
 # ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
-# on the offline suite, < 30 min on 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke
-# test). MODEL, TASKS, SHOTS, SEEDS override it (TASKS, SEEDS comma-separated), e.g.
+# on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke test).
+# MODEL, TASKS, SHOTS, SEEDS, N_TEST override the run (MODEL, TASKS, SEEDS comma-separated); N_HEADS, METRIC, SCORING,
+# SELECTION, VOTING the SAV rule every notebook fits (SAVClassifier's options), e.g.
 #   make main-results TASKS=digits,fashion_mnist SEEDS=0,1
-# All notebooks share one activation cache ($SAVS_CACHE, else ~/.cache/savs): an example passes through a model once.
-# On a CPU shared with other jobs, OMP_NUM_THREADS=1 stops torch's threads spinning against them (several x faster).
+#   make head-sparsity METRIC=euclidean
+#   make main-results N_HEADS=10 SEEDS=0,1,2,3,4
+# All notebooks share one activation cache ($SAVS_CACHE, else ~/.cache/savs), filled first by `make extract` (the
+# profile's whole plan, EXTRACT_PROCS processes: one per GPU, else 2): an example passes through a model once, and
+# generated answers, LoRA runs and vision features are cached too, so a rerun recomputes only what changed.
 PROFILE ?= mini
 MODEL ?=
 TASKS ?=
 SHOTS ?=
 SEEDS ?=
+N_TEST ?=
+N_HEADS ?=
+METRIC ?=
+SCORING ?=
+SELECTION ?=
+VOTING ?=
+EXTRACT_PROCS ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo 2)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(NOTEBOOKS:notebooks/%=notebooks/executed/%)
 SAVS_SOURCES := $(shell find savs -name '*.py')
 PROFILE_YAML := $(if $(filter %.yaml %.yml,$(PROFILE)),$(PROFILE),savs/profiles/$(PROFILE).yaml)
 PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
-	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)))
+	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(N_TEST),-p n_test $(N_TEST)) \
+	$(if $(N_HEADS),-p n_heads $(N_HEADS)) $(if $(METRIC),-p metric $(METRIC)) $(if $(SCORING),-p scoring $(SCORING)) \
+	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)))
+# The same overrides for the command-line steps (preflight, extraction).
+RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS)) \
+	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)))
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 
-.PHONY: reproduce preflight quickstart main-results shot-scaling head-sparsity cross-task where-heads FORCE
+.PHONY: reproduce preflight extract quickstart main-results shot-scaling head-sparsity cross-task where-heads \
+	beyond-savs own-task FORCE
 
-reproduce: $(EXECUTED)  ## run every notebook (PROFILE=mini; MODEL= TASKS= SHOTS= SEEDS= override): results/, figures/
+reproduce: $(EXECUTED)  ## every notebook (PROFILE=mini; MODEL= TASKS= SHOTS= SEEDS= N_HEADS= METRIC= ... override)
 quickstart: notebooks/executed/00_quickstart.ipynb  ## notebook 00: SAVs on one task, step by step
 main-results: notebooks/executed/01_main_results.ipynb  ## notebook 01: the main table, SAVs vs generation/LoRA/probes
 shot-scaling: notebooks/executed/02_shot_scaling.ipynb  ## notebook 02: accuracy vs examples per class
 head-sparsity: notebooks/executed/03_head_sparsity.ipynb  ## notebook 03: accuracy vs heads kept
 cross-task: notebooks/executed/04_cross_task.ipynb  ## notebook 04: heads selected on one task used on another
 where-heads: notebooks/executed/05_where_heads.ipynb  ## notebook 05: where the selected heads are
+beyond-savs: notebooks/executed/06_beyond_savs.ipynb  ## notebook 06: the head rules after SAVs, compared
+own-task: notebooks/executed/07_your_own_task.ipynb  ## notebook 07: a folder of your images -> a classifier
 
-preflight: setup  ## check that the profile's models and data are reachable here, before a long run
-	$(PY) -m savs.preflight --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS))
+preflight: setup  ## check the profile's models and data are reachable and every task gives its sets, before a run
+	$(PY) -m savs.preflight $(RUN_ARGS)
+
+extract: preflight  ## fill the activation cache with everything the profile's notebooks read (EXTRACT_PROCS processes)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m torch.distributed.run --nproc_per_node $(EXTRACT_PROCS) \
+	  --master_port $${SAVS_EXTRACT_PORT:-29513} -m savs.distributed $(RUN_ARGS) --cache-dir $${SAVS_CACHE:-$$HOME/.cache/savs}
 
 $(PARAMS_STAMP): FORCE | setup
 	@echo '$(PAPERMILL_PARAMS)' | cmp -s - $@ || echo '$(PAPERMILL_PARAMS)' > $@
 
 # A failing notebook stops make with the failing cell's traceback; its partial run is kept as executed/<name>.failed.ipynb.
-notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | preflight
+notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | extract
 	@mkdir -p $(@D)
 	@rm -f $(@D)/$*.failed.ipynb
 	$(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar $(PAPERMILL_PARAMS) \

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from savs.classifier import SCORINGS, SELECTIONS, VOTINGS
+from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
 
@@ -231,7 +231,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     X = extract_heads(
         adapter, few_shot, batch_size=args.batch_size, cache_dir=_cache_dir(args), progress=_progress(args)
     )  # (n, L, H, d)
-    rules = {"scoring": args.scoring, "selection": args.selection, "voting": args.voting}
+    rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting}
     full = SAVClassifier(n_heads=args.heads, **rules).fit(X, y)
     sav = SAVPipeline.from_classifier(adapter, full, batch_size=args.batch_size)  # as fit_sav
     scores = full.head_scores_
@@ -593,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=_positive, required=True, help="few-shot examples per class")
     p.add_argument("--seed", type=int, default=0, help="seed of the few-shot draw (default 0)")
     p.add_argument("--heads", type=_n_heads, default=20, help="heads that vote: a number or 'all' (default 20)")
+    p.add_argument("--metric", choices=METRICS, default="cosine", help="nearest class mean by (default cosine, "
+                   "the paper's)")  # fmt: skip
     p.add_argument("--scoring", choices=SCORINGS, default="in_sample", help="how heads are scored (default in_sample, "
                    "the paper's; see SAVClassifier)")  # fmt: skip
     p.add_argument("--selection", choices=SELECTIONS, default="top_k", help="how the voting heads are picked "

@@ -1,11 +1,13 @@
-"""The experiments behind every table and figure: what the notebooks call, so their cells stay a few lines each.
+"""The experiments behind every table and figure: the pieces the notebooks' loops call.
 
 A ``Session`` holds a profile, the shared activation cache and the loaded tasks; ``Session.run(model, task)``
 gives a ``Run`` whose features (head vectors, hidden states, vision features) are extracted once and reused by
-every method. ``METHODS`` names every classifier compared in the paper's main table, each a function of
-``(run, few_shot, test, seed) -> predictions``; the notebooks' experiments (``main_results``, ``shot_scaling``,
-``head_sparsity``, ``cross_task``, ``head_maps``) are loops over those, returning tidy DataFrames with one row
-per (model, task, method, shots, seed, metric). ``savs.report`` turns them into tables and captions.
+every method; ``Session.classifier()`` is the profile's SAV rule. ``METHODS`` names every classifier compared in
+the paper's main table, each a function of ``(run, few_shot, test, seed) -> predictions``. The long sweeps
+(``main_results``, ``shot_scaling``, ``head_maps``, ``head_methods``) are loops here; the head-sparsity and
+cross-task loops are written out in their notebooks, over ``result_row``, ``fit_sav`` and ``transfer_rows``. All
+return tidy DataFrames with one row per (model, task, method, shots, seed, metric); ``savs.report`` turns them
+into tables and captions.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import clone
 
 from savs import baselines
@@ -39,15 +40,12 @@ Predict = Callable[["Run", list[Example], list[Example], int], list[str]]
 
 def load_adapter(name: str, profile: Profile, cache_dir: Path) -> Adapter:
     """A model as the profile loads it (device, dtype); ``tiny:`` models are built under ``cache_dir``."""
-    dtype = profile.dtype_for(name)
-    return load_model(name, cache_dir, device=profile.device, dtype=getattr(torch, dtype) if dtype else None)
+    return load_model(name, cache_dir, **profile.model_kwargs(name))
 
 
 def load_profile_task(name: str, profile: Profile) -> Task:
-    """Task ``name`` as the profile asks: its prompt protocol and loader options, a few-shot pool of ``n_train``
-    and ``n_test`` test examples; seed 0 fixes the split."""
-    options = profile.task_options.get(name, {})
-    return load_task(name, protocol=profile.protocol, n_train=profile.n_train, n_test=profile.n_test, seed=0, **options)
+    """Task ``name`` as the profile loads it (``Profile.task_kwargs``)."""
+    return load_task(name, **profile.task_kwargs(name))
 
 
 @dataclass
@@ -141,6 +139,11 @@ class Session:
             raise ValueError(f"task {task!r} draws few-shot sets from its test split: pass the seed's few-shot set")
         return t.test_subset(n if n is not None else self.profile.n_test, seed=0, exclude=few if t.pool_is_test else ())
 
+    def classifier(self, **overrides: Any) -> SAVClassifier:
+        """An unfitted ``SAVClassifier`` with the profile's SAV rule (head count, metric, scoring, selection, voting),
+        ``overrides`` replacing any of them (e.g. ``heads=`` for fixed voting heads)."""
+        return SAVClassifier(**{"n_heads": self.profile.n_heads, **self.profile.rule(), **overrides})
+
 
 # --- the methods -------------------------------------------------------------------------------------
 
@@ -152,7 +155,8 @@ def labels(examples: Sequence[Example]) -> np.ndarray:
 
 def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None) -> list[str]:
     """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote."""
-    clf = SAVClassifier(n_heads=n_heads or run.session.profile.n_heads).fit(run.heads(few), labels(few))
+    options = {} if n_heads is None else {"n_heads": n_heads}
+    clf = run.session.classifier(**options).fit(run.heads(few), labels(few))
     return clf.predict(run.heads(test)).tolist()
 
 
@@ -163,7 +167,7 @@ def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_laye
         X = X[:, -1:] if last_layer else X  # (n, L', H, d)
         return X.reshape(len(X), 1, 1, -1)  # (n, 1, 1, L'*H*d): one "head"
 
-    clf = SAVClassifier(n_heads=1).fit(flat(run.heads(few)), labels(few))
+    clf = SAVClassifier(n_heads=1, metric=run.session.profile.metric).fit(flat(run.heads(few)), labels(few))
     return clf.predict(flat(run.heads(test))).tolist()
 
 
@@ -321,62 +325,24 @@ def shot_scaling(session: Session) -> pd.DataFrame:
     return df[df["metric"] == "accuracy"].rename(columns={"value": "accuracy"}).drop(columns="metric")
 
 
-def head_sparsity(session: Session) -> pd.DataFrame:
-    """Accuracy vs heads kept (the study's grid; "all" = every head), in-sample vs leave-one-out head scoring."""
-    p = session.profile
-    rows = []
-    for model in p.models:
-        for task in p.study_tasks(p.head_sparsity):
-            run = session.run(model, task)
-            for seed in p.seeds:
-                few = run.task.few_shot(p.shots, seed)
-                test = session.test(task, few)
-                X, y, X_test = run.heads(few), labels(few), run.heads(test)
-                n_all = X.shape[1] * X.shape[2]
-                for scoring in ("in_sample", "leave_one_out"):
-                    for k in p.head_sparsity.grid:
-                        clf = SAVClassifier(n_heads=k, scoring=scoring).fit(X, y)
-                        acc = run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"]
-                        heads = n_all if k == "all" else min(int(k), n_all)
-                        rows.append(
-                            _row(run, seed, p.shots, n_test=len(test), scoring=scoring, heads=heads, accuracy=acc)
-                        )
-    return pd.DataFrame(rows)
-
-
-def cross_task(session: Session) -> pd.DataFrame:
-    """Heads selected on a source task, voting on a target task: one row per model x seed x source x target x variant.
-
-    Variants: "heads from source" (the target's few-shot set gives the class means: needs only its labels),
-    "heads + means from source" (the source's classifier as is; only where both tasks share a label set), and a
-    control, "random heads" (as many heads, drawn with the seed). Source == target is plain SAVs.
-    """
-    p = session.profile
-    rows = []
-    for model in p.models:
-        runs = [session.run(model, t) for t in p.study_tasks(p.cross_task)]
-        for seed in p.seeds:
-            fitted = {run.task.name: _fit_sav(run, seed) for run in runs}
-            for run in runs:
-                rows += _transfer_rows(run, fitted, seed)
-    return pd.DataFrame(rows).drop(columns="task")
-
-
-def _fit_sav(run: Run, seed: int) -> SAVClassifier:
-    """SAVs fitted on the run's few-shot set for ``seed``."""
+def fit_sav(run: Run, seed: int) -> SAVClassifier:
+    """The profile's SAVs fitted on the run's few-shot set for ``seed``."""
     few = run.task.few_shot(run.session.profile.shots, seed)
-    return SAVClassifier(n_heads=run.session.profile.n_heads).fit(run.heads(few), labels(few))
+    return run.session.classifier().fit(run.heads(few), labels(few))
 
 
-def _random_heads(clf: SAVClassifier, seed: int) -> np.ndarray:
+def random_heads(clf: SAVClassifier, seed: int) -> np.ndarray:
     """As many (layer, head) pairs as ``clf`` selected, drawn uniformly without replacement with ``seed``."""
     L, H = clf.head_grid_
     pick = np.random.default_rng(seed).choice(L * H, size=len(clf.heads_), replace=False)
     return np.stack(np.unravel_index(pick, (L, H)), axis=1)
 
 
-def _transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list[dict]:
-    """Every source's heads (and, where the label sets match, its class means) scored on the run's task."""
+def transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list[dict]:
+    """Heads selected on each source task (``fitted``: task -> its SAVs), voting on the run's task: one row per
+    variant. "heads from source": the run's few-shot set gives the class means (only its labels are needed);
+    "heads + means from source": the source's classifier as is (only where both share a label set); "random heads":
+    as many heads drawn with the seed, the control. The run's own task as source is plain SAVs."""
     p = run.session.profile
     few = run.task.few_shot(p.shots, seed)
     test = run.session.test(run.task.name, few)
@@ -384,12 +350,13 @@ def _transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> lis
     own = fitted[run.task.name]
     variants = []
     for source, clf in fitted.items():
-        variants.append(("heads from source", source, SAVClassifier(heads=clf.heads_).fit(X_few, y_few)))
+        variants.append(("heads from source", source, run.session.classifier(heads=clf.heads_).fit(X_few, y_few)))
         if set(clf.classes_) == set(own.classes_):
             variants.append(("heads + means from source", source, clf))
-    variants.append(("random heads", "random heads", SAVClassifier(heads=_random_heads(own, seed)).fit(X_few, y_few)))
+    control = run.session.classifier(heads=random_heads(own, seed)).fit(X_few, y_few)
+    variants.append(("random heads", "random heads", control))
     return [
-        _row(
+        result_row(
             run,
             seed,
             p.shots,
@@ -417,11 +384,11 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
             fits = []
             for seed in p.seeds:
                 few = run.task.few_shot(p.shots, seed)
-                clf = SAVClassifier(n_heads=p.n_heads).fit(run.heads(few), labels(few))
+                clf = session.classifier().fit(run.heads(few), labels(few))
                 fits.append(clf)
                 for rank, (layer, head) in enumerate(clf.heads_.tolist()):
                     score = 100 * float(clf.head_scores_[layer, head])
-                    rows.append(_row(run, seed, p.shots, rank=rank + 1, layer=layer, head=head, score=score))
+                    rows.append(result_row(run, seed, p.shots, rank=rank + 1, layer=layer, head=head, score=score))
             scores = 100 * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H), in %
             selected = np.zeros_like(scores)
             for clf in fits:
@@ -438,7 +405,7 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
     return pd.DataFrame(rows), maps
 
 
-def _row(run: Run, seed: int, shots: int, **values) -> dict:
+def result_row(run: Run, seed: int, shots: int, **values) -> dict:
     """A result row carrying who made it (model, task, shots, seed) plus ``values``."""
     return {"model": run.model, "task": run.task.name, "shots": shots, "seed": seed, **values}
 
@@ -518,7 +485,7 @@ def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int
         options = HEAD_METHODS[name]
         for k in [options["n_heads"]] if "n_heads" in options else grid:
             start = time.perf_counter()
-            clf = SAVClassifier(**{"n_heads": k, **options}).fit(X, y)
+            clf = SAVClassifier(**{"n_heads": k, "metric": p.metric, **options}).fit(X, y)
             predictions = clf.predict(X_test)
             seconds = time.perf_counter() - start
             losses = {"log_loss": np.nan, "log_loss_calibrated": np.nan}
@@ -538,7 +505,7 @@ def _scored_row(
     """A ``head_methods`` row: accuracy with its bootstrap interval, and which test examples were right."""
     correct = np.asarray(predictions) == labels(test)
     low, high = np.percentile(100 * correct[bootstrap_resamples(len(test))].mean(axis=1), [2.5, 97.5])
-    return _row(
+    return result_row(
         run, seed, run.session.profile.shots, method=method, **values, n_few_shot=len(few), n_test=len(test),
         accuracy=run.task.evaluate(test, list(predictions))["accuracy"], ci_low=low, ci_high=high, seconds=seconds,
         correct=correct,

@@ -53,7 +53,11 @@ class Profile:
     tasks: tuple[str, ...]
     seeds: tuple[int, ...] = (0,)
     shots: int = 20
-    n_heads: int = 20
+    n_heads: int | str = 20
+    metric: str = "cosine"  # the SAV rule every notebook fits (SAVClassifier's options; defaults: the paper's)
+    scoring: str = "in_sample"
+    selection: str = "top_k"
+    voting: str = "majority"
     n_train: int | None = None
     n_test: int | None = None
     batch_size: int = 8
@@ -81,6 +85,20 @@ class Profile:
     def dtype_for(self, model: str) -> str | None:
         """The dtype ``model`` loads in (None: the device's default)."""
         return self.dtype.get(model) if isinstance(self.dtype, dict) else self.dtype
+
+    def rule(self) -> dict[str, Any]:
+        """The SAV rule as ``SAVClassifier`` keyword arguments (the head count aside)."""
+        return {"metric": self.metric, "scoring": self.scoring, "selection": self.selection, "voting": self.voting}
+
+    def task_kwargs(self, task: str) -> dict[str, Any]:
+        """How the profile loads ``task`` (``savs.data.load_task``'s keyword arguments): its prompt protocol, few-shot
+        pool and test sizes, the task's own loader options; seed 0 fixes the split."""
+        return {"protocol": self.protocol, "n_train": self.n_train, "n_test": self.n_test, "seed": 0,
+                **self.task_options.get(task, {})}  # fmt: skip
+
+    def model_kwargs(self, model: str) -> dict[str, Any]:
+        """How the profile loads ``model`` (``savs.load_model``'s keyword arguments): device and dtype."""
+        return {"device": self.device, "dtype": self.dtype_for(model)}
 
     def runs(self, baseline: str, task: str) -> bool:
         """Whether ``baseline`` is on in this profile and runs on ``task``."""
@@ -128,6 +146,18 @@ def _baselines(raw: dict | None) -> dict[str, Baseline]:
     return out
 
 
+def _check_rule(raw: dict) -> None:
+    """The SAV rule's options must be SAVClassifier's (a typo would otherwise fail deep inside a notebook)."""
+    from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
+
+    for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS)):
+        if key in raw and raw[key] not in allowed:
+            raise ValueError(f"{key} must be one of {allowed}; got {raw[key]!r}")
+    n = raw.get("n_heads", 20)
+    if n != "all" and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"n_heads must be an int >= 1 or 'all'; got {n!r}")
+
+
 def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
     """Refuse keys a profile does not know (a typo would otherwise be silently ignored)."""
     unknown = set(raw) - allowed
@@ -164,6 +194,7 @@ def parse_profile(raw: dict, name: str) -> Profile:
     _check_keys(raw, {f.name for f in fields(Profile)} - {"name"}, "profile")
     if raw.get("protocol") not in (None, "authors", "savs"):
         raise ValueError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
+    _check_rule(raw)
     for key in ("models", "tasks", "ablation_models"):
         raw[key] = _as_tuple(raw.get(key, []))
     raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
@@ -183,13 +214,19 @@ def load_profile(
     n_test: int | None = None,
     baselines: str | list[str] | None = None,
     device: str | None = None,
+    n_heads: int | str | None = None,
+    metric: str | None = None,
+    scoring: str | None = None,
+    selection: str | None = None,
+    voting: str | None = None,
 ) -> Profile:
     """Read a profile and apply overrides.
 
     ``model`` replaces the models (comma-separated for several; the ablation models, which belong to the profile's
     model, are dropped);
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
-    ("" or [] switches every baseline off); the rest replace the field of the same name.
+    ("" or [] switches every baseline off); the rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``,
+    ``metric``, ``scoring``, ``selection``, ``voting``) replace the field of the same name.
     """
     path = profile_path(name_or_path)
     profile = parse_profile(read_profile(path), path.stem)
@@ -211,4 +248,9 @@ def load_profile(
     for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
         if value is not None:
             changes[key] = value
-    return replace(profile, **changes)
+    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting}
+    rule = {k: v for k, v in rule.items() if v is not None}
+    if "n_heads" in rule and rule["n_heads"] != "all":
+        rule["n_heads"] = int(rule["n_heads"])  # from the command line: "10"
+    _check_rule(rule)
+    return replace(profile, **changes, **rule)

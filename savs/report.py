@@ -125,12 +125,57 @@ def describe(
     """
     tasks = profile.study_tasks(study) if study is not None else profile.tasks
     models = [*profile.models, *(profile.ablation_models if ablations else ())]
-    stand_in = " (our embedded stand-in, not a model of the paper)" if any("savs-mini" in m for m in models) else ""
     return (
-        f"Model: {', '.join(models)}{stand_in}. Tasks: {', '.join(tasks)}. "
+        f"Model: {', '.join(models)}{_stand_in(models)}. Tasks: {', '.join(tasks)}. "
         f"Shots: {shots or profile.shots} per class. Seeds: {', '.join(map(str, profile.seeds))}. "
-        f"Test: up to {profile.n_test or 'all'} examples per task. Heads: {heads or profile.n_heads}. "
-        f"Profile: {profile.name}."
+        f"Test: up to {profile.n_test or 'all'} examples per task. Heads: {heads or profile.n_heads} "
+        f"({rule_text(profile)}). Profile: {profile.name}."
+    )
+
+
+PAPER_RULE = {"metric": "cosine", "scoring": "in_sample", "selection": "top_k", "voting": "majority"}
+
+
+def rule_text(profile: Profile) -> str:
+    """The SAV rule in words: "cosine, in_sample scoring, top_k selection, majority voting: the paper's"."""
+    rule = profile.rule()
+    text = f"{rule['metric']}, {rule['scoring']} scoring, {rule['selection']} selection, {rule['voting']} voting"
+    return text + (": the paper's rule" if rule == PAPER_RULE else "")
+
+
+def _stand_in(models: Sequence[str]) -> str:
+    """The caption's warning where a model is our stand-in."""
+    if any("savs-mini" in m for m in models):
+        return " (our embedded stand-in, not a model of the paper)"
+    if any(m.startswith("tiny:") for m in models):
+        return " (tiny random-weight stand-ins: the numbers are noise)"
+    return ""
+
+
+def run_markdown(profile: Profile) -> str:
+    """What a notebook run of ``profile`` will do, in a paragraph: printed at the top of every notebook, so it always
+    describes the run at hand (whatever profile and overrides made it)."""
+    models = [*profile.models, *profile.ablation_models]
+    baselines = []
+    for name, spec in profile.baselines.items():
+        limits = [f"{spec.n_seeds} seed(s)" if spec.n_seeds else "", f"{spec.n_test} test examples" if spec.n_test
+                  else "", f"tasks {', '.join(spec.tasks)}" if spec.tasks else ""]  # fmt: skip
+        limits = [x for x in limits if x]
+        baselines.append(f"{name}" + (f" ({', '.join(limits)})" if limits else ""))
+    ablation = (
+        f" The ablation model(s) {', '.join(profile.ablation_models)} run SAVs and all heads voting only, on "
+        f"{profile.ablation_n_seeds or len(profile.seeds)} seed(s)."
+        if profile.ablation_models
+        else ""
+    )
+    protocol = f" Prompts: the {profile.protocol} protocol." if profile.protocol else ""
+    return (
+        f"**This run: profile `{profile.name}`.** {profile.description.rstrip('.')}. Models: "
+        f"{', '.join(models)}{_stand_in(models)}. Tasks: {', '.join(profile.tasks)}. {profile.shots} shots per class, "
+        f"seeds {', '.join(map(str, profile.seeds))}, up to {profile.n_test or 'all'} test examples per task; SAVs "
+        f"with {profile.n_heads} heads ({rule_text(profile)}).{protocol} Baselines: {', '.join(baselines) or 'none'}."
+        f"{ablation} Every feature goes through the activation cache: an example passes through a model once across "
+        "all notebooks."
     )
 
 

@@ -137,13 +137,16 @@ def test_profile_overrides():
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_passes_parameters_through_to_papermill_and_preflight():
     """``make <notebook> PROFILE= MODEL= TASKS= SHOTS= SEEDS=`` reaches papermill (a dry run: nothing executes)."""
-    args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1"]
+    args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1", "N_HEADS=3",
+            "METRIC=euclidean", "VOTING=reliability"]  # fmt: skip
     dry = subprocess.run(["make", "-n", "shot-scaling", *args], cwd=paths.ROOT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
-    params = "-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1"
+    params = ("-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1 "
+              "-p n_heads 3 -p metric euclidean -p voting reliability")  # fmt: skip
     papermill = [line for line in dry.stdout.splitlines() if "papermill notebooks/02_shot_scaling.ipynb" in line]
     assert len(papermill) == 1 and params in papermill[0]
-    assert "savs.preflight --profile tiny --model tiny:llava --tasks digits,fashion_mnist" in dry.stdout
+    run = "--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1"
+    assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
     assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
 
 

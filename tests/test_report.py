@@ -78,3 +78,17 @@ def test_the_torch_free_method_order_names_every_method_in_the_experiments_order
     from savs.methods import METHOD_NAMES
 
     assert tuple(METHODS) == METHOD_NAMES
+
+
+def test_captions_and_the_run_description_say_the_sav_rule():
+    paper_rule = report.describe(load_profile("mini"))
+    assert "(cosine, in_sample scoring, top_k selection, majority voting: the paper's rule)" in paper_rule
+    other = load_profile("mini", n_heads="10", metric="euclidean", voting="reliability", seeds="0,1")
+    caption = report.describe(other)
+    assert "Heads: 10 (euclidean, in_sample scoring, top_k selection, reliability voting)." in caption
+    assert "the paper's rule" not in caption
+    text = report.run_markdown(other)
+    assert "profile `mini`" in text and "seeds 0, 1" in text and "SAVs with 10 heads" in text
+    assert "lora (1 seed(s), 50 test examples)" in text and "savs-mini-untrained" in text
+    with pytest.raises(ValueError, match="metric must be one of"):
+        load_profile("mini", metric="manhattan")

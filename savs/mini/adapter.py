@@ -20,7 +20,7 @@ from savs.kvcache import expanded, greedy, left_aligned_suffix, prefix_kv, share
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
-from savs.models.base import Adapter
+from savs.models.base import Adapter, as_dtype
 
 # Registry name -> projector variant.
 VARIANTS = {"savs-mini": "aligned", "savs-mini-untrained": "untrained"}
@@ -70,7 +70,7 @@ class MiniAdapter(Adapter):
         if variant not in PROJECTOR_VARIANTS:
             raise ValueError(f"unknown projector variant {variant!r}; known: {', '.join(PROJECTOR_VARIANTS)}")
         model, tokenizer = build(variant, **kwargs)
-        model.to(device=torch.device(device or "cpu"), dtype=dtype or torch.float32)
+        model.to(device=torch.device(device or "cpu"), dtype=as_dtype(dtype) or torch.float32)
         return cls(model, tokenizer, name=name, variant=variant)
 
     @classmethod

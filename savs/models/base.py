@@ -30,6 +30,16 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype given as one or by name ("bfloat16"); None stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; e.g. 'float32', 'bfloat16', 'float16'")
+    return value
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are ~200x slower."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -79,7 +89,7 @@ class Adapter:
         """Load model and processor (hub id or local dir): on a GPU bf16, ``device_map="auto"`` and FlashAttention-2
         when installed; on a CPU fp32 and SDPA."""
         device = torch.device(device) if device is not None else default_device()
-        dtype = dtype or default_dtype(device)
+        dtype = as_dtype(dtype) or default_dtype(device)
         attn_implementation = attn_implementation or default_attention(device)
         model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, **kwargs}
         if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all

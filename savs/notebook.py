@@ -1,0 +1,61 @@
+"""What every notebook does first and last, in one call each: read the profile with the notebook's parameters, open
+the session on the shared activation cache, say what this run will do (generated from the profile, so it is true
+whatever profile and overrides made the run), and at the end how long it took."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from savs import paths, report
+from savs.experiments import Session
+from savs.profiles import Profile, load_profile
+
+
+@dataclass
+class Notebook:
+    """A notebook's run: its profile (``cfg``), session, and where its tables and figures go."""
+
+    cfg: Profile
+    session: Session
+    tables: Path
+    figures: Path
+    started: float = field(default_factory=time.perf_counter)
+
+    def finish(self) -> None:
+        """The last cell's line: how long the notebook took, and where its outputs are."""
+        seconds = time.perf_counter() - self.started
+        print(f"notebook ran in {seconds:.0f} s; outputs in {self.tables} and {self.figures}")
+
+
+def start(
+    profile: str = "mini",
+    *,
+    results_dir: str | Path | None = None,
+    figures_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    **overrides: object,
+) -> Notebook:
+    """Load ``profile`` with the notebook's parameters (``overrides``: model, tasks, shots, seeds, n_test,
+    baselines, n_heads, metric, scoring, selection, voting; ``None`` keeps the profile's value), open its session
+    and show what the run will do."""
+    started = time.perf_counter()
+    cfg = load_profile(profile, **{k: v for k, v in overrides.items() if v is not None})
+    nb = Notebook(cfg, Session(cfg, paths.cache_dir(cache_dir)), paths.results_dir(results_dir),
+                  paths.figures_dir(figures_dir), started)  # fmt: skip
+    _show(report.run_markdown(cfg))
+    return nb
+
+
+def _show(markdown: str) -> None:
+    """Markdown in a notebook, plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Markdown(markdown))
+    else:
+        print(markdown)
