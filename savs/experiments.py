@@ -223,7 +223,9 @@ METHODS: dict[str, Method] = {
     "all heads vote": Method(partial(_sav, n_heads="all")),
     "SAVs": Method(_sav),
 }
-ABLATION_METHODS = ("all heads vote", "SAVs")  # what runs on a profile's ablation models
+# What runs on a profile's ablation models (savs-mini's untrained projector: does alignment teach the model to answer,
+# and do SAVs need it?)
+ABLATION_METHODS = ("zero-shot", "all heads vote", "SAVs")
 
 
 def active_methods(profile: Profile, task: str, names: Sequence[str] = tuple(METHODS)) -> list[str]:

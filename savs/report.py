@@ -163,7 +163,7 @@ def run_markdown(profile: Profile) -> str:
         limits = [x for x in limits if x]
         baselines.append(f"{name}" + (f" ({', '.join(limits)})" if limits else ""))
     ablation = (
-        f" The ablation model(s) {', '.join(profile.ablation_models)} run SAVs and all heads voting only, on "
+        f" The ablation model(s) {', '.join(profile.ablation_models)} run zero-shot, SAVs and all heads voting, on "
         f"{profile.ablation_n_seeds or len(profile.seeds)} seed(s)."
         if profile.ablation_models
         else ""
