@@ -12,8 +12,10 @@ from savs.baselines.answers import match_answer
 from savs.baselines.features import blank_images, extract_hidden, probe_predict, vision_features
 from savs.baselines.generation import icl_prompt, in_context, pick_demos, zero_shot
 from savs.baselines.lora import lora_finetune, lora_predict
+from savs.baselines.mtv import MTV, mean_head_activations, mtv_fit, mtv_generate, mtv_predict, patch_heads
 
 __all__ = [
+    "MTV",
     "blank_images",
     "extract_hidden",
     "icl_prompt",
@@ -21,6 +23,11 @@ __all__ = [
     "lora_finetune",
     "lora_predict",
     "match_answer",
+    "mean_head_activations",
+    "mtv_fit",
+    "mtv_generate",
+    "mtv_predict",
+    "patch_heads",
     "pick_demos",
     "probe_predict",
     "vision_features",
