@@ -19,8 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
+    CLIPProcessor,
     CLIPVisionConfig,
     GenerationConfig,
     Idefics3Config,
@@ -44,6 +48,10 @@ from transformers import (
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
     Qwen2VLImageProcessorPil,
+    SiglipConfig,
+    SiglipImageProcessorPil,
+    SiglipModel,
+    SiglipProcessor,
     SiglipVisionConfig,
     SmolVLMConfig,
     SmolVLMForConditionalGeneration,
@@ -419,6 +427,50 @@ def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+# ----- contrastive image-text models (the CLIP / SigLIP zero-shot rows) ----------------------------------------------
+CONTRASTIVE_KINDS: tuple[str, ...] = ("clip", "siglip")
+CONTRASTIVE_TEXT_LENGTH = 16  # tokens: SigLIP pads every text to this many, as the real one pads to 64
+
+
+def _contrastive_tokenizer() -> PreTrainedTokenizerFast:
+    """The built-in BPE with CLIP's start / end tokens wrapped around every text (the end token is what CLIP pools)."""
+    tok = _tokenizer([], "", bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    bos, eos = tok.bos_token, tok.eos_token
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)]
+    )
+    tok.model_max_length = CONTRASTIVE_TEXT_LENGTH
+    return tok
+
+
+def _contrastive(kind: str) -> Built:
+    """Tiny CLIP or SigLIP (two-layer towers, 28-px images) with its processor."""
+    tok = _contrastive_tokenizer()
+    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    text = {**VISION, "vocab_size": len(tok), "max_position_embeddings": CONTRASTIVE_TEXT_LENGTH, **ids}
+    vision = {**VISION, "image_size": IMAGE, "patch_size": PATCH}
+    if kind == "clip":
+        images = CLIPImageProcessorPil(size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE})
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+        return model, CLIPProcessor(images, tok)
+    images = SiglipImageProcessorPil(size={"height": IMAGE, "width": IMAGE})
+    tok.model_input_names = ["input_ids"]  # as SigLIP's tokenizer: no attention mask, padding attended to
+    return SiglipModel(SiglipConfig(text_config=text, vision_config=vision)), SiglipProcessor(images, tok)
+
+
+def build_tiny_contrastive(kind: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random-weight CLIP or SigLIP (``kind``) and its processor, saved to ``out_dir`` for
+    ``AutoModel`` / ``AutoProcessor`` (``savs.baselines.contrastive.load_contrastive``)."""
+    if kind not in CONTRASTIVE_KINDS:
+        raise ValueError(f"unknown contrastive model kind {kind!r}; expected one of {CONTRASTIVE_KINDS}")
+    torch.manual_seed(seed)
+    model, processor = _contrastive(kind)
     out = Path(out_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)
