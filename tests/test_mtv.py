@@ -152,6 +152,15 @@ def test_generation_patches_the_prompt_and_every_new_token(tiny_adapter, family)
     assert len(calls) >= 2  # the prompt, then at least one generated token
     for x in calls:
         torch.testing.assert_close(_heads(x, adapter)[:, -1, 2], means[1, 2].expand(x.shape[0], d))
+    # the prompt's last token only: later passes run unpatched
+    recorder = _Recorder(adapter)
+    try:
+        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, every_token=False, progress=False)
+    finally:
+        recorder.close()
+    first, *later = recorder.inputs[1]
+    torch.testing.assert_close(_heads(first, adapter)[:, -1, 2], means[1, 2].expand(first.shape[0], d))
+    assert later and not any(torch.allclose(_heads(x, adapter)[:, -1, 2], means[1, 2]) for x in later)
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "llama"])

@@ -137,9 +137,11 @@ def mean_head_activations(
 
 # ----- the patch ----------------------------------------------------------------------------------------------------
 @contextmanager
-def patch_heads(adapter: Adapter, means: torch.Tensor, mask: torch.Tensor) -> Iterator[None]:
-    """Within the block, every forward pass has the ``mask``-ed heads' outputs at its last position replaced by
-    ``means``.
+def patch_heads(
+    adapter: Adapter, means: torch.Tensor, mask: torch.Tensor, passes: int | None = None
+) -> Iterator[None]:
+    """Within the block, every forward pass (the first ``passes`` of them, if given) has the ``mask``-ed heads'
+    outputs at its last position replaced by ``means``.
 
     ``means``: ``(L, H, d)``; ``mask``: ``(L, H)`` for every row alike, or ``(B, L, H)`` with one mask per row of
     a batch of ``B``. A forward pre-hook on each touched layer's ``o_proj`` rewrites its input (the heads'
@@ -156,8 +158,12 @@ def patch_heads(adapter: Adapter, means: torch.Tensor, mask: torch.Tensor) -> It
     rows = mask if mask.dim() == 3 else mask[None]  # (B or 1, L, H)
     layers = rows.any(dim=(0, 2)).nonzero().flatten().tolist()
     H, d = adapter.n_heads, adapter.head_dim
+    calls = dict.fromkeys(layers, 0)  # forward passes seen, per layer
 
     def hook(module, args, layer: int):
+        calls[layer] += 1
+        if passes is not None and calls[layer] > passes:
+            return None
         x = args[0]  # (B, T, H * d)
         keep = rows[:, layer].to(x.device)[:, :, None]  # (B or 1, H, 1)
         if keep.shape[0] not in (1, x.shape[0]):
@@ -399,9 +405,12 @@ def mtv_generate(
     *,
     max_new_tokens: int = 16,
     batch_size: int = 8,
+    every_token: bool = True,
     progress: bool = True,
 ) -> list[str]:
-    """Greedy zero-shot answers with ``mtv``'s heads patched at the last position of every forward pass.
+    """Greedy zero-shot answers with ``mtv``'s heads patched at the last position of every forward pass: the
+    prompt's last token and, with ``every_token`` (the authors' code), each generated token too; without it, the
+    prompt's last token only.
 
     Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
     the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
@@ -411,7 +420,7 @@ def mtv_generate(
     out = [""] * len(examples)
     for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
         chosen = [examples[i] for i in group]
-        with patch_heads(adapter, mtv.means, mtv.heads):
+        with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
             if own_generate:
                 texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
             else:
