@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    BlipImageProcessorPil,
     CLIPConfig,
     CLIPImageProcessorPil,
     CLIPModel,
@@ -31,6 +32,9 @@ from transformers import (
     Idefics3ForConditionalGeneration,
     Idefics3ImageProcessorPil,
     Idefics3Processor,
+    InstructBlipConfig,
+    InstructBlipForConditionalGeneration,
+    InstructBlipProcessor,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -399,6 +403,30 @@ def _llama() -> Built:
     return LlamaForCausalLM(LlamaConfig(**_text_config(tok, num_key_value_heads=2))), tok
 
 
+def _instructblip() -> Built:
+    """Tiny InstructBLIP (ViT, instruction-aware Q-Former with 4 query tokens, Llama text as Vicuna's); no chat
+    template, a BOS before every text as Vicuna's tokenizer adds, a second BPE standing in for the Q-Former's BERT
+    tokenizer."""
+    tok = _tokenizer(["<image>"], "", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)]
+    )
+    qformer_tok = _tokenizer([], "", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
+    qformer = {**VISION, "vocab_size": len(qformer_tok), "encoder_hidden_size": VISION["hidden_size"],
+               "pad_token_id": qformer_tok.pad_token_id, "max_position_embeddings": 128}  # fmt: skip
+    config = InstructBlipConfig(
+        vision_config={**VISION, "image_size": IMAGE, "patch_size": PATCH},
+        qformer_config=qformer,
+        text_config={"model_type": "llama", **_text_config(tok)},
+        num_query_tokens=INSTRUCTBLIP_QUERIES,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+    )
+    images = BlipImageProcessorPil(size={"height": IMAGE, "width": IMAGE})
+    processor = InstructBlipProcessor(images, tok, qformer_tok, num_query_tokens=INSTRUCTBLIP_QUERIES)
+    return InstructBlipForConditionalGeneration(config), processor
+
+
+INSTRUCTBLIP_QUERIES = 4  # Q-Former query tokens (the real model: 32)
 _BUILDERS: dict[str, Callable[[], Built]] = {
     "qwen2_vl": _qwen2_vl,
     "qwen2_5_vl": _qwen2_5_vl,
@@ -412,15 +440,20 @@ FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
 # Stand-ins of the paper's checkpoints (registry names), with their real templates and processor settings.
 _BUILDERS.update({"llava-ov-7b": _llava_ov_7b, "qwen2-vl-7b": _qwen2_vl_7b})
 LIKE_CHECKPOINTS: tuple[str, ...] = ("llava-ov-7b", "qwen2-vl-7b")
+# Families run for zero-shot generation (and SAVs) only, not through every family test: no chat template, so no ICL.
+_BUILDERS.update({"instructblip": _instructblip})
+GENERATION_FAMILIES: tuple[str, ...] = ("instructblip",)
 
 
 def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
     """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
 
-    `family` is one of `FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper checkpoint.
+    `family` is one of `FAMILIES` or `GENERATION_FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper
+    checkpoint.
     """
     if family not in _BUILDERS:
-        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES + LIKE_CHECKPOINTS}")
+        known = FAMILIES + GENERATION_FAMILIES + LIKE_CHECKPOINTS
+        raise ValueError(f"unknown family {family!r}; expected one of {known}")
     torch.manual_seed(seed)
     model, processor = _BUILDERS[family]()
     tok = getattr(processor, "tokenizer", processor)

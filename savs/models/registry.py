@@ -24,12 +24,20 @@ from transformers import AutoConfig
 
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
+from savs.models.instructblip import InstructBlipAdapter
 from savs.models.llava import LlavaAdapter
 from savs.models.mini import MiniAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
 
-ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter, MiniAdapter)
+ADAPTERS: tuple[type[Adapter], ...] = (
+    Qwen2VLAdapter,
+    LlavaAdapter,
+    Idefics3Adapter,
+    InstructBlipAdapter,
+    TextAdapter,
+    MiniAdapter,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ MODELS: dict[str, ModelSpec] = {
     "llava-ov-7b": ModelSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava", "paper model"),
     "qwen2-vl-7b": ModelSpec("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "paper model"),
     "qwen2.5-vl-7b": ModelSpec("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl"),
-    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava"),
+    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava", "paper zero-shot row"),
+    "instructblip-7b": ModelSpec("Salesforce/instructblip-vicuna-7b", "instructblip", "paper zero-shot row"),
     "idefics3-8b": ModelSpec("HuggingFaceM4/Idefics3-8B-Llama3", "idefics3"),
     "smolvlm-256m": ModelSpec("HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3"),
     "smollm2-135m": ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", "text"),
