@@ -286,6 +286,10 @@ def test_mtv_predict_is_seeded_and_answers_with_labels(tiny_adapter, family):
     demos, tests = _examples(family, 6, seed=1), _examples(family, 3, seed=2)
     labels = ["0", "1"]
     first = mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
+    once = mtv_predict(
+        adapter, demos, tests, labels, seed=0, max_new_tokens=3, every_token=False, progress=False, **TINY
+    )
+    assert len(once) == len(tests) and set(once) <= {"", *labels}
     assert first == mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
     assert len(first) == len(tests) and set(first) <= {"", *labels}
     fitted = mtv_fit(adapter, demos, seed=0, progress=False, **TINY)

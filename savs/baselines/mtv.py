@@ -137,9 +137,7 @@ def mean_head_activations(
 
 # ----- the patch ----------------------------------------------------------------------------------------------------
 @contextmanager
-def patch_heads(
-    adapter: Adapter, means: torch.Tensor, mask: torch.Tensor, passes: int | None = None
-) -> Iterator[None]:
+def patch_heads(adapter: Adapter, means: torch.Tensor, mask: torch.Tensor, passes: int | None = None) -> Iterator[None]:
     """Within the block, every forward pass (the first ``passes`` of them, if given) has the ``mask``-ed heads'
     outputs at its last position replaced by ``means``.
 
@@ -439,15 +437,23 @@ def mtv_predict(
     seed: int = 0,
     max_new_tokens: int = 16,
     batch_size: int = 8,
+    every_token: bool = True,
     progress: bool = True,
     **settings,
 ) -> list[str]:
     """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments), then its
-    patched greedy answers to ``examples`` mapped onto ``labels`` ("" where none is named: counted wrong)."""
+    patched greedy answers to ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted
+    wrong)."""
     if not examples:
         return []
     mtv = mtv_fit(adapter, demos, seed=seed, progress=progress, **settings)
     texts = mtv_generate(
-        adapter, mtv, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+        adapter,
+        mtv,
+        examples,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        every_token=every_token,
+        progress=progress,
     )
     return [match_answer(t, labels) or "" for t in texts]
