@@ -305,3 +305,22 @@ def test_defaults_are_the_authors():
     assert (mtv_module.N_SHOTS, mtv_module.N_TRIALS) == (4, 100)
     assert (mtv_module.STEPS, mtv_module.LR, mtv_module.N_SAMPLES, mtv_module.INIT_LOGIT) == (600, 0.1, 32, -1.0)
     assert (mtv_module.N_CANDIDATES, mtv_module.N_VALIDATION, mtv_module.REINFORCE_POOL) == (10, 50, 100)
+
+
+def test_search_queries_and_held_out_examples_are_drawn_across_labels(tiny_adapter, monkeypatch):
+    """Few-shot sets come in label order: the REINFORCE queries and the candidates' held-out examples are seeded
+    draws from the whole set, not its first examples."""
+    adapter = tiny_adapter("llama")
+    demos = [type(e)(text=e.text, label=str(i // 4), uid=f"d{i}") for i, e in enumerate(_examples("llama", 12))]
+    seen: dict[str, list] = {"held": [], "queries": []}
+    monkeypatch.setattr(mtv_module, "validation_loss", lambda a, m, mask, held, b: seen["held"].append(held) or 0.0)
+    real = mtv_module._QueryLosses
+
+    def spy(adapter, query, means, chunk):
+        seen["queries"].append(query.label)
+        return real(adapter, query, means, chunk)
+
+    monkeypatch.setattr(mtv_module, "_QueryLosses", spy)
+    mtv_fit(adapter, demos, seed=0, progress=False, **{**TINY, "steps": 6, "n_validation": 4})
+    assert {e.label for e in seen["held"][0]} != {"0"} and len(seen["held"][0]) == 4
+    assert len(set(seen["queries"])) > 1

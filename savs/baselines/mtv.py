@@ -30,7 +30,7 @@ Where the defaults come from (the authors' code, ``Brandon3964/MultiModal-Task-V
 - the REINFORCE queries: their code draws from 100 random training examples (``mtv_eval.py``); ours from the
   few-shot set (at most ``reinforce_pool`` of it, default 100).
 - ``n_candidates=10`` masks, scored on the first 50 training examples (``mtv_eval.py``): ``n_validation=50``
-  examples of the few-shot set.
+  examples of the few-shot set, drawn with the seed (our few-shot sets are in label order).
 - the patch replaces the heads' last-position input of ``o_proj`` on every forward pass, so during generation
   every new token is patched too (``last_replace_activation_w_avg`` under ``TraceDict`` around ``generate``).
 
@@ -384,7 +384,7 @@ def mtv_fit(
         progress=progress,
     )
     memo.clear()
-    held = demos[:n_validation]
+    held = rng.sample(demos, min(n_validation, len(demos)))  # a seeded draw: few-shot sets come in label order
     heads = pick_heads(
         logits,
         lambda mask: validation_loss(adapter, means, mask, held, batch_size),
