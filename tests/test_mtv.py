@@ -135,7 +135,7 @@ def test_hooks_are_removed_after_the_block(tiny_adapter):
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
-def test_generation_patches_the_prompt_and_every_new_token(tiny_adapter, family):
+def test_generation_patches_the_prompt_or_every_new_token(tiny_adapter, family):
     adapter = tiny_adapter(family)
     L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
     examples = _examples(family, 2)
@@ -145,17 +145,17 @@ def test_generation_patches_the_prompt_and_every_new_token(tiny_adapter, family)
     fitted = MTV(means=means, heads=heads, logits=torch.zeros(L, H))
     recorder = _Recorder(adapter)
     try:
-        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, progress=False)
+        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, every_token=True, progress=False)
     finally:
         recorder.close()
     calls = recorder.inputs[1]
     assert len(calls) >= 2  # the prompt, then at least one generated token
     for x in calls:
         torch.testing.assert_close(_heads(x, adapter)[:, -1, 2], means[1, 2].expand(x.shape[0], d))
-    # the prompt's last token only: later passes run unpatched
+    # the default: the prompt's last token only; later passes run unpatched
     recorder = _Recorder(adapter)
     try:
-        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, every_token=False, progress=False)
+        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, progress=False)
     finally:
         recorder.close()
     first, *later = recorder.inputs[1]
@@ -287,7 +287,7 @@ def test_mtv_predict_is_seeded_and_answers_with_labels(tiny_adapter, family):
     labels = ["0", "1"]
     first = mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
     once = mtv_predict(
-        adapter, demos, tests, labels, seed=0, max_new_tokens=3, every_token=False, progress=False, **TINY
+        adapter, demos, tests, labels, seed=0, max_new_tokens=3, every_token=True, progress=False, **TINY
     )
     assert len(once) == len(tests) and set(once) <= {"", *labels}
     assert first == mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
@@ -324,3 +324,10 @@ def test_search_queries_and_held_out_examples_are_drawn_across_labels(tiny_adapt
     mtv_fit(adapter, demos, seed=0, progress=False, **{**TINY, "steps": 6, "n_validation": 4})
     assert {e.label for e in seen["held"][0]} != {"0"} and len(seen["held"][0]) == 4
     assert len(set(seen["queries"])) > 1
+
+
+def test_inference_patches_the_prompt_only_by_default():
+    import inspect
+
+    for fn in (mtv_generate, mtv_predict):
+        assert inspect.signature(fn).parameters["every_token"].default is False
