@@ -21,6 +21,7 @@ from savs.baselines.contrastive import (
     load_contrastive,
     mutual_best,
     paired_scores,
+    readable,
     similarity,
     winoground_scores,
 )
@@ -91,7 +92,7 @@ def test_classification_is_the_argmax_of_the_similarity_matrix(tiny_contrastive,
     ]
     task = Task("toy_classes", LABELS, [], examples)
     got = contrastive_predict(model, task, examples, template="a photo of a {}.", progress=False)
-    texts = [f"a photo of a {c}." for c in LABELS]
+    texts = [f"a photo of a {c}." for c in LABELS]  # already readable (lower-case words)
     sims = _reference_logits(reference, images, texts)  # (6 images, 5 labels)
     expected = []
     for row, shown in zip(sims, options, strict=True):
@@ -153,6 +154,13 @@ def test_threshold_rules_on_hand_worked_scores():
     assert fit_threshold([0.1, 0.3, 0.2, 0.9], [True, False, True, False]) == pytest.approx(0.25)
     assert fit_threshold([0.1, 0.9], [False, True], yes_below=False) == pytest.approx(0.5)
     assert fit_threshold([0.4, 0.4], [True, True]) == pytest.approx(1.4)  # all Yes: cut above every score
+
+
+def test_readable_class_names():
+    assert readable("AnnualCrop") == "annual crop"
+    assert readable("HerbaceousVegetation") == "herbaceous vegetation"
+    assert readable("american_bulldog") == "american bulldog"
+    assert readable("Abyssinian") == "abyssinian"
 
 
 def test_answer_statements():

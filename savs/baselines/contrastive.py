@@ -16,7 +16,8 @@ SigLIP (whose sigmoid is its match probability). Then, per kind of task (``contr
 
 - **classification** (``classify``): each example's candidates are the options its prompt shows
   (``Example.meta["options"]``, the authors' four for EuroSAT, Pets and the other class sets), else every label;
-  each rendered as ``template`` ("a photo of a {}."); the most similar one is the answer.
+  each rendered as ``template`` ("a photo of a {}.", CLIP's own) around its readable name (``readable``:
+  "AnnualCrop" -> "annual crop"); the most similar one is the answer.
 - **image-caption matching**, Yes/No per (image, caption) (NaturalBench-Retrieval, SugarCrepe; ``mutual_best``):
   Yes exactly where the pair's similarity is strictly the highest both among its image's captions and among its
   caption's images within the group. SugarCrepe's groups are one image with its caption and a hard negative, so
@@ -282,6 +283,12 @@ def answer_statements(question: str, answers: Sequence[str]) -> list[str]:
     return [f"{question.strip()} {a}" for a in answers]
 
 
+def readable(label: str) -> str:
+    """A class name as words: CamelCase and underscores split, lower case ("AnnualCrop" -> "annual crop",
+    "T-shirt/top" unchanged but lower case)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label).replace("_", " ").lower()
+
+
 # ----- one entry point per task ------------------------------------------------------------------------------------
 def contrastive_predict(
     model: ContrastiveModel,
@@ -324,9 +331,9 @@ def contrastive_predict(
     if set(task.labels) == set(YES_NO_LABELS):
         raise ValueError(f"no contrastive scoring rule for the Yes/No task {task.name!r}")
     options = [list(e.meta.get("options") or task.labels) for e in examples]
-    texts = list(dict.fromkeys(template.format(c) for opts in options for c in opts))
+    texts = list(dict.fromkeys(template.format(readable(c)) for opts in options for c in opts))
     sims = similarity(model, examples, texts, **kw)
     columns = {t: j for j, t in enumerate(texts)}
-    rendered = [[template.format(c) for c in opts] for opts in options]
+    rendered = [[template.format(readable(c)) for c in opts] for opts in options]
     picked = classify(sims, rendered, columns)
     return [opts[r.index(p)] for opts, r, p in zip(options, rendered, picked, strict=True)]
