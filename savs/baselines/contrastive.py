@@ -6,8 +6,8 @@ directory of a transformers CLIP or SigLIP model works; ``CONTRASTIVE_MODELS`` n
 
 - CLIP: ``openai/clip-vit-large-patch14-336`` (ViT-L/14 at 336 px, OpenAI's largest released CLIP and the vision
   tower of LLaVA-1.5, a model of the same table);
-- SigLIP: ``google/siglip-so400m-patch14-384`` (SigLIP's largest released model, the shape-optimised 400M ViT at
-  384 px, and the vision tower of LLaVA-OneVision-7B, the paper's main model).
+- SigLIP: ``google/siglip-so400m-patch14-384`` (the shape-optimised 400M ViT at 384 px, the largest of the original
+  SigLIP releases, and the vision tower of LLaVA-OneVision-7B, the paper's main model).
 
 So each contrastive row is the image-text model that an LMM of the table sees through.
 
@@ -28,14 +28,15 @@ SigLIP (whose sigmoid is its match probability). Then, per kind of task (``contr
   similarity to the image is below a threshold fitted on the few-shot set (``fit_threshold``: the cut that
   classifies the most few-shot claims right). CLIP has no calibrated match/no-match boundary, so this is the one
   place a contrastive row uses labels; SigLIP's own boundary (``threshold=0``: sigmoid 0.5) is the alternative.
-- **NaturalBench VQA** (``answer_by_statement``): a question and each of its answers as one text ("{question}
+- **NaturalBench VQA** (``answer_statements``): a question and each of its answers as one text ("{question}
   {answer}"; for a multiple-choice question whose text lists lettered options, the stem with that option's
   text); the most similar answer is the prediction. Each image is answered on its own, which is what leaves a
   contrastive model near zero group accuracy (the paper: CLIP and SigLIP 1.2).
 
-The paper does not say how it scored these; these rules are our choice (``savs/baselines/contrastive.py`` and the
-interleaved notebook say so). The texts scored come from ``Example.meta["query"]`` (the caption, claim or
-question the benchmark loaders keep beside the prompt).
+The paper does not say how it scored these (its text and the authors' code, ``chancharikmitra/SAVs``, have no CLIP
+or SigLIP evaluation); these rules are our choice, to be stated beside every table that shows them. The texts
+scored come from ``Example.meta["query"]`` (the caption, claim or question the benchmark loaders keep beside the
+prompt).
 """
 
 from __future__ import annotations
