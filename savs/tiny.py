@@ -449,8 +449,10 @@ def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
     """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
 
     `family` is one of `FAMILIES` or `GENERATION_FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper
-    checkpoint.
+    checkpoint, or one of `CONTRASTIVE_KINDS` (a CLIP / SigLIP: `build_tiny_contrastive`).
     """
+    if family in CONTRASTIVE_KINDS:
+        return build_tiny_contrastive(family, out_dir, seed)
     if family not in _BUILDERS:
         known = FAMILIES + GENERATION_FAMILIES + LIKE_CHECKPOINTS
         raise ValueError(f"unknown family {family!r}; expected one of {known}")

@@ -218,6 +218,12 @@ def test_benchmark_rules_through_the_loaders(tiny_contrastive, kind, copies: Cal
         contrastive_predict(model, load("vlguard", copies), load("vlguard", copies).test[:2], progress=False)
 
 
+def test_tiny_stand_ins_load_by_name(tmp_path):
+    for kind in CONTRASTIVE_KINDS:
+        model = load_contrastive(f"tiny:{kind}", device="cpu", cache_dir=tmp_path)
+        assert model.kind == kind and (tmp_path / "tiny" / kind / "config.json").is_file()
+
+
 def test_default_checkpoints_are_the_large_ones():
     assert CONTRASTIVE_MODELS == {
         "clip": "openai/clip-vit-large-patch14-336",

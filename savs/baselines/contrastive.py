@@ -72,14 +72,22 @@ class ContrastiveModel:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+        cls,
+        name_or_path: str,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        cache_dir: str | Path | None = None,
     ) -> ContrastiveModel:
         """Load ``"clip"``, ``"siglip"``, a hub id or a local directory (read from the local hub cache alone when no
-        network answers, as ``savs.models.load_model`` does); fp32 on a CPU, bf16 on a GPU."""
+        network answers, as ``savs.models.load_model`` does), or ``"tiny:clip"`` / ``"tiny:siglip"`` (a random-weight
+        stand-in built under ``cache_dir``, for dry runs); fp32 on a CPU, bf16 on a GPU."""
         from savs.models.base import default_device, default_dtype
-        from savs.models.registry import _hub_offline, hub_reachable
+        from savs.models.registry import TINY_SCHEME, _hub_offline, hub_reachable, tiny_model_dir
 
         path = CONTRASTIVE_MODELS.get(name_or_path, name_or_path)
+        if path.startswith(TINY_SCHEME):
+            path = str(tiny_model_dir(path, cache_dir))
         device = torch.device(device) if device is not None else default_device()
         offline = not Path(path).is_dir() and not hub_reachable()
         with _hub_offline(offline):
