@@ -19,14 +19,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    BlipImageProcessorPil,
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
+    CLIPProcessor,
     CLIPVisionConfig,
     GenerationConfig,
     Idefics3Config,
     Idefics3ForConditionalGeneration,
     Idefics3ImageProcessorPil,
     Idefics3Processor,
+    InstructBlipConfig,
+    InstructBlipForConditionalGeneration,
+    InstructBlipProcessor,
     LlamaConfig,
     LlamaForCausalLM,
     LlavaConfig,
@@ -44,6 +52,10 @@ from transformers import (
     Qwen2VLConfig,
     Qwen2VLForConditionalGeneration,
     Qwen2VLImageProcessorPil,
+    SiglipConfig,
+    SiglipImageProcessorPil,
+    SiglipModel,
+    SiglipProcessor,
     SiglipVisionConfig,
     SmolVLMConfig,
     SmolVLMForConditionalGeneration,
@@ -391,6 +403,30 @@ def _llama() -> Built:
     return LlamaForCausalLM(LlamaConfig(**_text_config(tok, num_key_value_heads=2))), tok
 
 
+def _instructblip() -> Built:
+    """Tiny InstructBLIP (ViT, instruction-aware Q-Former with 4 query tokens, Llama text as Vicuna's); no chat
+    template, a BOS before every text as Vicuna's tokenizer adds, a second BPE standing in for the Q-Former's BERT
+    tokenizer."""
+    tok = _tokenizer(["<image>"], "", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)]
+    )
+    qformer_tok = _tokenizer([], "", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
+    qformer = {**VISION, "vocab_size": len(qformer_tok), "encoder_hidden_size": VISION["hidden_size"],
+               "pad_token_id": qformer_tok.pad_token_id, "max_position_embeddings": 128}  # fmt: skip
+    config = InstructBlipConfig(
+        vision_config={**VISION, "image_size": IMAGE, "patch_size": PATCH},
+        qformer_config=qformer,
+        text_config={"model_type": "llama", **_text_config(tok)},
+        num_query_tokens=INSTRUCTBLIP_QUERIES,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+    )
+    images = BlipImageProcessorPil(size={"height": IMAGE, "width": IMAGE})
+    processor = InstructBlipProcessor(images, tok, qformer_tok, num_query_tokens=INSTRUCTBLIP_QUERIES)
+    return InstructBlipForConditionalGeneration(config), processor
+
+
+INSTRUCTBLIP_QUERIES = 4  # Q-Former query tokens (the real model: 32)
 _BUILDERS: dict[str, Callable[[], Built]] = {
     "qwen2_vl": _qwen2_vl,
     "qwen2_5_vl": _qwen2_5_vl,
@@ -404,21 +440,72 @@ FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
 # Stand-ins of the paper's checkpoints (registry names), with their real templates and processor settings.
 _BUILDERS.update({"llava-ov-7b": _llava_ov_7b, "qwen2-vl-7b": _qwen2_vl_7b})
 LIKE_CHECKPOINTS: tuple[str, ...] = ("llava-ov-7b", "qwen2-vl-7b")
+# Families run for zero-shot generation (and SAVs) only, not through every family test: no chat template, so no ICL.
+_BUILDERS.update({"instructblip": _instructblip})
+GENERATION_FAMILIES: tuple[str, ...] = ("instructblip",)
 
 
 def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
     """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
 
-    `family` is one of `FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper checkpoint.
+    `family` is one of `FAMILIES` or `GENERATION_FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper
+    checkpoint, or one of `CONTRASTIVE_KINDS` (a CLIP / SigLIP: `build_tiny_contrastive`).
     """
+    if family in CONTRASTIVE_KINDS:
+        return build_tiny_contrastive(family, out_dir, seed)
     if family not in _BUILDERS:
-        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES + LIKE_CHECKPOINTS}")
+        known = FAMILIES + GENERATION_FAMILIES + LIKE_CHECKPOINTS
+        raise ValueError(f"unknown family {family!r}; expected one of {known}")
     torch.manual_seed(seed)
     model, processor = _BUILDERS[family]()
     tok = getattr(processor, "tokenizer", processor)
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+# ----- contrastive image-text models (the CLIP / SigLIP zero-shot rows) ----------------------------------------------
+CONTRASTIVE_KINDS: tuple[str, ...] = ("clip", "siglip")
+CONTRASTIVE_TEXT_LENGTH = 16  # tokens: SigLIP pads every text to this many, as the real one pads to 64
+
+
+def _contrastive_tokenizer() -> PreTrainedTokenizerFast:
+    """The built-in BPE with CLIP's start / end tokens wrapped around every text (the end token is what CLIP pools)."""
+    tok = _tokenizer([], "", bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    bos, eos = tok.bos_token, tok.eos_token
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)]
+    )
+    tok.model_max_length = CONTRASTIVE_TEXT_LENGTH
+    return tok
+
+
+def _contrastive(kind: str) -> Built:
+    """Tiny CLIP or SigLIP (two-layer towers, 28-px images) with its processor."""
+    tok = _contrastive_tokenizer()
+    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    text = {**VISION, "vocab_size": len(tok), "max_position_embeddings": CONTRASTIVE_TEXT_LENGTH, **ids}
+    vision = {**VISION, "image_size": IMAGE, "patch_size": PATCH}
+    if kind == "clip":
+        images = CLIPImageProcessorPil(size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE})
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+        return model, CLIPProcessor(images, tok)
+    images = SiglipImageProcessorPil(size={"height": IMAGE, "width": IMAGE})
+    tok.model_input_names = ["input_ids"]  # as SigLIP's tokenizer: no attention mask, padding attended to
+    return SiglipModel(SiglipConfig(text_config=text, vision_config=vision)), SiglipProcessor(images, tok)
+
+
+def build_tiny_contrastive(kind: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random-weight CLIP or SigLIP (``kind``) and its processor, saved to ``out_dir`` for
+    ``AutoModel`` / ``AutoProcessor`` (``savs.baselines.contrastive.load_contrastive``)."""
+    if kind not in CONTRASTIVE_KINDS:
+        raise ValueError(f"unknown contrastive model kind {kind!r}; expected one of {CONTRASTIVE_KINDS}")
+    torch.manual_seed(seed)
+    model, processor = _contrastive(kind)
     out = Path(out_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)

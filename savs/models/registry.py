@@ -26,12 +26,20 @@ from savs.cache import default_cache_dir
 from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
+from savs.models.instructblip import InstructBlipAdapter
 from savs.models.llava import LlavaAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
 from savs.tiny import build_tiny_model
 
-ADAPTERS: tuple[type[Adapter], ...] = (Qwen2VLAdapter, LlavaAdapter, Idefics3Adapter, TextAdapter, MiniAdapter)
+ADAPTERS: tuple[type[Adapter], ...] = (
+    Qwen2VLAdapter,
+    LlavaAdapter,
+    Idefics3Adapter,
+    InstructBlipAdapter,
+    TextAdapter,
+    MiniAdapter,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ MODELS: dict[str, ModelSpec] = {
     "llava-ov-7b": ModelSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava", "paper model"),
     "qwen2-vl-7b": ModelSpec("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "paper model"),
     "qwen2.5-vl-7b": ModelSpec("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl"),
-    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava"),
+    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava", "paper zero-shot row"),
+    "instructblip-7b": ModelSpec("Salesforce/instructblip-vicuna-7b", "instructblip", "paper zero-shot row"),
     "idefics3-8b": ModelSpec("HuggingFaceM4/Idefics3-8B-Llama3", "idefics3"),
     "smolvlm-256m": ModelSpec("HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3"),
     "smollm2-135m": ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", "text"),

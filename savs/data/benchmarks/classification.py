@@ -162,7 +162,8 @@ def load_classification(
             make = lambda: classification_prompt(spec.question, shown)  # noqa: E731
         if shown not in prompts:
             prompts[shown] = make()
-        return [Example(text=prompts[shown], label=gold, images=(rgb(row["image"]),), uid=prefix)]
+        meta = {"options": list(shown)}  # what the prompt offers (a contrastive model chooses among the same)
+        return [Example(text=prompts[shown], label=gold, images=(rgb(row["image"]),), uid=prefix, meta=meta)]
 
     def parts(pool: Part, test: Part) -> tuple[Part, Part]:
         return top_up(pool, test, pool_min_per_class, seed) if pool_min_per_class else (pool, test)

@@ -71,10 +71,11 @@ def match_prompt(caption: str, benchmark: str, protocol: str) -> str:
 def match_example(
     image: ImageLike, caption: str, match: bool, uid: str, meta: dict, benchmark: str, protocol: str
 ) -> Example:
-    """One (image, caption) matching example; Yes when the caption belongs to the image."""
+    """One (image, caption) matching example; Yes when the caption belongs to the image. ``meta["query"]``: the
+    caption (what a contrastive model scores against the image)."""
     label = YES_NO_LABELS[0] if match else YES_NO_LABELS[1]
     text = match_prompt(caption, benchmark, protocol)
-    return Example(text=text, label=label, images=(rgb(image),), uid=uid, meta=dict(meta))
+    return Example(text=text, label=label, images=(rgb(image),), uid=uid, meta={**meta, "query": caption})
 
 
 # --- NaturalBench-Retrieval ----------------------------------------------------------------------

@@ -69,7 +69,7 @@ def mhalu_prompt(claim: str, protocol: str) -> str:
 
 
 def _mhalu_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
-    """One Yes/No example per claim about the row's image (Yes = hallucinated)."""
+    """One Yes/No example per claim about the row's image (Yes = hallucinated); ``meta["query"]``: the claim."""
     image = rgb(row["image"])
     out = []
     for j, (claim, label) in enumerate(zip(row["claims"], row["claim_labels"], strict=True)):
@@ -81,7 +81,7 @@ def _mhalu_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
                 label=MHALU_LABELS[label.strip().lower()],
                 images=(image,),
                 uid=f"{prefix}/{j}",
-                meta={"claim_index": j},
+                meta={"claim_index": j, "query": claim},
             )
         )
     return out

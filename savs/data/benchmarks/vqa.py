@@ -152,7 +152,8 @@ NATURALBENCH_UNITS = {"q_acc": ("group", "question"), "i_acc": ("group", "image"
 
 
 def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
-    """The group's four (question, image) examples in the official order q0i0, q0i1, q1i0, q1i1."""
+    """The group's four (question, image) examples in the official order q0i0, q0i1, q1i0, q1i1; ``meta["query"]``:
+    the question alone."""
     kind = row["Question_Type"]
     out = []
     for q in (0, 1):
@@ -166,7 +167,14 @@ def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
                     label=answer.capitalize() if kind == "yes_no" else answer.upper(),
                     images=(rgb(row[f"Image_{i}"]),),
                     uid=f"{prefix}/q{q}i{i}",
-                    meta={"group": prefix, "group_size": 4, "question": q, "image": i, "question_type": kind},
+                    meta={
+                        "group": prefix,
+                        "group_size": 4,
+                        "question": q,
+                        "image": i,
+                        "question_type": kind,
+                        "query": question,
+                    },
                 )
             )
     return out

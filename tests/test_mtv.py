@@ -1,0 +1,333 @@
+"""MTV (``savs.baselines.mtv``) on tiny random models and a synthetic search problem."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_examples
+
+from savs.baselines import mtv as mtv_module
+from savs.baselines.generation import _prerendered, _prompted, icl_prompt
+from savs.baselines.mtv import (
+    MTV,
+    _QueryLosses,
+    answer_token,
+    icl_trials,
+    mean_head_activations,
+    mtv_fit,
+    mtv_generate,
+    mtv_predict,
+    patch_heads,
+    pick_heads,
+    reinforce_heads,
+    validation_loss,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# llava: a plain decoder (prefix-cached search path); qwen2_vl: multimodal RoPE (full-pass path); llama: text only.
+FAMILIES = ("llava", "qwen2_vl", "llama")
+TINY = {"n_shots": 2, "n_trials": 3, "steps": 3, "n_samples": 4, "n_candidates": 2, "n_validation": 3}
+
+
+def _examples(family: str, n: int, seed: int = 0):
+    return make_examples(n, with_images=family != "llama", seed=seed)
+
+
+class _Recorder:
+    """Forward hooks on every layer's ``o_proj``: the input it actually received and its output, per call."""
+
+    def __init__(self, adapter):
+        self.inputs: dict[int, list[torch.Tensor]] = {}
+        self.outputs: dict[int, list[torch.Tensor]] = {}
+        self.handles = [
+            adapter.o_proj(layer).register_forward_hook(lambda m, a, out, layer=layer: self._keep(layer, a[0], out))
+            for layer in range(adapter.n_layers)
+        ]
+
+    def _keep(self, layer, x, out):
+        self.inputs.setdefault(layer, []).append(x.detach().clone())
+        self.outputs.setdefault(layer, []).append(out.detach().clone())
+
+    def close(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _run(adapter, batch, means=None, mask=None):
+    """One forward pass; the o_proj inputs / outputs per layer, and the logits."""
+    recorder = _Recorder(adapter)
+    try:
+        with torch.inference_mode():
+            if mask is None:
+                logits = adapter.forward(dict(batch)).logits
+            else:
+                with patch_heads(adapter, means, mask):
+                    logits = adapter.forward(dict(batch)).logits
+    finally:
+        recorder.close()
+    return (
+        {layer: xs[0] for layer, xs in recorder.inputs.items()},
+        {layer: ys[0] for layer, ys in recorder.outputs.items()},
+        logits,
+    )
+
+
+def _heads(x, adapter):
+    """``(B, T, H * d)`` -> ``(B, T, H, d)``."""
+    return x.view(*x.shape[:2], adapter.n_heads, adapter.head_dim)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_patch_changes_exactly_the_chosen_heads_at_the_last_position(tiny_adapter, family):
+    adapter = tiny_adapter(family)
+    L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
+    batch = adapter.encode(_examples(family, 2))
+    means = torch.randn(L, H, d, generator=torch.Generator().manual_seed(1)) * 3
+    mask = torch.zeros(L, H, dtype=torch.bool)
+    mask[0, [1, 3]] = True
+    mask[L - 1, 0] = True
+    clean_in, clean_out, clean_logits = _run(adapter, batch)
+    patched_in, patched_out, patched_logits = _run(adapter, batch, means, mask)
+    for layer in range(L):
+        before, after = _heads(clean_in[layer], adapter), _heads(patched_in[layer], adapter)
+        # every earlier position, every head: untouched (causal attention; the patch is at the last position only)
+        torch.testing.assert_close(after[:, :-1], before[:, :-1])
+        chosen = mask[layer].nonzero().flatten().tolist()
+        for head in chosen:  # the chosen heads hold the means, in every row
+            torch.testing.assert_close(after[:, -1, head], means[layer, head].expand(after.shape[0], d))
+        # o_proj's output is its weight applied to the patched heads (an independent check of what it received)
+        weight, bias = adapter.o_proj(layer).weight, adapter.o_proj(layer).bias
+        expected_in = before.clone()
+        expected_in[:, -1, chosen] = means[layer, chosen]
+        if layer == 0:  # nothing upstream changed: the other heads are exactly the unpatched ones
+            torch.testing.assert_close(after, expected_in)
+            torch.testing.assert_close(
+                patched_out[layer], torch.nn.functional.linear(expected_in.flatten(2), weight, bias)
+            )
+    torch.testing.assert_close(patched_logits[:, :-1], clean_logits[:, :-1])
+    assert not torch.allclose(patched_logits[:, -1], clean_logits[:, -1])
+
+
+def test_per_row_masks_patch_each_row_alone(tiny_adapter):
+    adapter = tiny_adapter("llava")
+    L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
+    batch = adapter.encode(_examples("llava", 2))
+    means = torch.randn(L, H, d, generator=torch.Generator().manual_seed(2)) * 3
+    masks = torch.zeros(2, L, H, dtype=torch.bool)
+    masks[0, 0, 2] = True  # row 0 patched, row 1 not
+    clean_in, _, clean_logits = _run(adapter, batch)
+    patched_in, _, patched_logits = _run(adapter, batch, means, masks)
+    torch.testing.assert_close(patched_logits[1], clean_logits[1])
+    torch.testing.assert_close(_heads(patched_in[0], adapter)[0, -1, 2], means[0, 2])
+    assert not torch.allclose(patched_logits[0, -1], clean_logits[0, -1])
+    with pytest.raises(ValueError, match="mask shape"):
+        with patch_heads(adapter, means, torch.zeros(L + 1, H, dtype=torch.bool)):
+            pass
+
+
+def test_hooks_are_removed_after_the_block(tiny_adapter):
+    adapter = tiny_adapter("llama")
+    means = torch.zeros(adapter.n_layers, adapter.n_heads, adapter.head_dim)
+    with patch_heads(adapter, means, torch.ones(adapter.n_layers, adapter.n_heads, dtype=torch.bool)):
+        assert all(adapter.o_proj(layer)._forward_pre_hooks for layer in range(adapter.n_layers))
+    assert not any(adapter.o_proj(layer)._forward_pre_hooks for layer in range(adapter.n_layers))
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_generation_patches_the_prompt_or_every_new_token(tiny_adapter, family):
+    adapter = tiny_adapter(family)
+    L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
+    examples = _examples(family, 2)
+    means = torch.randn(L, H, d, generator=torch.Generator().manual_seed(3))
+    heads = torch.zeros(L, H, dtype=torch.bool)
+    heads[1, 2] = True
+    fitted = MTV(means=means, heads=heads, logits=torch.zeros(L, H))
+    recorder = _Recorder(adapter)
+    try:
+        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, every_token=True, progress=False)
+    finally:
+        recorder.close()
+    calls = recorder.inputs[1]
+    assert len(calls) >= 2  # the prompt, then at least one generated token
+    for x in calls:
+        torch.testing.assert_close(_heads(x, adapter)[:, -1, 2], means[1, 2].expand(x.shape[0], d))
+    # the default: the prompt's last token only; later passes run unpatched
+    recorder = _Recorder(adapter)
+    try:
+        mtv_generate(adapter, fitted, examples, max_new_tokens=4, batch_size=2, progress=False)
+    finally:
+        recorder.close()
+    first, *later = recorder.inputs[1]
+    torch.testing.assert_close(_heads(first, adapter)[:, -1, 2], means[1, 2].expand(first.shape[0], d))
+    assert later and not any(torch.allclose(_heads(x, adapter)[:, -1, 2], means[1, 2]) for x in later)
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "llama"])
+def test_no_heads_generates_the_zero_shot_answers(tiny_adapter, family):
+    adapter = tiny_adapter(family)
+    L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
+    examples = _examples(family, 3)
+    empty = MTV(means=torch.zeros(L, H, d), heads=torch.zeros(L, H, dtype=torch.bool), logits=torch.zeros(L, H))
+    got = mtv_generate(adapter, empty, examples, max_new_tokens=5, batch_size=3, progress=False)
+    assert got == adapter.generate(examples, max_new_tokens=5)
+
+
+@pytest.mark.parametrize("family", ["llava", "llama"])
+def test_cached_query_losses_equal_full_passes(tiny_adapter, family):
+    adapter = tiny_adapter(family)
+    L, H, d = adapter.n_layers, adapter.n_heads, adapter.head_dim
+    query = _examples(family, 1)[0]
+    means = torch.randn(L, H, d, generator=torch.Generator().manual_seed(4)) * 2
+    masks = torch.rand(5, L, H, generator=torch.Generator().manual_seed(5)) < 0.5
+    cached = _QueryLosses(adapter, query, means, chunk=2)
+    assert cached.kv is not None
+    full = _QueryLosses(adapter, query, means, chunk=3)
+    full.kv = None  # force repeated full passes
+    torch.testing.assert_close(cached(masks), full(masks), rtol=1e-4, atol=1e-4)
+    # and each equals the plain patched pass's loss on that one query
+    for mask, loss in zip(masks, cached(masks), strict=True):
+        assert validation_loss(adapter, means, mask, [query]) == pytest.approx(float(loss), rel=1e-4, abs=1e-4)
+
+
+def test_answer_token_is_the_token_generation_would_emit(tiny_adapter):
+    adapter = tiny_adapter("llava")
+    example = _examples("llava", 1)[0]
+    tok = adapter.tokenizer
+    prompt = adapter.render(example)
+    full = tok(prompt + example.label, add_special_tokens=False)["input_ids"]
+    assert answer_token(adapter, example) == full[len(tok(prompt, add_special_tokens=False)["input_ids"])]
+
+
+def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter):
+    adapter = tiny_adapter("llava")
+    pool = _examples("llava", 6)
+    got = mean_head_activations(adapter, pool, n_shots=2, n_trials=3, seed=7, batch_size=2, progress=False)
+    view = _prerendered(adapter)
+    expected = []
+    for shots, query in icl_trials(pool, 2, 3, 7):  # one prompt at a time, no padding
+        prompt = _prompted(
+            icl_prompt(adapter, shots, query), tuple(i for e in (*shots, query) for i in e.images), query
+        )
+        inputs, _, _ = _run(adapter, view.encode([prompt]))
+        expected.append(torch.stack([_heads(inputs[layer], adapter)[0, -1] for layer in range(adapter.n_layers)]))
+    torch.testing.assert_close(got, torch.stack(expected).mean(0), rtol=1e-4, atol=1e-5)
+    assert got.shape == (adapter.n_layers, adapter.n_heads, adapter.head_dim)
+    with pytest.raises(ValueError, match="at least 3"):
+        icl_trials(pool[:2], 2, 1, 0)
+
+
+# ----- the search on a synthetic problem ---------------------------------------------------------------------------
+PLANTED = [(0, 1), (2, 3), (3, 0)]
+SHAPE = (4, 5)
+
+
+def _planted_loss(masks: torch.Tensor) -> torch.Tensor:
+    """Lower with every planted head on and every other head off; noisy, like a model's loss on one query."""
+    planted = torch.zeros(SHAPE, dtype=torch.bool)
+    for ij in PLANTED:
+        planted[ij] = True
+    masks = masks.reshape(-1, *SHAPE)
+    missing = (planted & ~masks).sum(dim=(1, 2)).float()
+    extra = (~planted & masks).sum(dim=(1, 2)).float()
+    return missing + 0.3 * extra
+
+
+def test_reinforce_finds_planted_heads():
+    noise = torch.Generator().manual_seed(11)
+    logits = reinforce_heads(
+        lambda masks, step: _planted_loss(masks) + 0.2 * torch.randn(masks.shape[0], generator=noise),
+        SHAPE,
+        steps=150,
+        n_samples=32,
+        seed=0,
+        progress=False,
+    )
+    probs = torch.sigmoid(logits)
+    planted = torch.zeros(SHAPE, dtype=torch.bool)
+    for ij in PLANTED:
+        planted[ij] = True
+    assert probs[planted].min() > 0.9 and probs[~planted].max() < 0.1
+    best = pick_heads(logits, lambda m: float(_planted_loss(m)), n_candidates=10, seed=0, progress=False)
+    assert best.equal(planted)
+
+
+def test_reinforce_starts_from_the_authors_init_and_moves_only_with_signal():
+    # constant losses: zero advantage, so the logits stay at the initial -1 (sigmoid 0.27: MTV's starting point)
+    logits = reinforce_heads(lambda masks, step: torch.ones(masks.shape[0]), SHAPE, steps=5, progress=False)
+    torch.testing.assert_close(logits, torch.full(SHAPE, -1.0))
+    with pytest.raises(ValueError, match="losses for 4 masks"):
+        reinforce_heads(lambda masks, step: torch.ones(3), SHAPE, steps=1, n_samples=4, progress=False)
+
+
+def test_search_is_seeded():
+    def run(seed):
+        noise = torch.Generator().manual_seed(seed)
+        return reinforce_heads(
+            lambda masks, step: _planted_loss(masks) + torch.randn(masks.shape[0], generator=noise),
+            SHAPE,
+            steps=20,
+            seed=seed,
+            progress=False,
+        )
+
+    assert run(3).equal(run(3))
+    assert not run(3).equal(run(4))
+    logits = run(3)
+    assert pick_heads(logits, lambda m: float(m.sum()), seed=1, progress=False).equal(
+        pick_heads(logits, lambda m: float(m.sum()), seed=1, progress=False)
+    )
+
+
+# ----- end to end ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_mtv_predict_is_seeded_and_answers_with_labels(tiny_adapter, family):
+    adapter = tiny_adapter(family)
+    demos, tests = _examples(family, 6, seed=1), _examples(family, 3, seed=2)
+    labels = ["0", "1"]
+    first = mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
+    once = mtv_predict(
+        adapter, demos, tests, labels, seed=0, max_new_tokens=3, every_token=True, progress=False, **TINY
+    )
+    assert len(once) == len(tests) and set(once) <= {"", *labels}
+    assert first == mtv_predict(adapter, demos, tests, labels, seed=0, max_new_tokens=3, progress=False, **TINY)
+    assert len(first) == len(tests) and set(first) <= {"", *labels}
+    fitted = mtv_fit(adapter, demos, seed=0, progress=False, **TINY)
+    again = mtv_fit(adapter, demos, seed=0, progress=False, **TINY)
+    assert fitted.heads.equal(again.heads) and fitted.logits.equal(again.logits)
+    torch.testing.assert_close(fitted.means, again.means)
+    assert fitted.heads.shape == (adapter.n_layers, adapter.n_heads) and fitted.heads.dtype == torch.bool
+    assert fitted.locations == [tuple(ij) for ij in fitted.heads.nonzero().tolist()]
+    assert mtv_predict(adapter, demos, [], labels, progress=False) == []
+
+
+def test_defaults_are_the_authors():
+    assert (mtv_module.N_SHOTS, mtv_module.N_TRIALS) == (4, 100)
+    assert (mtv_module.STEPS, mtv_module.LR, mtv_module.N_SAMPLES, mtv_module.INIT_LOGIT) == (600, 0.1, 32, -1.0)
+    assert (mtv_module.N_CANDIDATES, mtv_module.N_VALIDATION, mtv_module.REINFORCE_POOL) == (10, 50, 100)
+
+
+def test_search_queries_and_held_out_examples_are_drawn_across_labels(tiny_adapter, monkeypatch):
+    """Few-shot sets come in label order: the REINFORCE queries and the candidates' held-out examples are seeded
+    draws from the whole set, not its first examples."""
+    adapter = tiny_adapter("llama")
+    demos = [type(e)(text=e.text, label=str(i // 4), uid=f"d{i}") for i, e in enumerate(_examples("llama", 12))]
+    seen: dict[str, list] = {"held": [], "queries": []}
+    monkeypatch.setattr(mtv_module, "validation_loss", lambda a, m, mask, held, b: seen["held"].append(held) or 0.0)
+    real = mtv_module._QueryLosses
+
+    def spy(adapter, query, means, chunk):
+        seen["queries"].append(query.label)
+        return real(adapter, query, means, chunk)
+
+    monkeypatch.setattr(mtv_module, "_QueryLosses", spy)
+    mtv_fit(adapter, demos, seed=0, progress=False, **{**TINY, "steps": 6, "n_validation": 4})
+    assert {e.label for e in seen["held"][0]} != {"0"} and len(seen["held"][0]) == 4
+    assert len(set(seen["queries"])) > 1
+
+
+def test_inference_patches_the_prompt_only_by_default():
+    import inspect
+
+    for fn in (mtv_generate, mtv_predict):
+        assert inspect.signature(fn).parameters["every_token"].default is False
