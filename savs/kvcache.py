@@ -96,6 +96,15 @@ def stacked(kvs: Sequence[KV]) -> tuple[DynamicCache, torch.Tensor]:
     return DynamicCache(ddp_cache_data=layers), mask
 
 
+def positions(adapter: Adapter, mask: torch.Tensor, new: int) -> dict[str, torch.Tensor]:
+    """``position_ids`` of the last ``new`` tokens under ``mask`` ``(B, cached + new)``, counted from the mask (padding
+    may sit between a cached prefix and a row's own tokens), for families whose ``forward`` takes them; else ``{}``
+    (savs-mini derives them the same way itself)."""
+    if "position_ids" not in inspect.signature(adapter.model.forward).parameters:
+        return {}
+    return {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)[:, -new:]}  # (B, new)
+
+
 def _eos_ids(adapter: Adapter) -> list[int]:
     """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
     eos = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
@@ -110,23 +119,20 @@ def greedy(
     """Argmax answers to a left-padded ``batch`` continuing the tokens in ``cache`` (None: no earlier tokens),
     special tokens stripped; ``batch["attention_mask"]`` covers the cached tokens and the batch's.
 
-    Padding may sit between a cached prefix and a row's own tokens, so positions come from the attention mask
-    (passed to models that take ``position_ids``; savs-mini derives them the same way itself). A row that has
-    ended continues with padding; decoding stops once every row has ended.
+    Positions come from the attention mask (``positions``). A row that has ended continues with padding; decoding
+    stops once every row has ended.
     """
     cache = DynamicCache() if cache is None else cache
     mask = batch["attention_mask"]  # (B, cached + T)
     rows = mask.shape[0]
     inputs = {**batch, "logits_to_keep": 1}
-    takes_positions = "position_ids" in inspect.signature(adapter.model.forward).parameters
     eos = torch.tensor(_eos_ids(adapter), device=mask.device)
     pad = adapter.tokenizer.pad_token_id
     pad = int(eos[0]) if pad is None else pad
     done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
     new: list[torch.Tensor] = []
     for _ in range(max_new_tokens):
-        if takes_positions:
-            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -inputs["input_ids"].shape[1] :]
+        inputs.update(positions(adapter, mask, inputs["input_ids"].shape[1]))
         logits = adapter.forward(inputs, cache=cache, use_cache=True).logits[:, -1]  # (B, V)
         token = logits.argmax(-1).masked_fill(done, pad)  # (B,)
         new.append(token)

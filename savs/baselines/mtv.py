@@ -51,7 +51,6 @@ per test example.
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -61,13 +60,12 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.baselines.answers import match_answer
-from savs.baselines.generation import _greedy, _prerendered, _prompted, batches, icl_prompt
+from savs.baselines.generation import _prerendered, _prompted, batches, icl_prompt
 from savs.capture import capture_features
 from savs.examples import Example
-from savs.extract import PER_TOKEN_INPUTS
+from savs.kvcache import KV, PER_TOKEN_INPUTS, expanded, greedy, positions, prefix_kv
 from savs.models.base import Adapter
 
 # The authors' settings (module docstring says where each comes from).
@@ -265,10 +263,6 @@ def answer_token(adapter: Adapter, example: Example) -> int:
     return ids[0]
 
 
-def _takes_positions(adapter: Adapter) -> bool:
-    return "position_ids" in inspect.signature(adapter.model.forward).parameters
-
-
 class _QueryLosses:
     """First-answer-token cross-entropy of one zero-shot query under many head masks.
 
@@ -280,20 +274,13 @@ class _QueryLosses:
     def __init__(self, adapter: Adapter, query: Example, means: torch.Tensor, chunk: int) -> None:
         self.adapter, self.query, self.means, self.chunk = adapter, query, means, chunk
         self.target = answer_token(adapter, query)
-        self.kv = None
-        if adapter.supports_prefix_cache:
-            batch = adapter.encode([query])
-            n = batch["input_ids"].shape[1]
-            if n > 1:
-                prefix = {
-                    k: (v[:, : n - 1] if k in PER_TOKEN_INPUTS or k == "attention_mask" else v)
-                    for k, v in batch.items()
-                }
-                cache = DynamicCache()
-                with torch.inference_mode():
-                    adapter.forward({**prefix, "logits_to_keep": 1}, past_key_values=cache, use_cache=True)
-                self.kv = [(k, v) for k, v, *_ in cache]
-                self.last_id, self.mask = batch["input_ids"][:, -1:], batch["attention_mask"]
+        self.kv: KV | None = None
+        batch = adapter.encode([query])
+        if adapter.supports_prefix_cache and batch["input_ids"].shape[1] > 1:
+            head = {k: (v[:, :-1] if k in PER_TOKEN_INPUTS or k == "attention_mask" else v) for k, v in batch.items()}
+            with torch.inference_mode():
+                self.kv = prefix_kv(lambda cache: adapter.forward({**head, "logits_to_keep": 1}, cache, use_cache=True))
+            self.last_id, self.mask = batch["input_ids"][:, -1:], batch["attention_mask"]  # (1, 1), (1, T)
 
     @torch.inference_mode()
     def _logits(self, masks: torch.Tensor) -> torch.Tensor:
@@ -303,18 +290,13 @@ class _QueryLosses:
             part = masks[start : start + self.chunk]
             b = part.shape[0]
             if self.kv is None:
-                batch = self.adapter.encode([self.query] * b)
-                inputs, past = {**batch, "logits_to_keep": 1}, None
+                inputs, past = {**self.adapter.encode([self.query] * b), "logits_to_keep": 1}, None
             else:
-                past = DynamicCache(
-                    ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in self.kv]
-                )
-                mask = self.mask.expand(b, -1)
+                past, mask = expanded(self.kv, b), self.mask.expand(b, -1)  # mask (b, T)
                 inputs = {"input_ids": self.last_id.expand(b, 1), "attention_mask": mask, "logits_to_keep": 1}
-                if _takes_positions(self.adapter):
-                    inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)[:, -1:]
+                inputs.update(positions(self.adapter, mask, 1))
             with patch_heads(self.adapter, self.means, part):
-                result = self.adapter.forward(inputs, past_key_values=past, use_cache=past is not None)
+                result = self.adapter.forward(inputs, past, use_cache=past is not None)
             out.append(result.logits[:, -1].float().cpu())
         return torch.cat(out)
 
@@ -417,7 +399,7 @@ def mtv_generate(
 
     Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
     the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
-    not the prompt's): there plain argmax decoding over the whole prompt (``generation._greedy``).
+    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
     """
     own_generate = type(adapter).generate is Adapter.generate
     out = [""] * len(examples)
@@ -427,7 +409,7 @@ def mtv_generate(
             if own_generate:
                 texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
             else:
-                texts = _greedy(adapter, adapter.encode(chosen), DynamicCache(), 0, max_new_tokens)
+                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
         for i, text in zip(group, texts, strict=True):
             out[i] = text
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transformers import BatchFeature
+from transformers import BatchFeature, Cache
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
@@ -53,7 +53,7 @@ class InstructBlipAdapter(Adapter):
     def prefix_barrier_ids(self) -> set[int]:
         return {self.model.config.image_token_id}
 
-    def forward(self, batch: dict, past_key_values=None, use_cache: bool = False):
+    def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):
         """One forward pass, positions counted over unpadded tokens (as ``generate`` counts them): InstructBLIP's own
         forward numbers every column, so left padding (between the query tokens and the text) would shift them."""
         if "position_ids" not in batch:
@@ -62,4 +62,4 @@ class InstructBlipAdapter(Adapter):
                 **batch,
                 "position_ids": (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -batch["input_ids"].shape[1] :],
             }
-        return super().forward(batch, past_key_values=past_key_values, use_cache=use_cache)
+        return super().forward(batch, cache=cache, use_cache=use_cache)
