@@ -113,6 +113,7 @@ class Session:
         self.profile, self.cache = profile, Path(cache_dir)
         self.tasks: dict[str, Task] = {}
         self.loaded: tuple[str, Adapter] | None = None
+        self.contrastive_models: dict[str, baselines.ContrastiveModel] = {}
 
     def task(self, name: str) -> Task:
         """Task ``name``, loaded once per session (notebooks revisit tasks across experiments)."""
@@ -138,6 +139,13 @@ class Session:
         if t.pool_is_test and not few:
             raise ValueError(f"task {task!r} draws few-shot sets from its test split: pass the seed's few-shot set")
         return t.test_subset(n if n is not None else self.profile.n_test, seed=0, exclude=few if t.pool_is_test else ())
+
+    def contrastive(self, name: str) -> baselines.ContrastiveModel:
+        """A CLIP or SigLIP model (``baselines.load_contrastive``), loaded once per session."""
+        if name not in self.contrastive_models:
+            self.contrastive_models[name] = baselines.load_contrastive(name, cache_dir=self.cache,
+                                                                        device=self.profile.device)  # fmt: skip
+        return self.contrastive_models[name]
 
     def classifier(self, **overrides: Any) -> SAVClassifier:
         """An unfitted ``SAVClassifier`` with the profile's SAV rule (head count, metric, scoring, selection, voting),
@@ -197,6 +205,12 @@ def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[
     return baselines.lora_predict(run.adapter, few, test, run.task.labels, seed=seed, **run.options("lora"))
 
 
+def _mtv(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
+    """Multimodal Task Vectors: mean heads of many-shot ICL prompts over the few-shot set, the heads to patch chosen
+    by REINFORCE, then patched zero-shot generation."""
+    return baselines.mtv_predict(run.adapter, few, test, run.task.labels, seed=seed, **run.options("mtv"))
+
+
 @dataclass(frozen=True)
 class Method:
     """A classifier to compare: its prediction function, the profile baseline that switches and sizes it
@@ -214,6 +228,7 @@ METHODS: dict[str, Method] = {
     "zero-shot": Method(_zero_shot, "zero_shot", seedless=True, reads=()),
     "ICL": Method(_icl, "icl", reads=()),
     "LoRA": Method(_lora, "lora", reads=()),
+    "MTV": Method(_mtv, "mtv", reads=()),
     "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
     "k-NN": Method(partial(_probe, kind="knn"), "knn"),
     "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe", reads=("vision",)),
@@ -288,11 +303,37 @@ def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[di
 
 def main_plan(profile: Profile) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
     """(model, task, methods, seeds) of the main table: every active method on every model x task; the ablation
-    models run the SAV variants only, on their first ``ablation_n_seeds`` seeds."""
+    models run ``ABLATION_METHODS`` on their first ``ablation_n_seeds`` seeds; the zero-shot models (the paper's
+    other LMMs) answer zero-shot only."""
     p = profile
     plan = [(m, t, active_methods(p, t), p.seeds) for m in p.models for t in p.tasks]
     plan += [(m, t, list(ABLATION_METHODS), p.seeds[: p.ablation_n_seeds]) for m in p.ablation_models for t in p.tasks]
+    plan += [(m, t, ["zero-shot"], p.seeds[:1]) for m in p.zero_shot_models for t in p.tasks if p.runs("zero_shot", t)]
     return plan
+
+
+CONTRASTIVE = {"clip": "CLIP", "siglip": "SigLIP"}  # profile baseline -> the paper's row name
+
+
+def contrastive_rows(session: Session, baseline: str, task: str) -> list[dict]:
+    """A CLIP or SigLIP model's zero-shot rows on ``task`` (``baselines.contrastive_predict``: no LMM involved), as
+    the paper's table has them: model "CLIP (<checkpoint>)", method "zero-shot"; one seed (the few-shot set only
+    calibrates MHaluBench's match threshold)."""
+    options = dict(session.profile.baselines[baseline].options)
+    model = session.contrastive(options.pop("model", baseline))
+    seed = session.profile.seeds_for(baseline)[0]
+    few = session.task(task).few_shot(session.profile.shots, seed)
+    test = session.test(task, few, session.profile.n_test_for(baseline))
+    start = time.perf_counter()
+    predictions = baselines.contrastive_predict(model, session.task(task), test, calibration=few, progress=False,
+                                                **options)  # fmt: skip
+    print(f"{model.name} | {task} | zero-shot | seed {seed}: {time.perf_counter() - start:.1f} s")
+    name = f"{CONTRASTIVE[baseline]} ({model.name})"
+    return [
+        {"model": name, "task": task, "method": "zero-shot", "shots": 0, "seed": seed, "n_few_shot": len(few),
+         "n_test": len(test), "metric": metric, "value": value}
+        for metric, value in session.task(task).evaluate(test, predictions).items()
+    ]  # fmt: skip
 
 
 def shot_scaling_plan(profile: Profile) -> list[tuple[str, str, int, list[str]]]:
@@ -307,12 +348,15 @@ def shot_scaling_plan(profile: Profile) -> list[tuple[str, str, int, list[str]]]
 
 
 def main_results(session: Session) -> pd.DataFrame:
-    """The main table (``main_plan``), one row per model x task x method x seed x metric."""
-    rows = []
-    for model, task, methods, seeds in main_plan(session.profile):
+    """The main table (``main_plan``, then the CLIP / SigLIP rows where the profile lists them), one row per model x
+    task x method x seed x metric."""
+    p, rows = session.profile, []
+    for model, task, methods, seeds in main_plan(p):
         run = session.run(model, task)
         for method in methods:
-            rows += evaluate(run, method, session.profile.shots, seeds)
+            rows += evaluate(run, method, p.shots, seeds)
+    for baseline in CONTRASTIVE:
+        rows += [row for task in p.tasks if p.runs(baseline, task) for row in contrastive_rows(session, baseline, task)]
     return pd.DataFrame(rows)
 
 

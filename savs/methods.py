@@ -15,6 +15,7 @@ METHOD_NAMES = (
     "zero-shot",
     "ICL",
     "LoRA",
+    "MTV",
     "linear probe",
     "k-NN",
     "vision-encoder probe",

@@ -26,6 +26,7 @@ QUICKSTART_HEADS = "quickstart_head_scores"
 MAIN_RESULTS = "main_results"  # per-seed rows
 MAIN_SUMMARY = "main_results_summary"  # mean +- std over seeds (the Markdown appends the paper's rows)
 MAIN_PAPER = "main_results_paper"  # the paper's rows for the methods we run, beside ours where tasks match
+INTERLEAVED = "interleaved"  # MHaluBench and NaturalBench: SAVs vs CLIP / SigLIP, the paper's beside ours
 SHOT_SCALING = "shot_scaling"
 HEAD_SPARSITY = "head_sparsity"
 CROSS_TASK = "cross_task"

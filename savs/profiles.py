@@ -16,7 +16,7 @@ import yaml
 
 from savs.paths import PROFILES
 
-BASELINES = ("zero_shot", "icl", "lora", "linear_probe", "knn", "blind", "vision_probe")
+BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
 STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
 
 
@@ -66,6 +66,7 @@ class Profile:
     protocol: str | None = None  # the paper benchmarks' prompts: "authors" or "savs" (None: the loaders' default)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-task loader keyword arguments
     ablation_models: tuple[str, ...] = ()
+    zero_shot_models: tuple[str, ...] = ()  # more LMMs, zero-shot generation only (the paper's other rows)
     ablation_n_seeds: int | None = None
     baselines: dict[str, Baseline] = field(default_factory=dict)
     shot_scaling: Study = Study()
@@ -195,7 +196,7 @@ def parse_profile(raw: dict, name: str) -> Profile:
     if raw.get("protocol") not in (None, "authors", "savs"):
         raise ValueError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
     _check_rule(raw)
-    for key in ("models", "tasks", "ablation_models"):
+    for key in ("models", "tasks", "ablation_models", "zero_shot_models"):
         raw[key] = _as_tuple(raw.get(key, []))
     raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
     raw["baselines"] = _baselines(raw.get("baselines"))
@@ -232,7 +233,7 @@ def load_profile(
     profile = parse_profile(read_profile(path), path.stem)
     changes: dict[str, Any] = {}
     if model is not None:  # one model, or several comma-separated
-        changes.update(models=_as_tuple(model), ablation_models=())
+        changes.update(models=_as_tuple(model), ablation_models=(), zero_shot_models=())
     if tasks is not None:
         changes["tasks"] = _as_tuple(tasks)
         for key in STUDIES:

@@ -92,6 +92,27 @@ def paper_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     return wide[columns].reset_index().rename_axis(columns=None)
 
 
+INTERLEAVED_COLUMNS = {("mhalubench", "accuracy"): "MHaluBench", ("naturalbench", "g_acc"): "NaturalBench (group)"}
+
+
+def interleaved(summary: pd.DataFrame) -> pd.DataFrame:
+    """The interleaved tasks' table (the paper's "generalization and interleaved" one): MHaluBench accuracy and
+    NaturalBench group accuracy of every model and method of the main table that ran them, mean over seeds; empty
+    when the profile has neither task."""
+    keys = list(zip(summary["task"], summary["metric"], strict=True))
+    ours = summary.assign(column=[INTERLEAVED_COLUMNS.get(k) for k in keys]).dropna(subset=["column"])
+    if ours.empty:
+        return pd.DataFrame(columns=["model", "method", *INTERLEAVED_COLUMNS.values()])
+    wide = ours.pivot_table(index=["model", "method"], columns="column", values="mean", aggfunc="first", sort=False)
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def interleaved_markdown(table: pd.DataFrame) -> str:
+    """Ours (or why there is nothing of ours), then the paper's table, titled as the paper's."""
+    ours = to_markdown(table) if len(table) else "This profile runs neither MHaluBench nor NaturalBench."
+    return f"### Ours\n\n{ours}\n\n{paper_markdown(paper.interleaved(), 'interleaved tasks')}"
+
+
 def transfer_matrix(cross: pd.DataFrame, *variants: str) -> pd.DataFrame:
     """(model, source) x target mean accuracy over seeds, for the given cross-task variants (rows: whose heads)."""
     sub = cross[cross["variant"].isin(variants)]

@@ -69,6 +69,12 @@ def cross_task() -> pd.DataFrame:
     return _read("cross_task_v3.csv")
 
 
+def interleaved() -> pd.DataFrame:
+    """The interleaved image-text tasks (MHaluBench accuracy, NaturalBench group accuracy): CLIP, SigLIP and SAVs
+    (LLaVA-OV-7B): model, method, one column per task."""
+    return _read("interleaved_v3.csv")
+
+
 def head_locations() -> str:
     """The paper's description of where the selected heads sit (text: the figure is a heat map)."""
     text = (HERE / "figures_v3.md").read_text()
