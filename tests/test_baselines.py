@@ -26,7 +26,7 @@ from savs.baselines import (
     vision_features,
     zero_shot,
 )
-from savs.cache import ActivationCache
+from savs.cache import ActivationCache, CacheMissError, CacheWarning
 from savs.examples import Example
 from savs.extract import extract_features, extract_heads
 
@@ -70,8 +70,23 @@ def adapter_of(tiny_adapter, tmp_path_factory):
 
 @pytest.fixture
 def raw_answers(monkeypatch):
-    """ICL returns the generated text itself, not its label (random tiny models rarely name one)."""
+    """The generation baselines return the generated text itself, not its label (random tiny models rarely name one)."""
     monkeypatch.setattr(generation, "match_answer", lambda text, labels: text)
+
+
+@pytest.fixture
+def count_forwards():
+    """``adapter -> list`` that grows by one with every forward pass of the adapter's model from then on."""
+    handles = []
+
+    def start(adapter) -> list[int]:
+        calls: list[int] = []
+        handles.append(adapter.model.register_forward_pre_hook(lambda *a: calls.append(1)))
+        return calls
+
+    yield start
+    for handle in handles:
+        handle.remove()
 
 
 # ----- answers -------------------------------------------------------------------------------------
@@ -111,6 +126,48 @@ def test_zero_shot_maps_batched_generations_in_order(tiny_adapter, monkeypatch):
     assert zero_shot(adapter, examples, LABELS, max_new_tokens=6, batch_size=2, progress=False) == first
     monkeypatch.setattr(type(adapter), "generate", lambda self, batch, max_new_tokens: ["It is 1."] * len(batch))
     assert zero_shot(adapter, examples, LABELS, progress=False) == ["1"] * 5
+
+
+def test_zero_shot_answers_are_cached_as_generated_text(
+    tiny_adapter, raw_answers, count_forwards, tmp_path, monkeypatch
+):
+    adapter = tiny_adapter("llava")
+    examples = examples_for(adapter, 4)
+    kwargs = {"max_new_tokens": 4, "batch_size": 2, "progress": False}
+    plain = zero_shot(adapter, examples, LABELS, **kwargs)
+    assert any(plain), "nothing was generated: the comparisons would prove nothing"
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    forwards = count_forwards(adapter)
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert not forwards, "cached answers were generated again"
+    monkeypatch.setattr(generation, "match_answer", lambda text, labels: text.upper())
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == [t.upper() for t in plain]
+    assert not forwards, "the raw text is cached: a new mapping onto labels needs no generation"
+
+    zero_shot(adapter, examples[:1], LABELS, cache_dir=tmp_path, **{**kwargs, "max_new_tokens": 3})
+    assert forwards, "another max_new_tokens reused the answers"
+    forwards.clear()
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="1 of 5 zero-shot answers are not in the cache"):
+        zero_shot(adapter, [*examples, examples_for(adapter, 5, seed=3)[4]], LABELS, cache_dir=tmp_path, **kwargs)
+    assert not forwards
+
+
+def test_a_damaged_shard_of_answers_is_set_aside_and_generated_again(tiny_adapter, count_forwards, tmp_path):
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 4)
+    kwargs = {"max_new_tokens": 4, "batch_size": 2, "progress": False}
+    first = generation.generate_all(adapter, examples, cache_dir=tmp_path, **kwargs)
+    store = ActivationCache(tmp_path, adapter.identity.namespace)
+    victim = sorted(store.dir.glob("[!.]*.safetensors"))[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF  # the last answer's last byte (or, were both answers empty, the header's)
+    victim.write_bytes(bytes(data))
+    forwards = count_forwards(adapter)
+    with pytest.warns(CacheWarning, match=victim.name):
+        assert generation.generate_all(adapter, examples, cache_dir=tmp_path, **kwargs) == first
+    assert forwards, "the damaged shard's answers were not generated again"
+    assert len(list(store.dir.glob(f".corrupt-{victim.name}-*"))) == 1
 
 
 # ----- in-context learning -------------------------------------------------------------------------
@@ -190,6 +247,32 @@ def test_icl_without_prefix_cache_support_uses_the_plain_path(tiny_adapter, raw_
         adapter, examples_for(adapter, 4), examples_for(adapter, 2, seed=1), LABELS, max_new_tokens=3, progress=False
     )
     assert len(out) == 2
+
+
+def test_icl_answers_are_cached_per_demonstrations_and_decoding(tiny_adapter, raw_answers, count_forwards, tmp_path):
+    adapter = tiny_adapter("llava")
+    pool, queries = examples_for(adapter, 6, seed=1), examples_for(adapter, 3, seed=2)
+    kwargs = {"n_demos": 2, "batch_size": 2, "max_new_tokens": 4, "progress": False}
+    plain = in_context(adapter, pool, queries, LABELS, **kwargs)
+    assert any(plain), "nothing was generated: the comparisons would prove nothing"
+    assert in_context(adapter, pool, queries, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    forwards = count_forwards(adapter)
+    assert in_context(adapter, pool, queries, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert not forwards, "cached answers were generated again"
+    assert pick_demos(pool, 2, seed=1) != pick_demos(pool, 2, seed=0)
+    blanked = blank_images(pool)  # the same demonstrations' text and labels, other images: the same prompt string
+    assert icl_prompt(adapter, pick_demos(blanked, 2), queries[0]) == icl_prompt(
+        adapter, pick_demos(pool, 2), queries[0]
+    )
+    for demos, changed in [
+        (pool, {"seed": 1}),
+        (blanked, {}),
+        (pool, {"max_new_tokens": 3}),
+        (pool, {"prefix_cache": False}),
+    ]:
+        forwards.clear()
+        in_context(adapter, demos, queries[:1], LABELS, cache_dir=tmp_path, **{**kwargs, **changed})
+        assert forwards, f"{changed or 'other demonstration images'} reused the answers"
 
 
 # ----- LoRA ----------------------------------------------------------------------------------------
