@@ -20,6 +20,7 @@ from savs.baselines import (
     in_context,
     lora,
     lora_finetune,
+    lora_predict,
     match_answer,
     pick_demos,
     probe_predict,
@@ -328,6 +329,60 @@ def test_lora_overfits_a_two_class_toy_set(tiny_adapter):
     assert zero_shot(adapter, train, labels, max_new_tokens=3, progress=False) != [e.label for e in train]
     with lora_finetune(adapter, train, epochs=80, lr=3e-2, batch_size=4, progress=False) as tuned:
         assert zero_shot(tuned, train, labels, max_new_tokens=3, progress=False) == [e.label for e in train]
+
+
+def test_lora_name_covers_what_decides_the_weights(tiny_adapter):
+    train = examples_for(tiny_adapter("llama"), 4)
+    name = lora.LoraRecipe().name(train)
+    assert lora.LoraRecipe(prefix_cache=False).name(train) == name, "how the loss is computed is not in the name"
+    changed = [{"epochs": 3}, {"lr": 1e-2}, {"r": 4}, {"seed": 1}, {"target_modules": ("q_proj",)}, {"batch_size": 4}]
+    assert len({name, *(lora.LoraRecipe(**c).name(train) for c in changed)}) == 1 + len(changed)
+    assert lora.LoraRecipe().name(train[::-1]) != name
+    assert lora.LoraRecipe().name([replace(train[0], label="1"), *train[1:]]) != name
+
+
+def test_cached_lora_weights_reproduce_the_trained_adapter(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llava")
+    train = examples_for(adapter, 4)
+    kwargs = {"epochs": 2, "lr": 1e-2, "batch_size": 2, "progress": False}
+    with lora_finetune(adapter, train, cache_dir=tmp_path, **kwargs) as tuned:
+        trained = _logits(tuned, train)
+        namespace = tuned.identity.namespace
+    assert not torch.allclose(trained, _logits(adapter, train), atol=1e-4), "LoRA changed nothing"
+    assert len(ActivationCache(tmp_path, namespace)), "the weights were not cached under the tuned model's namespace"
+    monkeypatch.setattr(lora, "_train", lambda *a: pytest.fail("cached LoRA weights were trained again"))
+    with lora_finetune(adapter, train, cache_dir=tmp_path, **kwargs) as tuned:
+        torch.testing.assert_close(_logits(tuned, train), trained, rtol=0, atol=0)
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="LoRA weights"), lora_finetune(adapter, train, cache_dir=tmp_path, seed=1):
+        pass
+    assert not [n for n, _ in adapter.model.named_modules() if "lora" in n], "the model was not restored"
+
+
+def test_lora_predict_trains_only_what_the_cache_lacks(
+    tiny_adapter, raw_answers, count_forwards, tmp_path, monkeypatch
+):
+    adapter = tiny_adapter("llava")
+    train = examples_for(adapter, 4)
+    test = [replace(e, text=f"Once more: {e.text}") for e in examples_for(adapter, 4)]
+    kwargs = {"epochs": 2, "lr": 1e-3, "batch_size": 2, "max_new_tokens": 4, "progress": False}
+    plain = lora_predict(adapter, train, test, LABELS, **kwargs)
+    untuned = zero_shot(adapter, test, LABELS, max_new_tokens=4, progress=False)
+    assert any(plain) and plain != untuned, "LoRA changed no answer: the comparisons would prove nothing"
+    assert lora_predict(adapter, train, test[:2], LABELS, cache_dir=tmp_path, **kwargs) == plain[:2]
+    trained = []
+    real_train = lora._train
+    monkeypatch.setattr(lora, "_train", lambda *a: trained.append(1) or real_train(*a))
+    forwards = count_forwards(adapter)
+    assert lora_predict(adapter, train, test[:2], LABELS, cache_dir=tmp_path, **kwargs) == plain[:2]
+    assert not forwards and not trained, "every answer was cached, yet the model ran"
+    assert lora_predict(adapter, train, test, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert forwards and not trained, "the new answers come from the cached weights, not a new training run"
+    lora_predict(adapter, train, test[:1], LABELS, cache_dir=tmp_path, **{**kwargs, "seed": 1})
+    assert trained, "another seed reused another run's adapter"
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="1 of 1 LoRA answers"):
+        lora_predict(adapter, train, examples_for(adapter, 1), LABELS, cache_dir=tmp_path, **kwargs)
 
 
 # ----- hidden states -------------------------------------------------------------------------------
