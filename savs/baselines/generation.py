@@ -272,13 +272,14 @@ def _split_after_demos(
 
     The split sits where the last demonstration's turn ends (trailing whitespace goes to the query side,
     where tokenizers attach it); it is used only if the first query's prompt tokenizes to exactly the
-    prefix's tokens followed by its remainder's.
+    prefix's tokens followed by its remainder's. Its warnings name the line that called ``in_context``
+    (``stacklevel`` counts this function, ``_icl_generated``, ``cached_texts`` and ``in_context``).
     """
     if not adapter.supports_prefix_cache:
         return None
     prefix = adapter.processor.apply_chat_template(demo_turns(adapter, shots), tokenize=False).rstrip()
     if not all(p.startswith(prefix) for p in prompts):
-        warnings.warn("ICL: the chat template does not extend the demonstrations' text; no prefix cache", stacklevel=3)
+        warnings.warn("ICL: the chat template does not extend the demonstrations' text; no prefix cache", stacklevel=5)
         return None
     suffixes = [p[len(prefix) :] for p in prompts]
     shot_images = tuple(im for d in shots for im in d.images)
@@ -288,6 +289,6 @@ def _split_after_demos(
         for text, images in ((prefix, shot_images), (suffixes[0], q.images), (prompts[0], shot_images + q.images))
     ]
     if not torch.equal(torch.cat(ids[:2]), ids[2]):
-        warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=3)
+        warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=5)
         return None
     return prefix, suffixes
