@@ -385,6 +385,21 @@ def test_lora_predict_trains_only_what_the_cache_lacks(
         lora_predict(adapter, train, examples_for(adapter, 1), LABELS, cache_dir=tmp_path, **kwargs)
 
 
+def test_the_notebooks_generation_baselines_keep_their_answers_in_the_session_cache(
+    tmp_path, monkeypatch, count_forwards
+):
+    from savs.experiments import Session, evaluate
+    from savs.profiles import load_profile
+
+    run = Session(load_profile("tiny"), tmp_path).run("tiny:llava_onevision", "easy_vqa_shape")
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")  # as the notebooks run; answers are not in savs.plan: generated
+    methods = ("zero-shot", "ICL", "LoRA")
+    first = [evaluate(run, method, 2, [0]) for method in methods]
+    forwards = count_forwards(run.adapter)
+    assert [evaluate(run, method, 2, [0]) for method in methods] == first
+    assert not forwards, "a warm rerun generated or trained"
+
+
 # ----- hidden states -------------------------------------------------------------------------------
 @pytest.mark.parametrize("family", ["llama", "llava", "qwen2_vl", "smolvlm", "mini"])
 def test_extract_hidden_matches_hidden_states(adapter_of, family):
