@@ -385,6 +385,7 @@ def test_lora_predict_trains_only_what_the_cache_lacks(
         lora_predict(adapter, train, examples_for(adapter, 1), LABELS, cache_dir=tmp_path, **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:ICL. the prompt.s tokens change:UserWarning")  # LLaVA-OV: plain path, known
 def test_the_notebooks_generation_baselines_keep_their_answers_in_the_session_cache(
     tmp_path, monkeypatch, count_forwards
 ):
