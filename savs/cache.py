@@ -10,6 +10,9 @@ every read, along with its values being finite. A shard that cannot be opened, o
 its check, is renamed to a hidden ``.corrupt-*`` name the cache never reads (kept for inspection) with a
 ``CacheWarning`` naming it; its examples are then missing, so the next extraction recomputes them. Shards of
 an earlier version, written without checksums, are set aside the same way (``.unverified-*``).
+
+Texts (generated answers) are stored the same way, each as the uint8 array of its UTF-8 bytes (``cached_texts``),
+so they get the same atomic shards, checksums, quarantine and cache-only mode.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
+
+# What ``cached_texts``' ``generate`` yields, a batch at a time: positions in its ``todo``, and their texts.
+TextBatches = Generator[tuple[list[int], list[str]], None, None]
 
 # Shard metadata key that marks a shard whose other metadata entries are per-array checksums (``checksum``).
 CHECKSUMS = "savs.checksums"
@@ -200,3 +207,47 @@ class ActivationCache:
                 CacheWarning,
                 stacklevel=3,
             )
+
+
+def text_array(text: str) -> np.ndarray:
+    """A text as the cache stores it: its UTF-8 bytes, uint8 ``(n_bytes,)`` (empty for "")."""
+    return np.frombuffer(text.encode(), dtype=np.uint8).copy()
+
+
+def array_text(array: np.ndarray) -> str:
+    """The text ``text_array`` stored."""
+    return array.tobytes().decode()
+
+
+def cached_texts(
+    store: ActivationCache | None,
+    keys: Sequence[str],
+    generate: Callable[[list[int]], TextBatches],
+    *,
+    cache_only: bool = False,
+    what: str = "answers",
+) -> list[str]:
+    """The text of every key: what ``store`` holds read back verified, the rest made by ``generate`` and stored.
+
+    ``generate(todo)`` makes the texts of ``keys[i]`` for ``i`` in ``todo`` (each distinct key once) and yields them a
+    batch at a time as ``(positions in todo, texts)``; each batch is stored as one shard as it comes, so a killed run
+    keeps every batch it finished. The generator is closed when done, so its own ``with`` blocks (a LoRA adapter's)
+    exit even when storing fails. ``cache_only`` (see ``cache_only_mode``): raise ``CacheMissError`` instead.
+    """
+    found = {k: array_text(a) for k, a in store.read(keys).items()} if store is not None else {}
+    first = dict(zip(reversed(keys), reversed(range(len(keys))), strict=True))  # each key's first index
+    todo = sorted(i for k, i in first.items() if k not in found)
+    if todo and cache_only:
+        where = store.dir if store is not None else "no cache"
+        raise CacheMissError(
+            f"{len(todo)} of {len(keys)} {what} are not in the cache ({where}); cache-only mode (SAVS_CACHE_ONLY=1) "
+            "runs no model: fill the cache with a run without it"
+        )
+    if todo:
+        with closing(generate(todo)) as batches:
+            for positions, texts in batches:
+                fresh = {keys[todo[j]]: text for j, text in zip(positions, texts, strict=True)}
+                if store is not None:
+                    store.put({k: text_array(t) for k, t in fresh.items()})
+                found.update(fresh)
+    return [found[k] for k in keys]

@@ -190,19 +190,29 @@ def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: s
     return list(baselines.probe_predict(features(few), labels(few), features(test), kind=kind, seed=seed))
 
 
+def _answers_cache(run: Run) -> dict:
+    """Keep a generation baseline's answers (and LoRA's weights) in the session's cache. They are not in ``savs.plan``,
+    which ``SAVS_CACHE_ONLY`` runs vouch for, so what the cache lacks is generated even then."""
+    return {"cache_dir": run.session.cache, "cache_only": False}
+
+
 def _zero_shot(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
     """Greedy generation, the answer matched to a label (no few-shot examples used)."""
-    return baselines.zero_shot(run.adapter, test, run.task.labels, **run.options("zero_shot"))
+    return baselines.zero_shot(run.adapter, test, run.task.labels, **_answers_cache(run), **run.options("zero_shot"))
 
 
 def _icl(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
     """In-context learning: demonstrations drawn from the few-shot set with ``seed``, then generation."""
-    return baselines.in_context(run.adapter, few, test, run.task.labels, seed=seed, **run.options("icl"))
+    return baselines.in_context(
+        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("icl")
+    )
 
 
 def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
     """LoRA fine-tuned on the same few-shot set, then generation."""
-    return baselines.lora_predict(run.adapter, few, test, run.task.labels, seed=seed, **run.options("lora"))
+    return baselines.lora_predict(
+        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("lora")
+    )
 
 
 def _mtv(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:

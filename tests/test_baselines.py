@@ -20,13 +20,14 @@ from savs.baselines import (
     in_context,
     lora,
     lora_finetune,
+    lora_predict,
     match_answer,
     pick_demos,
     probe_predict,
     vision_features,
     zero_shot,
 )
-from savs.cache import ActivationCache
+from savs.cache import ActivationCache, CacheMissError, CacheWarning
 from savs.examples import Example
 from savs.extract import extract_features, extract_heads
 
@@ -70,8 +71,23 @@ def adapter_of(tiny_adapter, tmp_path_factory):
 
 @pytest.fixture
 def raw_answers(monkeypatch):
-    """ICL returns the generated text itself, not its label (random tiny models rarely name one)."""
+    """The generation baselines return the generated text itself, not its label (random tiny models rarely name one)."""
     monkeypatch.setattr(generation, "match_answer", lambda text, labels: text)
+
+
+@pytest.fixture
+def count_forwards():
+    """``adapter -> list`` that grows by one with every forward pass of the adapter's model from then on."""
+    handles = []
+
+    def start(adapter) -> list[int]:
+        calls: list[int] = []
+        handles.append(adapter.model.register_forward_pre_hook(lambda *a: calls.append(1)))
+        return calls
+
+    yield start
+    for handle in handles:
+        handle.remove()
 
 
 # ----- answers -------------------------------------------------------------------------------------
@@ -111,6 +127,48 @@ def test_zero_shot_maps_batched_generations_in_order(tiny_adapter, monkeypatch):
     assert zero_shot(adapter, examples, LABELS, max_new_tokens=6, batch_size=2, progress=False) == first
     monkeypatch.setattr(type(adapter), "generate", lambda self, batch, max_new_tokens: ["It is 1."] * len(batch))
     assert zero_shot(adapter, examples, LABELS, progress=False) == ["1"] * 5
+
+
+def test_zero_shot_answers_are_cached_as_generated_text(
+    tiny_adapter, raw_answers, count_forwards, tmp_path, monkeypatch
+):
+    adapter = tiny_adapter("llava")
+    examples = examples_for(adapter, 4)
+    kwargs = {"max_new_tokens": 4, "batch_size": 2, "progress": False}
+    plain = zero_shot(adapter, examples, LABELS, **kwargs)
+    assert any(plain), "nothing was generated: the comparisons would prove nothing"
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    forwards = count_forwards(adapter)
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert not forwards, "cached answers were generated again"
+    monkeypatch.setattr(generation, "match_answer", lambda text, labels: text.upper())
+    assert zero_shot(adapter, examples, LABELS, cache_dir=tmp_path, **kwargs) == [t.upper() for t in plain]
+    assert not forwards, "the raw text is cached: a new mapping onto labels needs no generation"
+
+    zero_shot(adapter, examples[:1], LABELS, cache_dir=tmp_path, **{**kwargs, "max_new_tokens": 3})
+    assert forwards, "another max_new_tokens reused the answers"
+    forwards.clear()
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="1 of 5 zero-shot answers are not in the cache"):
+        zero_shot(adapter, [*examples, examples_for(adapter, 5, seed=3)[4]], LABELS, cache_dir=tmp_path, **kwargs)
+    assert not forwards
+
+
+def test_a_damaged_shard_of_answers_is_set_aside_and_generated_again(tiny_adapter, count_forwards, tmp_path):
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 4)
+    kwargs = {"max_new_tokens": 4, "batch_size": 2, "progress": False}
+    first = generation.generate_all(adapter, examples, cache_dir=tmp_path, **kwargs)
+    store = ActivationCache(tmp_path, adapter.identity.namespace)
+    victim = sorted(store.dir.glob("[!.]*.safetensors"))[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF  # the last answer's last byte (or, were both answers empty, the header's)
+    victim.write_bytes(bytes(data))
+    forwards = count_forwards(adapter)
+    with pytest.warns(CacheWarning, match=victim.name):
+        assert generation.generate_all(adapter, examples, cache_dir=tmp_path, **kwargs) == first
+    assert forwards, "the damaged shard's answers were not generated again"
+    assert len(list(store.dir.glob(f".corrupt-{victim.name}-*"))) == 1
 
 
 # ----- in-context learning -------------------------------------------------------------------------
@@ -192,6 +250,32 @@ def test_icl_without_prefix_cache_support_uses_the_plain_path(tiny_adapter, raw_
     assert len(out) == 2
 
 
+def test_icl_answers_are_cached_per_demonstrations_and_decoding(tiny_adapter, raw_answers, count_forwards, tmp_path):
+    adapter = tiny_adapter("llava")
+    pool, queries = examples_for(adapter, 6, seed=1), examples_for(adapter, 3, seed=2)
+    kwargs = {"n_demos": 2, "batch_size": 2, "max_new_tokens": 4, "progress": False}
+    plain = in_context(adapter, pool, queries, LABELS, **kwargs)
+    assert any(plain), "nothing was generated: the comparisons would prove nothing"
+    assert in_context(adapter, pool, queries, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    forwards = count_forwards(adapter)
+    assert in_context(adapter, pool, queries, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert not forwards, "cached answers were generated again"
+    assert pick_demos(pool, 2, seed=1) != pick_demos(pool, 2, seed=0)
+    blanked = blank_images(pool)  # the same demonstrations' text and labels, other images: the same prompt string
+    assert icl_prompt(adapter, pick_demos(blanked, 2), queries[0]) == icl_prompt(
+        adapter, pick_demos(pool, 2), queries[0]
+    )
+    for demos, changed in [
+        (pool, {"seed": 1}),
+        (blanked, {}),
+        (pool, {"max_new_tokens": 3}),
+        (pool, {"prefix_cache": False}),
+    ]:
+        forwards.clear()
+        in_context(adapter, demos, queries[:1], LABELS, cache_dir=tmp_path, **{**kwargs, **changed})
+        assert forwards, f"{changed or 'other demonstration images'} reused the answers"
+
+
 # ----- LoRA ----------------------------------------------------------------------------------------
 def _logits(adapter, examples):
     with torch.inference_mode():
@@ -245,6 +329,76 @@ def test_lora_overfits_a_two_class_toy_set(tiny_adapter):
     assert zero_shot(adapter, train, labels, max_new_tokens=3, progress=False) != [e.label for e in train]
     with lora_finetune(adapter, train, epochs=80, lr=3e-2, batch_size=4, progress=False) as tuned:
         assert zero_shot(tuned, train, labels, max_new_tokens=3, progress=False) == [e.label for e in train]
+
+
+def test_lora_name_covers_what_decides_the_weights(tiny_adapter):
+    train = examples_for(tiny_adapter("llama"), 4)
+    name = lora.LoraRecipe().name(train)
+    assert lora.LoraRecipe(prefix_cache=False).name(train) == name, "how the loss is computed is not in the name"
+    changed = [{"epochs": 3}, {"lr": 1e-2}, {"r": 4}, {"seed": 1}, {"target_modules": ("q_proj",)}, {"batch_size": 4}]
+    assert len({name, *(lora.LoraRecipe(**c).name(train) for c in changed)}) == 1 + len(changed)
+    assert lora.LoraRecipe().name(train[::-1]) != name
+    assert lora.LoraRecipe().name([replace(train[0], label="1"), *train[1:]]) != name
+
+
+def test_cached_lora_weights_reproduce_the_trained_adapter(tiny_adapter, tmp_path, monkeypatch):
+    adapter = tiny_adapter("llava")
+    train = examples_for(adapter, 4)
+    kwargs = {"epochs": 2, "lr": 1e-2, "batch_size": 2, "progress": False}
+    with lora_finetune(adapter, train, cache_dir=tmp_path, **kwargs) as tuned:
+        trained = _logits(tuned, train)
+        namespace = tuned.identity.namespace
+    assert not torch.allclose(trained, _logits(adapter, train), atol=1e-4), "LoRA changed nothing"
+    assert len(ActivationCache(tmp_path, namespace)), "the weights were not cached under the tuned model's namespace"
+    monkeypatch.setattr(lora, "_train", lambda *a: pytest.fail("cached LoRA weights were trained again"))
+    with lora_finetune(adapter, train, cache_dir=tmp_path, **kwargs) as tuned:
+        torch.testing.assert_close(_logits(tuned, train), trained, rtol=0, atol=0)
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="LoRA weights"), lora_finetune(adapter, train, cache_dir=tmp_path, seed=1):
+        pass
+    assert not [n for n, _ in adapter.model.named_modules() if "lora" in n], "the model was not restored"
+
+
+def test_lora_predict_trains_only_what_the_cache_lacks(
+    tiny_adapter, raw_answers, count_forwards, tmp_path, monkeypatch
+):
+    adapter = tiny_adapter("llava")
+    train = examples_for(adapter, 4)
+    test = [replace(e, text=f"Once more: {e.text}") for e in examples_for(adapter, 4)]
+    kwargs = {"epochs": 2, "lr": 1e-3, "batch_size": 2, "max_new_tokens": 4, "progress": False}
+    plain = lora_predict(adapter, train, test, LABELS, **kwargs)
+    untuned = zero_shot(adapter, test, LABELS, max_new_tokens=4, progress=False)
+    assert any(plain) and plain != untuned, "LoRA changed no answer: the comparisons would prove nothing"
+    assert lora_predict(adapter, train, test[:2], LABELS, cache_dir=tmp_path, **kwargs) == plain[:2]
+    trained = []
+    real_train = lora._train
+    monkeypatch.setattr(lora, "_train", lambda *a: trained.append(1) or real_train(*a))
+    forwards = count_forwards(adapter)
+    assert lora_predict(adapter, train, test[:2], LABELS, cache_dir=tmp_path, **kwargs) == plain[:2]
+    assert not forwards and not trained, "every answer was cached, yet the model ran"
+    assert lora_predict(adapter, train, test, LABELS, cache_dir=tmp_path, **kwargs) == plain
+    assert forwards and not trained, "the new answers come from the cached weights, not a new training run"
+    lora_predict(adapter, train, test[:1], LABELS, cache_dir=tmp_path, **{**kwargs, "seed": 1})
+    assert trained, "another seed reused another run's adapter"
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")
+    with pytest.raises(CacheMissError, match="1 of 1 LoRA answers"):
+        lora_predict(adapter, train, examples_for(adapter, 1), LABELS, cache_dir=tmp_path, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:ICL. the prompt.s tokens change:UserWarning")  # LLaVA-OV: plain path, known
+def test_the_notebooks_generation_baselines_keep_their_answers_in_the_session_cache(
+    tmp_path, monkeypatch, count_forwards
+):
+    from savs.experiments import Session, evaluate
+    from savs.profiles import load_profile
+
+    run = Session(load_profile("tiny"), tmp_path).run("tiny:llava_onevision", "easy_vqa_shape")
+    monkeypatch.setenv("SAVS_CACHE_ONLY", "1")  # as the notebooks run; answers are not in savs.plan: generated
+    methods = ("zero-shot", "ICL", "LoRA")
+    first = [evaluate(run, method, 2, [0]) for method in methods]
+    forwards = count_forwards(run.adapter)
+    assert [evaluate(run, method, 2, [0]) for method in methods] == first
+    assert not forwards, "a warm rerun generated or trained"
 
 
 # ----- hidden states -------------------------------------------------------------------------------

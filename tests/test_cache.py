@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from savs import extract
-from savs.cache import ActivationCache, CacheMissError, CacheWarning, checksum
+from savs.cache import ActivationCache, CacheMissError, CacheWarning, cached_texts, checksum
 from savs.extract import extract_heads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -201,3 +201,100 @@ def test_cache_only_keyword_and_its_precedence_over_the_environment(tiny_adapter
     np.testing.assert_array_equal(extract_heads(adapter, examples, cache_dir=tmp_path, cache_only=True), expected)
     with pytest.raises(CacheMissError, match="1 examples lack their heads"):
         extract_heads(adapter, make_examples(4, with_images=False), cache_dir=tmp_path, cache_only=True)
+
+
+# ----- texts (generated answers) ---------------------------------------------------------------------
+TEXTS = {"k0": "", "k1": "Yes.", "k2": "naïve – ✓\nsecond line", "k3": "a much longer answer " * 8}
+
+
+def maker(keys: list[str], made: list[str], fail_after: int | None = None):
+    """A ``cached_texts`` generator of the ``TEXTS`` of ``keys``, two a batch, recording each key it makes in ``made``
+    and "closed" when it is closed; it raises after ``fail_after`` batches (a killed run)."""
+
+    def generate(todo: list[int]):
+        try:
+            for start in range(0, len(todo), 2):
+                if start // 2 == fail_after:
+                    raise KeyboardInterrupt
+                chunk = [keys[i] for i in todo[start : start + 2]]
+                made.extend(chunk)
+                yield list(range(start, start + len(chunk))), [TEXTS[k] for k in chunk]
+        finally:
+            made.append("closed")
+
+    return generate
+
+
+def test_cached_texts_round_trip_and_make_only_what_is_missing(tmp_path):
+    keys = ["k1", "k0", "k2", "k1"]
+    made: list[str] = []
+    store = ActivationCache(tmp_path, "ns")
+    first = cached_texts(store, keys, maker(keys, made))
+    assert first == [TEXTS[k] for k in keys]
+    assert made == ["k1", "k0", "k2", "closed"], "a repeated key is made once"
+    assert len(shards(store)) == 2, "one shard per batch"
+
+    made.clear()
+    keys = ["k3", "k2", "k0"]
+    again = cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made))
+    assert again == [TEXTS[k] for k in keys], "the empty text and non-ASCII ones come back exactly"
+    assert made == ["k3", "closed"]
+
+    made.clear()
+    assert cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made)) == again
+    assert made == [], "nothing to make: the generator is never started"
+
+
+def test_cached_texts_keep_the_batches_a_killed_run_finished(tmp_path):
+    keys = list(TEXTS)
+    made: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made, fail_after=1))
+    assert made == ["k0", "k1", "closed"]
+    made.clear()
+    assert cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made)) == list(TEXTS.values())
+    assert made == ["k2", "k3", "closed"]
+
+
+def test_cached_texts_close_the_generator_when_storing_fails(tmp_path, monkeypatch):
+    """Closed at once, not whenever the traceback that holds it goes: a LoRA adapter inside it is removed then."""
+    store = ActivationCache(tmp_path, "ns")
+
+    def disk_full(arrays):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(store, "put", disk_full)
+    made: list[str] = []
+    try:
+        cached_texts(store, list(TEXTS), maker(list(TEXTS), made))
+    except OSError:  # the traceback, which holds the generator, is still alive here
+        assert made == ["k0", "k1", "closed"]
+    else:
+        pytest.fail("the failing store raised nothing")
+
+
+def test_cached_texts_in_cache_only_mode_make_nothing(tmp_path):
+    made: list[str] = []
+    cached_texts(ActivationCache(tmp_path, "ns"), ["k1"], maker(["k1"], made))
+    made.clear()
+    keys = ["k1", "k2", "k3"]
+    with pytest.raises(CacheMissError, match=r"2 of 3 LoRA answers are not in the cache .*SAVS_CACHE_ONLY"):
+        cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made), cache_only=True, what="LoRA answers")
+    assert made == []
+    assert cached_texts(ActivationCache(tmp_path, "ns"), ["k1"], maker(["k1"], made), cache_only=True) == ["Yes."]
+
+
+@pytest.mark.parametrize(("damage", "reason"), [(truncate, "cannot be read"), (flip_bytes, "fails its checksum")])
+def test_a_damaged_shard_of_texts_is_set_aside_and_made_again(damage, reason, tmp_path):
+    keys = list(TEXTS)
+    made: list[str] = []
+    store = ActivationCache(tmp_path, "ns")
+    cached_texts(store, keys, maker(keys, made))
+    (victim,) = [s for s in shards(store) if "k3" in safe_open(s, framework="numpy").keys()]
+    damage(victim)
+    made.clear()
+    with pytest.warns(CacheWarning, match=f"{victim.name} .*{reason}"):
+        again = cached_texts(ActivationCache(tmp_path, "ns"), keys, maker(keys, made))
+    assert again == list(TEXTS.values())
+    assert made == ["k2", "k3", "closed"], "only the damaged shard's texts are made again"
+    assert len(list(store.dir.glob(f".corrupt-{victim.name}-*"))) == 1

@@ -7,7 +7,8 @@ Vectors (``mtv_predict``: mean many-shot ICL head activations patched into REINF
 ``savs.baselines.contrastive``). Added here: linear-probe and k-NN on a decoder layer's last-token hidden state
 (``extract_hidden`` + ``probe_predict``), the blind control (``blank_images``: same prompts, images blanked) and a
 linear probe on the vision encoder's own features (``vision_features``). Generated answers are scored with
-``match_answer``.
+``match_answer``. Given a ``cache_dir``, each keeps what it computes (features, generated answers, LoRA and MTV
+results) in the activation cache, so a rerun recomputes only what is missing.
 """
 
 from savs.baselines.answers import match_answer

@@ -6,20 +6,28 @@ label becomes "" and counts as wrong.
 ICL prompt layout: the chat template applied to ``n_demos`` demonstrations, each the adapter's own user
 turn (its images, then its text) followed by an assistant turn holding its label, and then the query's
 user turn plus the generation prompt. The same demonstrations, in the same order, precede every query.
+
+Given a ``cache_dir``, the generated text (before ``match_answer``, so a change to the mapping needs no new
+generation) is kept in the activation cache under the model's namespace, one key per example, prompt and
+decoding options (``answer_key``): a rerun generates only what the cache lacks.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import random
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from savs.baselines.answers import match_answer
+from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts, example_key
 from savs.examples import Example
+from savs.identity import digest
 from savs.kvcache import after_prefix, expanded, greedy, prefix_kv
 from savs.models.base import Adapter
 
@@ -37,6 +45,30 @@ def batches(examples: Sequence[Example], batch_size: int) -> list[list[int]]:
     return groups
 
 
+def answer_key(example: Example, prompt: str, **decoding) -> str:
+    """Cache key of a generated answer: the example's content, the full prompt it was given (chat template,
+    demonstrations' text and labels) and the options that decide the decoding."""
+    return example_key(example.fingerprint(), f"answer|{digest(prompt)}|{json.dumps(decoding, sort_keys=True)}")
+
+
+def zero_shot_keys(adapter: Adapter, examples: Sequence[Example], max_new_tokens: int) -> list[str]:
+    """The ``answer_key`` of each example's greedy answer to its bare prompt."""
+    return [answer_key(e, adapter.render(e), max_new_tokens=max_new_tokens) for e in examples]
+
+
+def answer_store(adapter: Adapter, cache_dir: str | Path | None) -> ActivationCache | None:
+    """The cache of ``adapter``'s answers (its identity's namespace), or None without a ``cache_dir``."""
+    return ActivationCache(cache_dir, adapter.identity.namespace) if cache_dir is not None else None
+
+
+def generated(
+    adapter: Adapter, examples: Sequence[Example], *, max_new_tokens: int, batch_size: int, progress: bool, desc: str
+) -> TextBatches:
+    """The adapter's greedy answers to ``examples``, a batch at a time: (positions in ``examples``, texts)."""
+    for group in tqdm(batches(examples, batch_size), desc=desc, unit="batch", disable=not progress):
+        yield group, adapter.generate([examples[i] for i in group], max_new_tokens=max_new_tokens)
+
+
 def generate_all(
     adapter: Adapter,
     examples: Sequence[Example],
@@ -45,14 +77,30 @@ def generate_all(
     batch_size: int = 8,
     progress: bool = True,
     desc: str = "generate",
+    cache_dir: str | Path | None = None,
+    cache_only: bool | None = None,
 ) -> list[str]:
-    """The adapter's greedy answer to every example, in input order."""
-    out = [""] * len(examples)
-    for group in tqdm(batches(examples, batch_size), desc=desc, unit="batch", disable=not progress):
-        texts = adapter.generate([examples[i] for i in group], max_new_tokens=max_new_tokens)
-        for i, text in zip(group, texts, strict=True):
-            out[i] = text
-    return out
+    """The adapter's greedy answer to every example, in input order; ``cache_dir``: kept there and reused
+    (``cache_only``: only read, see ``savs.cache.cache_only_mode``)."""
+    return cached_texts(
+        answer_store(adapter, cache_dir),
+        zero_shot_keys(adapter, examples, max_new_tokens),
+        lambda todo: generated(
+            adapter,
+            [examples[i] for i in todo],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+        ),
+        cache_only=cache_only_mode(cache_only, cache_dir),
+        what=f"{desc} answers",
+    )
+
+
+def labelled(texts: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """Each text mapped onto ``labels`` by ``match_answer`` ("" where none is named: counted wrong)."""
+    return [match_answer(t, labels) or "" for t in texts]
 
 
 def zero_shot(
@@ -63,12 +111,21 @@ def zero_shot(
     max_new_tokens: int = 16,
     batch_size: int = 8,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
+    cache_only: bool | None = None,
 ) -> list[str]:
-    """Greedy answers to the bare prompts, mapped onto ``labels`` ("" where none is named: counted wrong)."""
+    """Greedy answers to the bare prompts, mapped onto ``labels``; the answers cached as ``generate_all`` does."""
     texts = generate_all(
-        adapter, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc="zero-shot"
+        adapter,
+        examples,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        desc="zero-shot",
+        cache_dir=cache_dir,
+        cache_only=cache_only,
     )
-    return [match_answer(t, labels) or "" for t in texts]
+    return labelled(texts, labels)
 
 
 # ----- in-context learning ------------------------------------------------------------------------
@@ -133,6 +190,8 @@ def in_context(
     max_new_tokens: int = 16,
     prefix_cache: bool = True,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
+    cache_only: bool | None = None,
 ) -> list[str]:
     """``n_demos``-shot ICL: the same demonstrations (``pick_demos(demos, n_demos, seed)``) before every query.
 
@@ -142,37 +201,68 @@ def in_context(
     model's generation config sets): Qwen2-VL (multimodal RoPE), and, with a warning, any prompt whose tokens
     do not split cleanly where the demonstrations end: LLaVA-OneVision, whose processor gives an image fewer
     tokens in a multi-image prompt (no anyres crops) than alone.
+    ``cache_dir``: the answers kept there, keyed by the full prompt, the demonstrations' content in order and the
+    decoding options (``prefix_cache`` among them, as it can change the decoder); ``cache_only`` as ``generate_all``.
     """
     if not examples:
         return []
     shots = pick_demos(demos, n_demos, seed)
+    prompts = [icl_prompt(adapter, shots, e) for e in examples]
+    decoding = {
+        "demos": [d.fingerprint() for d in shots],
+        "max_new_tokens": max_new_tokens,
+        "prefix_cache": prefix_cache,
+    }
+    texts = cached_texts(
+        answer_store(adapter, cache_dir),
+        [answer_key(e, p, **decoding) for e, p in zip(examples, prompts, strict=True)],
+        lambda todo: _icl_generated(
+            adapter,
+            shots,
+            [examples[i] for i in todo],
+            [prompts[i] for i in todo],
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            prefix_cache=prefix_cache,
+            progress=progress,
+            desc=f"{n_demos}-shot ICL",
+        ),
+        cache_only=cache_only_mode(cache_only, cache_dir),
+        what="ICL answers",
+    )
+    return labelled(texts, labels)
+
+
+def _icl_generated(
+    adapter: Adapter,
+    shots: Sequence[Example],
+    queries: Sequence[Example],
+    prompts: Sequence[str],
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    prefix_cache: bool,
+    progress: bool,
+    desc: str,
+) -> TextBatches:
+    """Greedy answers to the queries' ICL ``prompts``, a batch at a time: (positions in ``queries``, texts)."""
     shot_images = tuple(im for d in shots for im in d.images)
     view = _prerendered(adapter)
-    prompts = [icl_prompt(adapter, shots, e) for e in examples]
-    split = _split_after_demos(adapter, view, shots, prompts, examples) if prefix_cache else None
-    out = [""] * len(examples)
-    groups = batches(examples, batch_size)
-    bar = tqdm(groups, desc=f"{n_demos}-shot ICL", unit="batch", disable=not progress)
+    split = _split_after_demos(adapter, view, shots, prompts, queries) if prefix_cache else None
+    bar = tqdm(batches(queries, batch_size), desc=desc, unit="batch", disable=not progress)
     if split is None:
         for group in bar:
-            texts = view.generate(
-                [_prompted(prompts[i], shot_images + examples[i].images, examples[i]) for i in group],
-                max_new_tokens=max_new_tokens,
-            )
-            for i, text in zip(group, texts, strict=True):
-                out[i] = text
-    else:
-        prefix, suffixes = split
-        demos = view.encode([_prompted(prefix, shot_images, shots[0])])
-        n_cached = demos["input_ids"].shape[1]
-        with torch.inference_mode():
-            kv = prefix_kv(lambda cache: adapter.forward({**demos, "logits_to_keep": 1}, cache=cache, use_cache=True))
-        for group in bar:
-            batch = view.encode([_prompted(suffixes[i], examples[i].images, examples[i]) for i in group])
-            texts = greedy(adapter, after_prefix(batch, n_cached), expanded(kv, len(group)), max_new_tokens)
-            for i, text in zip(group, texts, strict=True):
-                out[i] = text
-    return [match_answer(t, labels) or "" for t in out]
+            batch = [_prompted(prompts[i], shot_images + queries[i].images, queries[i]) for i in group]
+            yield group, view.generate(batch, max_new_tokens=max_new_tokens)
+        return
+    prefix, suffixes = split
+    demos = view.encode([_prompted(prefix, shot_images, shots[0])])
+    n_cached = demos["input_ids"].shape[1]
+    with torch.inference_mode():
+        kv = prefix_kv(lambda cache: adapter.forward({**demos, "logits_to_keep": 1}, cache=cache, use_cache=True))
+    for group in bar:
+        batch = view.encode([_prompted(suffixes[i], queries[i].images, queries[i]) for i in group])
+        yield group, greedy(adapter, after_prefix(batch, n_cached), expanded(kv, len(group)), max_new_tokens)
 
 
 def _split_after_demos(
@@ -182,13 +272,14 @@ def _split_after_demos(
 
     The split sits where the last demonstration's turn ends (trailing whitespace goes to the query side,
     where tokenizers attach it); it is used only if the first query's prompt tokenizes to exactly the
-    prefix's tokens followed by its remainder's.
+    prefix's tokens followed by its remainder's. Its warnings name the line that called ``in_context``
+    (``stacklevel`` counts this function, ``_icl_generated``, ``cached_texts`` and ``in_context``).
     """
     if not adapter.supports_prefix_cache:
         return None
     prefix = adapter.processor.apply_chat_template(demo_turns(adapter, shots), tokenize=False).rstrip()
     if not all(p.startswith(prefix) for p in prompts):
-        warnings.warn("ICL: the chat template does not extend the demonstrations' text; no prefix cache", stacklevel=3)
+        warnings.warn("ICL: the chat template does not extend the demonstrations' text; no prefix cache", stacklevel=5)
         return None
     suffixes = [p[len(prefix) :] for p in prompts]
     shot_images = tuple(im for d in shots for im in d.images)
@@ -198,6 +289,6 @@ def _split_after_demos(
         for text, images in ((prefix, shot_images), (suffixes[0], q.images), (prompts[0], shot_images + q.images))
     ]
     if not torch.equal(torch.cat(ids[:2]), ids[2]):
-        warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=3)
+        warnings.warn("ICL: the prompt's tokens change where the demonstrations end; no prefix cache", stacklevel=5)
         return None
     return prefix, suffixes
