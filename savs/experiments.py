@@ -191,8 +191,8 @@ def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: s
 
 
 def _answers_cache(run: Run) -> dict:
-    """Keep a generation baseline's answers (and LoRA's weights) in the session's cache. They are not in ``savs.plan``,
-    which ``SAVS_CACHE_ONLY`` runs vouch for, so what the cache lacks is generated even then."""
+    """Keep a generation baseline's answers (and LoRA's weights, MTV's fit) in the session's cache. They are not in
+    ``savs.plan``, which ``SAVS_CACHE_ONLY`` runs vouch for, so what the cache lacks is generated even then."""
     return {"cache_dir": run.session.cache, "cache_only": False}
 
 
@@ -218,7 +218,9 @@ def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[
 def _mtv(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
     """Multimodal Task Vectors: mean heads of many-shot ICL prompts over the few-shot set, the heads to patch chosen
     by REINFORCE, then patched zero-shot generation."""
-    return baselines.mtv_predict(run.adapter, few, test, run.task.labels, seed=seed, **run.options("mtv"))
+    return baselines.mtv_predict(
+        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("mtv")
+    )
 
 
 @dataclass(frozen=True)

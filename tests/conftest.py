@@ -35,6 +35,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def count_forwards():
+    """``adapter -> list`` that grows by one with every forward pass of the adapter's model from then on."""
+    handles = []
+
+    def start(adapter) -> list[int]:
+        calls: list[int] = []
+        handles.append(adapter.model.register_forward_pre_hook(lambda *a: calls.append(1)))
+        return calls
+
+    yield start
+    for handle in handles:
+        handle.remove()
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """Build each family's tiny model at most once per session; returns ``family -> saved dir``."""

@@ -75,21 +75,6 @@ def raw_answers(monkeypatch):
     monkeypatch.setattr(generation, "match_answer", lambda text, labels: text)
 
 
-@pytest.fixture
-def count_forwards():
-    """``adapter -> list`` that grows by one with every forward pass of the adapter's model from then on."""
-    handles = []
-
-    def start(adapter) -> list[int]:
-        calls: list[int] = []
-        handles.append(adapter.model.register_forward_pre_hook(lambda *a: calls.append(1)))
-        return calls
-
-    yield start
-    for handle in handles:
-        handle.remove()
-
-
 # ----- answers -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),

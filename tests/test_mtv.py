@@ -16,12 +16,14 @@ from savs.baselines.mtv import (
     mean_head_activations,
     mtv_fit,
     mtv_generate,
+    mtv_identity,
     mtv_predict,
     patch_heads,
     pick_heads,
     reinforce_heads,
     validation_loss,
 )
+from savs.cache import CacheMissError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -331,3 +333,61 @@ def test_inference_patches_the_prompt_only_by_default():
 
     for fn in (mtv_generate, mtv_predict):
         assert inspect.signature(fn).parameters["every_token"].default is False
+
+
+# ----- caching ------------------------------------------------------------------------------------------------------
+def test_fit_and_answers_are_cached(tiny_adapter, tmp_path, monkeypatch, count_forwards):
+    """A rerun neither fits nor runs the model; new queries reuse the cached fit; another seed refits; cache-only
+    misses raise before any forward pass."""
+    adapter = tiny_adapter("llava")
+    monkeypatch.setattr(mtv_module, "labelled", lambda texts, labels: list(texts))  # raw answers (tiny models ramble)
+    fits = []
+    real_fit = mtv_module.mtv_fit
+    monkeypatch.setattr(mtv_module, "mtv_fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    demos, tests, more = _examples("llava", 6, seed=1), _examples("llava", 3, seed=2), _examples("llava", 2, seed=3)
+    kw = {"seed": 0, "max_new_tokens": 3, "progress": False, "cache_dir": tmp_path, **TINY}
+
+    first = mtv_predict(adapter, demos, tests, ["0", "1"], **kw)
+    assert len(fits) == 1
+    calls = count_forwards(adapter)
+    assert mtv_predict(adapter, demos, tests, ["0", "1"], **kw) == first
+    assert calls == [] and len(fits) == 1
+
+    extended = mtv_predict(adapter, demos, tests + more, ["0", "1"], **kw)
+    assert len(fits) == 1 and len(calls) > 0  # new queries answered, from the cached fit
+    assert extended == mtv_predict(adapter, demos, tests + more, ["0", "1"], **{**kw, "cache_dir": None})
+    assert extended[:3] == first and len(fits) == 2  # the uncached run fitted afresh and agreed
+
+    mtv_predict(adapter, demos, tests, ["0", "1"], **{**kw, "every_token": True})
+    assert len(fits) == 2  # another decoding: new answers, same fit
+    calls.clear()
+    with pytest.raises(CacheMissError, match="MTV answers"):
+        mtv_predict(adapter, demos, tests, ["0", "1"], **{**kw, "seed": 1, "cache_only": True})
+    assert calls == [] and len(fits) == 2
+    mtv_predict(adapter, demos, tests, ["0", "1"], **{**kw, "seed": 1})
+    assert len(fits) == 3
+
+
+def test_identity_names_the_fit():
+    """Defaults spelled out name the same fit; the few-shot set's labels, order, the seed and a setting change it."""
+    from dataclasses import replace
+
+    from savs.identity import ModelIdentity
+
+    class Stub:
+        identity = ModelIdentity(family="llava", source="dir:x", dtype="float32", attention="eager", template="t",
+                                 processor="p")  # fmt: skip
+
+    demos = _examples("llava", 4)
+    base = mtv_identity(Stub, demos, 0, {}).namespace
+    assert base == mtv_identity(Stub, demos, 0, {"steps": mtv_module.STEPS, "progress": False}).namespace
+    relabelled = [replace(demos[0], label="other"), *demos[1:]]
+    for other in (
+        mtv_identity(Stub, demos[::-1], 0, {}),
+        mtv_identity(Stub, relabelled, 0, {}),
+        mtv_identity(Stub, demos, 1, {}),
+        mtv_identity(Stub, demos, 0, {"steps": 5}),
+    ):
+        assert other.namespace != base
+    with pytest.raises(TypeError, match="no option"):
+        mtv_identity(Stub, demos, 0, {"stepz": 5})

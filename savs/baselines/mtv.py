@@ -51,20 +51,25 @@ per test example.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from savs.baselines.answers import match_answer
-from savs.baselines.generation import _prerendered, _prompted, batches, icl_prompt
+from savs.baselines.generation import _prerendered, _prompted, answer_key, batches, icl_prompt, labelled
+from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts
 from savs.capture import capture_features
 from savs.examples import Example
+from savs.identity import ModelIdentity
 from savs.kvcache import KV, PER_TOKEN_INPUTS, expanded, greedy, positions, prefix_kv
 from savs.models.base import Adapter
 
@@ -415,6 +420,35 @@ def mtv_generate(
     return out
 
 
+FIT_OPTIONS = {k: p.default for k, p in inspect.signature(mtv_fit).parameters.items() if p.kind is p.KEYWORD_ONLY}
+FITTED = ("means", "heads", "logits")  # the cached arrays of a fitted MTV, keys "mtv:<field>"
+
+
+def mtv_identity(adapter: Adapter, demos: Sequence[Example], seed: int, settings: dict) -> ModelIdentity:
+    """The MTV-patched model's identity: ``adapter``'s plus ``mtv-<hash>`` of the few-shot set (content, labels,
+    order), the seed and every ``mtv_fit`` setting (defaults filled in), so its cache namespace is its own."""
+    unknown = set(settings) - set(FIT_OPTIONS)
+    if unknown:
+        raise TypeError(f"mtv_fit takes no option {sorted(unknown)}; it takes {sorted(FIT_OPTIONS)}")
+    fit = {**FIT_OPTIONS, **settings, "seed": seed}
+    fit.pop("progress", None)
+    run = "|".join([e.fingerprint() + e.label for e in demos] + [json.dumps(fit, sort_keys=True)])
+    name = f"mtv-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
+    return replace(adapter.identity, extra=f"{adapter.identity.extra}+{name}")
+
+
+def _fitted(store: ActivationCache | None, fit: Callable[[], MTV]) -> MTV:
+    """The MTV ``store`` holds (verified), else ``fit()``'s, stored."""
+    found = store.read([f"mtv:{k}" for k in FITTED]) if store is not None else {}
+    if len(found) == len(FITTED):
+        arrays = {k: torch.from_numpy(found[f"mtv:{k}"]) for k in FITTED}
+        return MTV(means=arrays["means"], heads=arrays["heads"].bool(), logits=arrays["logits"])
+    mtv = fit()
+    if store is not None:
+        store.put({"mtv:means": mtv.means.numpy(), "mtv:heads": mtv.heads.numpy(), "mtv:logits": mtv.logits.numpy()})
+    return mtv
+
+
 def mtv_predict(
     adapter: Adapter,
     demos: Sequence[Example],
@@ -426,21 +460,37 @@ def mtv_predict(
     batch_size: int = 8,
     every_token: bool = False,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
+    cache_only: bool | None = None,
     **settings,
 ) -> list[str]:
     """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments), then its
     patched greedy answers to ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted
-    wrong)."""
+    wrong).
+
+    ``cache_dir``: the fitted vector and the raw answers are kept there under the patched model's namespace
+    (``mtv_identity``): when every answer is cached nothing is fitted; otherwise a cached fit is reused.
+    ``cache_only`` (see ``savs.cache.cache_only_mode``): raise ``CacheMissError`` instead of running the model.
+    """
     if not examples:
         return []
-    mtv = mtv_fit(adapter, demos, seed=seed, progress=progress, **settings)
-    texts = mtv_generate(
-        adapter,
-        mtv,
-        examples,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        every_token=every_token,
-        progress=progress,
-    )
-    return [match_answer(t, labels) or "" for t in texts]
+    only = cache_only_mode(cache_only, cache_dir)
+    identity = mtv_identity(adapter, demos, seed, settings)
+    store = ActivationCache(cache_dir, identity.namespace) if cache_dir is not None else None
+
+    def generate(todo: list[int]) -> TextBatches:
+        mtv = _fitted(store, lambda: mtv_fit(adapter, demos, seed=seed, progress=progress, **settings))
+        chosen = [examples[i] for i in todo]
+        texts = mtv_generate(
+            adapter,
+            mtv,
+            chosen,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            every_token=every_token,
+            progress=progress,
+        )
+        yield list(range(len(todo))), texts
+
+    keys = [answer_key(e, adapter.render(e), max_new_tokens=max_new_tokens, every_token=every_token) for e in examples]
+    return labelled(cached_texts(store, keys, generate, cache_only=only, what="MTV answers"), labels)
