@@ -245,6 +245,12 @@ def load_profile(
         unknown = keep - set(BASELINES)
         if unknown:
             raise ValueError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
+        missing = keep - set(profile.baselines)
+        if missing:
+            raise ValueError(
+                f"profile {profile.name!r} does not set up baselines {sorted(missing)} (their options, e.g. a model or "
+                f"test size): add them to its YAML; it has {', '.join(profile.baselines)}"
+            )
         changes["baselines"] = {k: v for k, v in profile.baselines.items() if k in keep}
     for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
         if value is not None:

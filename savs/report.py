@@ -17,7 +17,16 @@ from savs.methods import HEAD_METHODS, METHOD_NAMES, bootstrap_resamples
 from savs.profiles import Profile, Study
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
-PAPER_METHODS = {"zero-shot": "zero-shot", "ICL": "4-shot ICL", "LoRA": "LoRA", "SAVs": "SAVs"}
+PAPER_METHODS = {"zero-shot": "zero-shot", "ICL": "4-shot ICL", "MTV": "MTV", "LoRA": "LoRA", "SAVs": "SAVs"}
+# Our model names whose rows the paper's main table also has (ours -> the paper's row name); CLIP and SigLIP rows
+# are ours as "CLIP (<checkpoint>)" and "SigLIP (<checkpoint>)".
+PAPER_MODEL_ROWS = {"llava-ov-7b": "LLaVA-OV-7B", "qwen2-vl-7b": "Qwen2-VL-7B", "llava-1.5-7b": "LLaVA-1.5",
+                    "instructblip-7b": "InstructBLIP", "CLIP": "CLIP", "SigLIP": "SigLIP"}  # fmt: skip
+
+
+def paper_model(model: str) -> str | None:
+    """The paper's row name for our ``model`` (``PAPER_MODEL_ROWS``), or None."""
+    return PAPER_MODEL_ROWS.get(model.split(" (")[0])
 
 
 def summarize(
@@ -63,7 +72,8 @@ def paper_task(task: str) -> str:
 
 
 def paper_comparison(summary: pd.DataFrame) -> pd.DataFrame:
-    """The paper's rows for the methods we also run, beside ours on the benchmarks we share with it.
+    """The paper's rows for the methods we also run (its two main models', and those of its other models that we
+    ran too), beside ours on the benchmarks we share with it.
 
     Where none of our tasks is one of the paper's benchmarks (the offline suite), the paper's rows come alone,
     with all its columns: they are context, not a like-for-like comparison.
@@ -73,7 +83,8 @@ def paper_comparison(summary: pd.DataFrame) -> pd.DataFrame:
         paper.PAPER_COLUMNS.get((paper_task(t), m)) for t, m in zip(ours["task"], ours["metric"], strict=True)
     ]
     ours = ours.dropna(subset=["column"])
-    theirs = paper.main_table_long()
+    ran = {paper_model(m) for m in ours["model"]} - {None}
+    theirs = paper.main_table_long(tuple(dict.fromkeys([*paper.PAPER_MODELS, *sorted(ran)])))
     theirs = theirs[theirs["method"].isin(list(PAPER_METHODS.values()))]
     theirs = theirs.assign(source="paper, " + theirs["model"], cell=theirs["accuracy"].map("{:.1f}".format))
     parts = [theirs[["source", "method", "column", "cell"]]]

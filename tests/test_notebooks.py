@@ -24,8 +24,8 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from savs import paper, paths
-from savs.experiments import ABLATION_METHODS, HEAD_METHODS, METHODS, load_adapter
+from savs import paper, paths, report
+from savs.experiments import ABLATION_METHODS, CONTRASTIVE, HEAD_METHODS, METHODS, load_adapter
 from savs.profiles import load_profile
 
 TINY = load_profile("tiny")
@@ -121,7 +121,8 @@ def n_seeds(method: str) -> int:
 
 
 def test_tiny_profile_switches_every_method_on():
-    assert {METHODS[m].baseline for m in METHODS} - {None} == set(TINY.baselines)
+    assert {METHODS[m].baseline for m in METHODS} - {None} | set(CONTRASTIVE) == set(TINY.baselines)
+    assert TINY.zero_shot_models
 
 
 def test_profile_overrides():
@@ -131,7 +132,9 @@ def test_profile_overrides():
     assert p.seeds == (0, 1) and p.shots == 5 and list(p.baselines) == ["knn"]
     assert load_profile("mini", seeds=3).seeds == (3,)
     with pytest.raises(ValueError, match="unknown baselines"):
-        load_profile("mini", baselines="mtv")
+        load_profile("mini", baselines="mtvx")
+    with pytest.raises(ValueError, match="does not set up baselines"):
+        load_profile("mini", baselines="knn,clip")  # no CLIP weights offline: not in the mini profile
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -171,16 +174,22 @@ def test_main_results(out):
     assert set(results.loc[results["model"] == main, "method"]) == set(METHODS)
     assert set(results.loc[results["model"] == ablation, "method"]) == set(ABLATION_METHODS)
     per_task = sum(n_seeds(m) for m in METHODS) + sum(n_seeds(m) for m in ABLATION_METHODS)
-    assert len(results) == per_task * len(TINY.tasks)
+    others = results[~results["model"].isin([main, ablation])]  # the zero-shot LMMs, then CLIP / SigLIP
+    assert len(results) == per_task * len(TINY.tasks) + len(others)
+    assert (others["method"] == "zero-shot").all()
+    other_runs = sorted(zip(others["model"], others["task"], strict=True))
+    contrastive = [(f"{CONTRASTIVE[b]} ({TINY.baselines[b].options['model']})", t)
+                   for b in CONTRASTIVE for t in TINY.baselines[b].tasks]  # fmt: skip
+    assert other_runs == sorted([(m, t) for m in TINY.zero_shot_models for t in TINY.tasks] + contrastive)
     assert set(results.loc[results["method"] == "ICL", "n_test"]) == {TINY.n_test_for("icl")}
     assert results["value"].between(0, 100).all()
 
     summary = table(out, paths.MAIN_SUMMARY)
     assert list(summary.columns) == ["model", "task", "method", "shots", "metric", "mean", "std", "n_seeds", "n_test"]
-    assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks)
+    assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks) + len(other_runs)
     assert "### Paper" in (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
     comparison = pd.read_csv(out.dirs["results"] / f"{paths.MAIN_PAPER}.csv")
-    assert comparison["source"].str.startswith("paper, ").all() and len(comparison) == 8
+    assert comparison["source"].str.startswith("paper, ").all() and len(comparison) == 2 * len(report.PAPER_METHODS)
 
 
 def test_shot_scaling(out):

@@ -92,3 +92,14 @@ def test_captions_and_the_run_description_say_the_sav_rule():
     assert "lora (1 seed(s), 50 test examples)" in text and "savs-mini-untrained" in text
     with pytest.raises(ValueError, match="metric must be one of"):
         load_profile("mini", metric="manhattan")
+
+
+def test_the_papers_other_rows_join_when_we_ran_those_models():
+    """CLIP and LLaVA-1.5 rows of ours bring the paper's CLIP and LLaVA-1.5 rows; the two main models' always come."""
+    ours = [r | {"model": "CLIP (openai/clip-vit-large-patch14-336)"} for r in rows("zero-shot", "eurosat", [60.0])]
+    ours += [r | {"model": "llava-1.5-7b"} for r in rows("zero-shot", "eurosat", [25.0])]
+    table = report.paper_comparison(report.summarize(pd.DataFrame(ours))).set_index("source")
+    assert table.loc["paper, CLIP", "EuroSAT"] == "64.0" and table.loc["paper, LLaVA-1.5", "EuroSAT"] == "26.3"
+    assert table.loc["ours, llava-1.5-7b", "EuroSAT"] == "25.0"
+    assert {"paper, LLaVA-OV-7B", "paper, Qwen2-VL-7B"} <= set(table.index)
+    assert not any(s.startswith(("paper, SigLIP", "paper, GPT-4o", "paper, InstructBLIP")) for s in table.index)
