@@ -132,7 +132,7 @@ DRYRUN_ENV := SAVS_DATA=$(DRYRUN)/data SAVS_CACHE=$(DRYRUN)/cache SAVS_RESULTS=$
 	SAVS_FIGURES=$(DRYRUN)/figures HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
 PROFILE_NOTEBOOKS := $(filter-out notebooks/07_%,$(NOTEBOOKS))
 .PHONY: paper-dryrun
-paper-dryrun: setup  ## the paper profile's whole code path offline on 2 CPU cores: stand-in data and models (~45 min)
+paper-dryrun: setup  ## the paper profile's whole code path offline on 2 CPU cores: stand-in data and models (~10 min)
 	@rm -rf $(DRYRUN)/results $(DRYRUN)/figures $(DRYRUN)/executed && mkdir -p $(DRYRUN)/executed
 	$(PY) -m savs.dryrun --out $(DRYRUN)/data
 	$(DRYRUN_ENV) $(PY) -m savs.preflight --profile paper-dryrun

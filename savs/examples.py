@@ -67,6 +67,30 @@ def decode(image: ImageLike) -> Image.Image:
     return image.open() if isinstance(image, LazyImage) else image
 
 
+def side_by_side(images: Sequence[Image.Image], margin: int = 10) -> Image.Image:
+    """``images`` left to right on black, ``margin`` pixels apart, each centred vertically: how BLINK's evaluation
+    shows several images to a model that takes one."""
+    width = sum(im.width for im in images) + margin * (len(images) - 1)
+    canvas = Image.new("RGB", (width, max(im.height for im in images)))
+    x = 0
+    for im in images:
+        canvas.paste(im.convert("RGB"), (x, (canvas.height - im.height) // 2))
+        x += im.width + margin
+    return canvas
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def joined_image(images: Sequence[ImageLike], margin: int = 10) -> LazyImage:
+    """``side_by_side`` of ``images`` as a lazy PNG: made when a model needs the pixels, nothing decoded before."""
+    parts = tuple(images)
+    return LazyImage(lambda: _png(side_by_side([decode(im) for im in parts], margin)))
+
+
 def _as_image(value: object, where: str) -> ImageLike:
     """A PIL image or LazyImage as is; a file path as a LazyImage; anything else a TypeError saying what to pass."""
     if isinstance(value, Image.Image | LazyImage):

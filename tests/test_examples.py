@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from savs.examples import Example, LazyImage, Task, decode
+from savs.examples import Example, LazyImage, Task, decode, joined_image, side_by_side
 
 
 def png_bytes(seed: int = 0, size: tuple[int, int] = (9, 7)) -> bytes:
@@ -121,3 +121,16 @@ def test_test_subset_refuses_a_bad_size(n):
 def test_few_shot_refuses_a_bad_k():
     with pytest.raises(ValueError, match="k \\(examples per class\\)"):
         _task(False, {"a": 2, "b": 2}).few_shot(0)
+
+
+def test_side_by_side_places_each_image_centred_with_a_black_margin():
+    tall = Image.new("RGB", (3, 6), (255, 0, 0))
+    short = Image.new("RGB", (2, 2), (0, 0, 255))
+    joined = np.asarray(side_by_side([tall, short], margin=4))  # (H, W, 3)
+    assert joined.shape == (6, 3 + 4 + 2, 3)
+    assert (joined[:, :3] == [255, 0, 0]).all() and (joined[:, 3:7] == 0).all()  # image, then the margin
+    assert (joined[2:4, 7:] == [0, 0, 255]).all() and (joined[:2, 7:] == 0).all() and (joined[4:, 7:] == 0).all()
+    buf = io.BytesIO()
+    short.save(buf, format="PNG")
+    lazy = joined_image([tall, LazyImage(buf.getvalue())], margin=4)
+    assert np.array_equal(np.asarray(decode(lazy)), joined)  # lossless, decoded only now

@@ -10,6 +10,7 @@ from conftest import make_examples
 
 from savs.baselines import match_answer, zero_shot
 from savs.capture import capture_features
+from savs.examples import Example, side_by_side
 from savs.extract import extract_heads
 from savs.models import MODELS, load_model
 from savs.models.instructblip import InstructBlipAdapter
@@ -43,8 +44,21 @@ def test_prompt_is_the_text_after_the_query_tokens(adapter):
     assert ids[INSTRUCTBLIP_QUERIES] == adapter.tokenizer.bos_token_id  # the tokenizer's own BOS, as Vicuna's
     assert adapter.tokenizer.decode(ids[INSTRUCTBLIP_QUERIES + 1 :]) == example.text
     assert "qformer_input_ids" in batch and batch["pixel_values"].shape[0] == 1
-    with pytest.raises(ValueError, match="exactly one image"):
+    with pytest.raises(ValueError, match="needs an image"):
         adapter.encode(make_examples(1, with_images=False))
+
+
+def test_several_images_are_shown_side_by_side(adapter):
+    """A BLINK-style example with 3 images (3 markers) is the one-image example of those images joined."""
+    a, b, c = (e.images[0] for e in make_examples(3, with_images=True, seed=4))
+    several = Example(text="<image>\n" * 3 + "Which one?", label="0", images=(a, b, c))
+    one = Example(text="<image>\nWhich one?", label="0", images=(side_by_side([a, b, c]),))
+    assert adapter.render(several) == adapter.render(one) == "Which one?"
+    got, want = adapter.encode([several]), adapter.encode([one])
+    assert got.keys() == want.keys()
+    for key in got:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    assert adapter.identity.extra.endswith("+side-by-side")
 
 
 def test_zero_shot_batched_equals_one_at_a_time(adapter):

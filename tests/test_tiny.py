@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_examples
 from PIL import Image
 from transformers import (
     AutoConfig,
@@ -19,6 +21,7 @@ from transformers import (
     ProcessorMixin,
 )
 
+from savs.examples import Example
 from savs.tiny import FAMILIES, build_tiny_model
 
 MULTIMODAL = tuple(f for f in FAMILIES if f != "llama")
@@ -142,3 +145,24 @@ def test_seed_sets_weights(tmp_path: Path):
     ]
     assert torch.equal(weights[0], weights[1])
     assert not torch.equal(weights[0], weights[2])
+
+
+def test_a_single_image_checkpoint_sees_several_images_side_by_side(tiny_adapter):
+    """LLaVA-1.5 (``single_image`` in the registry) is shown BLINK-style examples as one joined image; a multi-image
+    LLaVA model sees them as they are."""
+    from dataclasses import replace as replaced
+
+    from savs.examples import joined_image
+    from savs.models import MODELS
+
+    assert MODELS["llava-1.5-7b"].single_image and not MODELS["llava-ov-7b"].single_image
+    adapter = tiny_adapter("llava")
+    a, b = (e.images[0] for e in make_examples(2, with_images=True, seed=5))
+    several = Example(text="<image>\n<image>\nSame?", label="Yes", images=(a, b))
+    assert adapter.shown(several) is several
+    single = copy.copy(adapter)
+    single.single_image = True
+    shown = single.shown(several)
+    assert shown.text == "<image>\nSame?" and len(shown.images) == 1
+    assert shown.images[0].read() == joined_image([a, b]).read()
+    assert single.render(several) == adapter.render(replaced(several, text=shown.text, images=shown.images))

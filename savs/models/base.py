@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import operator
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -20,8 +21,8 @@ from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature, Cache
 
 from savs.cache import default_cache_dir
-from savs.data.prompts import strip_image_markers
-from savs.examples import Example
+from savs.data.prompts import image_markers, strip_image_markers
+from savs.examples import Example, joined_image
 from savs.identity import ModelIdentity, digest, json_digest, model_source
 
 
@@ -69,6 +70,9 @@ class Adapter:
     processor_classes: ClassVar[dict[str, type]] = {}
     # Keep an authors' prompt's leading "<image>\n" markers as literal text (see ``user_turn``).
     literal_image_markers: ClassVar[bool] = False
+    # The model was trained on one image per prompt: several are joined side by side first (``shown``). Per
+    # instance: the registry sets it for single-image checkpoints of multi-image families (LLaVA-1.5).
+    single_image: bool = False
 
     def __init__(self, model: nn.Module, processor, name: str, source: str | None = None) -> None:
         self.model = model.eval()
@@ -157,9 +161,21 @@ class Adapter:
         images = [{"type": "image"} for _ in example.images]
         return {"role": "user", "content": [*images, {"type": "text", "text": text}]}
 
+    def shown(self, example: Example) -> Example:
+        """``example`` as this model takes it: for a ``single_image`` model, several images become one, side by side
+        (BLINK's rule for such models; ``savs.examples.side_by_side``), and an authors' prompt's leading image markers
+        become one; anything else as is."""
+        n = len(example.images)
+        if not self.single_image or n < 2:
+            return example
+        text = example.text
+        if text.startswith(image_markers(n)):
+            text = image_markers(1) + strip_image_markers(text, n)
+        return replace(example, text=text, images=(joined_image(example.images),))
+
     def messages(self, example: Example) -> list[dict]:
         """The conversation that prompts ``example``: system turns (if any), then its user turn."""
-        return [*self.system_turns(), self.user_turn(example)]
+        return [*self.system_turns(), self.user_turn(self.shown(example))]
 
     def render(self, example: Example) -> str:
         """The full prompt string: chat template plus generation prompt, image placeholders unexpanded."""
@@ -168,6 +184,7 @@ class Adapter:
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """Tokenize (and preprocess images of) a batch, padded on ``padding_side``, on the model's device."""
         texts = [self.render(e) for e in examples]
+        examples = [self.shown(e) for e in examples]
         n_images = {len(e.images) for e in examples}
         kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": False}
         if n_images != {0}:
@@ -225,7 +242,7 @@ class Adapter:
             attention=str(getattr(self.model.config, "_attn_implementation", None) or "default"),
             template=digest(str(template)),
             processor=json_digest(settings),
-            extra=self.identity_extra(),
+            extra=self.identity_extra() + ("+side-by-side" if self.single_image else ""),
         )
 
     def identity_extra(self) -> str:

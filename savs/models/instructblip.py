@@ -3,9 +3,9 @@ decoder, as ported to transformers.
 
 It has no chat template: the prompt is the benchmark's text itself (the authors' ``<image>\\n`` markers dropped), as
 transformers' own InstructBLIP example prompts it. The processor puts the Q-Former's query tokens (one ``<image>``
-placeholder each) before the text and also feeds the text to the Q-Former. One image per example; no ICL (no
-template for several turns), hence no MTV either (whose means come from ICL prompts): the paper reports InstructBLIP
-zero-shot only.
+placeholder each) before the text and also feeds the text to the Q-Former. One image per prompt: several are joined
+side by side (``Adapter.shown``, BLINK's rule); no ICL (no template for several turns), hence no MTV either (whose
+means come from ICL prompts): the paper reports InstructBLIP zero-shot only.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ class InstructBlipAdapter(Adapter):
     model_types = ("instructblip",)
     layers_path = "language_model.model.layers"
     supports_prefix_cache = False
+    single_image = True
 
     def render(self, example: Example) -> str:
         """The prompt text alone (no template), image markers dropped: the processor places the image."""
+        example = self.shown(example)
         return strip_image_markers(example.text, len(example.images))
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """Query-token placeholders, then the tokenizer's own special tokens (Vicuna's BOS) and the text; the Q-Former's
         copy of the text; one image per example."""
-        counts = {len(e.images) for e in examples}
-        if counts != {1}:
-            raise ValueError(f"InstructBLIP takes exactly one image per example; this batch has {sorted(counts)}")
+        examples = [self.shown(e) for e in examples]
+        if any(not e.images for e in examples):
+            raise ValueError("InstructBLIP needs an image in every example; this batch has a text-only one")
         tok = self.tokenizer
         old_side, tok.padding_side = tok.padding_side, padding_side
         try:

@@ -49,6 +49,7 @@ class ModelSpec:
     hub_id: str | None
     family: str
     note: str = ""
+    single_image: bool = False  # trained on one image per prompt: several are shown side by side (Adapter.shown)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -57,7 +58,7 @@ MODELS: dict[str, ModelSpec] = {
     "llava-ov-7b": ModelSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava", "paper model"),
     "qwen2-vl-7b": ModelSpec("Qwen/Qwen2-VL-7B-Instruct", "qwen2_vl", "paper model"),
     "qwen2.5-vl-7b": ModelSpec("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_vl"),
-    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava", "paper zero-shot row"),
+    "llava-1.5-7b": ModelSpec("llava-hf/llava-1.5-7b-hf", "llava", "paper zero-shot row", single_image=True),
     "instructblip-7b": ModelSpec("Salesforce/instructblip-vicuna-7b", "instructblip", "paper zero-shot row"),
     "idefics3-8b": ModelSpec("HuggingFaceM4/Idefics3-8B-Llama3", "idefics3"),
     "smolvlm-256m": ModelSpec("HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3"),
@@ -189,4 +190,6 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
             ) from err
         adapter = adapter_class(config.model_type).from_pretrained(path, **kwargs)
     adapter.name = name_or_path
+    if spec is not None and spec.single_image:
+        adapter.single_image = True
     return adapter
