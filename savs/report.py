@@ -119,9 +119,10 @@ def interleaved(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def interleaved_markdown(table: pd.DataFrame) -> str:
-    """Ours (or why there is nothing of ours), then the paper's table, titled as the paper's."""
-    ours = to_markdown(table) if len(table) else "This profile runs neither MHaluBench nor NaturalBench."
-    return f"### Ours\n\n{ours}\n\n{paper_markdown(paper.interleaved(), 'interleaved tasks')}"
+    """What follows our interleaved ``table`` in its Markdown: why it is empty, if it is; then the paper's table,
+    titled as the paper's."""
+    note = "" if len(table) else "This profile runs neither MHaluBench nor NaturalBench.\n\n"
+    return note + paper_markdown(paper.interleaved(), "interleaved tasks")
 
 
 def transfer_matrix(cross: pd.DataFrame, *variants: str) -> pd.DataFrame:

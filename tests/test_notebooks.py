@@ -188,6 +188,8 @@ def test_main_results(out):
     assert list(summary.columns) == ["model", "task", "method", "shots", "metric", "mean", "std", "n_seeds", "n_test"]
     assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks) + len(other_runs)
     assert "### Paper" in (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
+    interleaved = (out.dirs["results"] / f"{paths.INTERLEAVED}.md").read_text()
+    assert "runs neither MHaluBench nor NaturalBench" in interleaved and "### Paper: interleaved" in interleaved
     comparison = pd.read_csv(out.dirs["results"] / f"{paths.MAIN_PAPER}.csv")
     assert comparison["source"].str.startswith("paper, ").all() and len(comparison) == 2 * len(report.PAPER_METHODS)
 

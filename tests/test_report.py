@@ -103,3 +103,20 @@ def test_the_papers_other_rows_join_when_we_ran_those_models():
     assert table.loc["ours, llava-1.5-7b", "EuroSAT"] == "25.0"
     assert {"paper, LLaVA-OV-7B", "paper, Qwen2-VL-7B"} <= set(table.index)
     assert not any(s.startswith(("paper, SigLIP", "paper, GPT-4o", "paper, InstructBLIP")) for s in table.index)
+
+
+def test_interleaved_table_takes_mhalubench_accuracy_and_naturalbench_group_accuracy():
+    results = pd.DataFrame(
+        rows("SAVs", "mhalubench", [80.0, 82.0])
+        + rows("SAVs", "naturalbench", [30.0, 40.0], metric="g_acc")
+        + rows("SAVs", "naturalbench", [60.0], metric="q_acc")  # not the paper's column
+        + rows("SAVs", "eurosat", [90.0])
+    )
+    table = report.interleaved(report.summarize(results))
+    assert table.to_dict("records") == [
+        {"model": "m", "method": "SAVs", "MHaluBench": 81.0, "NaturalBench (group)": 35.0}
+    ]
+    md = report.interleaved_markdown(table)
+    assert md.startswith("### Paper: interleaved tasks") and "| CLIP | zero-shot | 51.9 | 1.2 |" in md
+    empty = report.interleaved(report.summarize(pd.DataFrame(rows("SAVs", "eurosat", [90.0]))))
+    assert empty.empty and report.interleaved_markdown(empty).startswith("This profile runs neither")
