@@ -131,6 +131,20 @@ def transfer_matrix(cross: pd.DataFrame, *variants: str) -> pd.DataFrame:
     return sub.pivot_table(index=["model", "source"], columns="target", values="accuracy", aggfunc="mean", sort=False)
 
 
+def rows_not_run(profile: Profile) -> str:
+    """A note naming the paper's main-table rows that ``profile`` does not run, and why (a note, not blank rows)."""
+    missing = ["GPT-4o (an API model: the paper's numbers only)"]
+    if not profile.zero_shot_models:
+        missing.append("LLaVA-1.5 and InstructBLIP zero-shot (`zero_shot_models`)")
+    contrastive = [name for key, name in (("clip", "CLIP"), ("siglip", "SigLIP")) if key not in profile.baselines]
+    if contrastive:
+        missing.append(f"{' and '.join(contrastive)} (the `clip` / `siglip` baselines: weights from the hub)")
+    return (
+        f"Rows of the paper's table not run by profile `{profile.name}`: {'; '.join(missing)}. The `paper` profile runs "
+        "every one of them but GPT-4o."
+    )
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (pandas needs the optional ``tabulate`` for this)."""
     cells = [[_fmt(v) for v in row] for row in df.itertuples(index=False)]

@@ -187,7 +187,8 @@ def test_main_results(out):
     summary = table(out, paths.MAIN_SUMMARY)
     assert list(summary.columns) == ["model", "task", "method", "shots", "metric", "mean", "std", "n_seeds", "n_test"]
     assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks) + len(other_runs)
-    assert "### Paper" in (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
+    summary_md = (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
+    assert "### Paper" in summary_md and "not run by profile `tiny`: GPT-4o" in summary_md
     interleaved = (out.dirs["results"] / f"{paths.INTERLEAVED}.md").read_text()
     assert "runs neither MHaluBench nor NaturalBench" in interleaved and "### Paper: interleaved" in interleaved
     comparison = pd.read_csv(out.dirs["results"] / f"{paths.MAIN_PAPER}.csv")

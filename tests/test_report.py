@@ -120,3 +120,10 @@ def test_interleaved_table_takes_mhalubench_accuracy_and_naturalbench_group_accu
     assert md.startswith("### Paper: interleaved tasks") and "| CLIP | zero-shot | 51.9 | 1.2 |" in md
     empty = report.interleaved(report.summarize(pd.DataFrame(rows("SAVs", "eurosat", [90.0]))))
     assert empty.empty and report.interleaved_markdown(empty).startswith("This profile runs neither")
+
+
+def test_a_note_names_the_papers_rows_a_profile_does_not_run():
+    mini = report.rows_not_run(load_profile("mini"))
+    assert "CLIP and SigLIP" in mini and "LLaVA-1.5 and InstructBLIP" in mini and "GPT-4o" in mini
+    paper_note = report.rows_not_run(load_profile("paper"))
+    assert "GPT-4o" in paper_note and "CLIP" not in paper_note and "InstructBLIP" not in paper_note
