@@ -14,8 +14,23 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: help setup data test test-slow lint bench lock
 
-help:  ## list the targets
+help:  ## list the targets and the parameters
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@echo
+	@echo "Parameters of reproduce and every notebook target (e.g. make main-results N_HEADS=10); unset: the profile's"
+	@echo "  PROFILE    mini (default), paper, tiny, paper-dryrun, or a YAML path"
+	@echo "  MODEL      models to run, comma-separated (registry name, hub id, local dir, tiny:<family>)"
+	@echo "  TASKS      tasks, comma-separated (the offline suite and the paper's benchmarks: see savs.data.TASKS)"
+	@echo "  SHOTS      examples per class in the few-shot set"
+	@echo "  SEEDS      few-shot seeds, comma-separated (0,1,2)"
+	@echo "  N_TEST     test examples per task"
+	@echo "  N_HEADS    heads kept (an int, or all)"
+	@echo "  METRIC     cosine (the paper's) or euclidean"
+	@echo "  SCORING    in_sample (the paper's), leave_one_out, cv, fisher"
+	@echo "  SELECTION  top_k (the paper's) or pursuit"
+	@echo "  VOTING     majority (the paper's) or reliability"
+	@echo "  DTYPE      float32, bfloat16 or float16 for every model"
+	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
 
 $(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,10 +99,11 @@ PROFILE_YAML := $(if $(filter %.yaml %.yml,$(PROFILE)),$(PROFILE),savs/profiles/
 PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
 	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(N_TEST),-p n_test $(N_TEST)) \
 	$(if $(N_HEADS),-p n_heads $(N_HEADS)) $(if $(METRIC),-p metric $(METRIC)) $(if $(SCORING),-p scoring $(SCORING)) \
-	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)))
+	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)) $(if $(DTYPE),-p dtype $(DTYPE)))
 # The same overrides for the command-line steps (preflight, extraction).
 RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS)) \
-	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)))
+	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)) \
+	$(if $(DTYPE),--dtype $(DTYPE)))
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 

@@ -66,13 +66,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shots", type=int)
     parser.add_argument("--seeds", help="comma-separated")
     parser.add_argument("--n-test", type=int)
+    parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
     parser.add_argument("--cache-dir", required=True, help="the activation cache the notebooks will read ($SAVS_CACHE)")
     args = parser.parse_args(argv)
 
     state = PartialState(cpu=not torch.cuda.is_available())  # gloo across CPU processes where there is no GPU
     profile = load_profile(
         args.profile, model=args.model, tasks=args.tasks, shots=args.shots, seeds=args.seeds, n_test=args.n_test,
-        device=str(state.device) if state.device.type == "cuda" else None,
+        dtype=args.dtype, device=str(state.device) if state.device.type == "cuda" else None,
     )  # fmt: skip
     counts = extract_plan(Session(profile, Path(args.cache_dir)), state)
     if state.is_main_process:

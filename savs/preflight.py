@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=None)
     parser.add_argument("--seeds", default=None)
     parser.add_argument("--n-test", type=int, default=None)
+    parser.add_argument("--dtype", default=None)
     args = parser.parse_args(argv)
     profile = load_profile(
         args.profile, model=args.model or None, tasks=args.tasks or None, shots=args.shots, seeds=args.seeds or None,
-        n_test=args.n_test,
+        n_test=args.n_test, dtype=args.dtype or None,
     )  # fmt: skip
     tasks = list(dict.fromkeys([*profile.tasks, *(t for st in profile.studies() for t in profile.study_tasks(st))]))
     missing = unreachable(profile.models + profile.ablation_models, tasks)

@@ -16,6 +16,7 @@ import yaml
 
 from savs.paths import PROFILES
 
+DTYPES = ("float32", "bfloat16", "float16")  # what a profile or an override may load models in
 BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
 STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
 
@@ -215,6 +216,7 @@ def load_profile(
     n_test: int | None = None,
     baselines: str | list[str] | None = None,
     device: str | None = None,
+    dtype: str | None = None,
     n_heads: int | str | None = None,
     metric: str | None = None,
     scoring: str | None = None,
@@ -226,8 +228,9 @@ def load_profile(
     ``model`` replaces the models (comma-separated for several; the ablation models, which belong to the profile's
     model, are dropped);
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
-    ("" or [] switches every baseline off); the rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``,
-    ``metric``, ``scoring``, ``selection``, ``voting``) replace the field of the same name.
+    ("" or [] switches every baseline off); ``dtype`` ("float32", "bfloat16", "float16") replaces every model's; the
+    rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``, ``metric``, ``scoring``, ``selection``,
+    ``voting``) replace the field of the same name.
     """
     path = profile_path(name_or_path)
     profile = parse_profile(read_profile(path), path.stem)
@@ -252,6 +255,10 @@ def load_profile(
                 f"test size): add them to its YAML; it has {', '.join(profile.baselines)}"
             )
         changes["baselines"] = {k: v for k, v in profile.baselines.items() if k in keep}
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
+        changes["dtype"] = dtype
     for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
         if value is not None:
             changes[key] = value

@@ -140,8 +140,8 @@ def rows_not_run(profile: Profile) -> str:
     if contrastive:
         missing.append(f"{' and '.join(contrastive)} (the `clip` / `siglip` baselines: weights from the hub)")
     return (
-        f"Rows of the paper's table not run by profile `{profile.name}`: {'; '.join(missing)}. The `paper` profile runs "
-        "every one of them but GPT-4o."
+        f"Rows of the paper's table not run by profile `{profile.name}`: {'; '.join(missing)}. "
+        "The `paper` profile runs every one of them but GPT-4o."
     )
 
 

@@ -141,16 +141,27 @@ def test_profile_overrides():
 def test_make_passes_parameters_through_to_papermill_and_preflight():
     """``make <notebook> PROFILE= MODEL= TASKS= SHOTS= SEEDS=`` reaches papermill (a dry run: nothing executes)."""
     args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1", "N_HEADS=3",
-            "METRIC=euclidean", "VOTING=reliability"]  # fmt: skip
+            "METRIC=euclidean", "VOTING=reliability", "DTYPE=bfloat16"]  # fmt: skip
     dry = subprocess.run(["make", "-n", "shot-scaling", *args], cwd=paths.ROOT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     params = ("-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1 "
-              "-p n_heads 3 -p metric euclidean -p voting reliability")  # fmt: skip
+              "-p n_heads 3 -p metric euclidean -p voting reliability -p dtype bfloat16")  # fmt: skip
     papermill = [line for line in dry.stdout.splitlines() if "papermill notebooks/02_shot_scaling.ipynb" in line]
     assert len(papermill) == 1 and params in papermill[0]
-    run = "--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1"
+    run = "--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --dtype bfloat16"
     assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
     assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
+    helped = subprocess.run(["make", "help"], cwd=paths.ROOT, capture_output=True, text=True).stdout
+    for name in ("PROFILE", "MODEL", "TASKS", "SHOTS", "SEEDS", "N_TEST", "N_HEADS", "METRIC", "SCORING", "SELECTION",
+                 "VOTING", "DTYPE"):  # fmt: skip
+        assert f"\n  {name} " in helped, f"make help does not list {name}"
+
+
+def test_a_dtype_override_replaces_every_models_dtype():
+    assert load_profile("paper", dtype="bfloat16").dtype_for("llava-ov-7b") == "bfloat16"
+    assert load_profile("paper").dtype_for("llava-ov-7b") == "float16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        load_profile("mini", dtype="fp16")
 
 
 def test_paper_numbers_ship_with_the_package():
