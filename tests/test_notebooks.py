@@ -157,11 +157,14 @@ def test_make_passes_parameters_through_to_papermill_and_preflight():
         assert f"\n  {name} " in helped, f"make help does not list {name}"
 
 
-def test_a_dtype_override_replaces_every_models_dtype():
+def test_overrides_are_checked_and_dtype_replaces_every_models():
     assert load_profile("paper", dtype="bfloat16").dtype_for("llava-ov-7b") == "bfloat16"
     assert load_profile("paper").dtype_for("llava-ov-7b") == "float16"
-    with pytest.raises(ValueError, match="dtype must be one of"):
-        load_profile("mini", dtype="fp16")
+    for bad, message in ({"dtype": "fp16"}, "dtype must be one of"), ({"metric": "cosin"}, "metric must be one of"), (
+        {"n_heads": "0"}, "n_heads must be"
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_profile("mini", **bad)
 
 
 def test_paper_numbers_ship_with_the_package():
