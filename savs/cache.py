@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import time
 import uuid
 import warnings
@@ -49,6 +51,25 @@ class CacheWarning(UserWarning):
 def default_cache_dir() -> Path:
     """``$SAVS_CACHE``, else ``~/.cache/savs``."""
     return Path(os.environ.get("SAVS_CACHE") or Path.home() / ".cache" / "savs")
+
+
+def build_once(out: Path, build: Callable[[Path], None]) -> Path:
+    """``out``, a model folder kept under the cache, made the first time by ``build(tmp)`` into a temporary sibling,
+    then renamed in: processes building it at once never read a half-written folder (one that loses the race keeps
+    the winner's, which is the same)."""
+    if (out / "config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        build(tmp)
+        os.rename(tmp, out)  # fails if another process finished first
+    except OSError:
+        if not (out / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def cache_only_mode(cache_only: bool | None, cache_dir: str | Path | None) -> bool:

@@ -298,3 +298,34 @@ def test_a_damaged_shard_of_texts_is_set_aside_and_made_again(damage, reason, tm
     assert again == list(TEXTS.values())
     assert made == ["k2", "k3", "closed"], "only the damaged shard's texts are made again"
     assert len(list(store.dir.glob(f".corrupt-{victim.name}-*"))) == 1
+
+
+def test_build_once_builds_once_keeps_a_racing_winner_and_leaves_no_half_folder(tmp_path):
+    from savs.cache import build_once
+
+    out, calls = tmp_path / "models" / "m", []
+
+    def build(tmp):
+        calls.append(tmp)
+        (tmp / "config.json").write_text("{}")
+
+    assert build_once(out, build) == out and (out / "config.json").is_file()
+    assert build_once(out, build) == out and len(calls) == 1  # built: not again
+
+    raced = tmp_path / "models" / "raced"
+
+    def lose_the_race(tmp):
+        (tmp / "config.json").write_text('{"mine": 1}')
+        raced.mkdir()
+        (raced / "config.json").write_text('{"winner": 1}')
+        (raced / "weights").write_text("x")  # non-empty: the rename fails
+
+    assert build_once(raced, lose_the_race) == raced and "winner" in (raced / "config.json").read_text()
+
+    def fail(tmp):
+        (tmp / "config.json").write_text("{}")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_once(tmp_path / "models" / "broken", fail)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["m", "raced"]  # no temporary folder left

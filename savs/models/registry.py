@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import shutil
 import socket
-import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +19,7 @@ from urllib.parse import urlsplit
 from huggingface_hub import constants as hf_constants
 from transformers import AutoConfig
 
-from savs.cache import default_cache_dir
+from savs.cache import build_once, default_cache_dir
 from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
@@ -147,18 +144,7 @@ def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     of a paper checkpoint), built on first use under ``<cache>/tiny/``: into a temporary sibling, then renamed, so
     processes building it at once never read a half-written model."""
     out = Path(cache_dir or default_cache_dir()) / "tiny" / name.removeprefix(TINY_SCHEME)
-    if not (out / "config.json").is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            build_tiny_model(out.name, tmp)
-            os.rename(tmp, out)  # fails if another process finished first: its model is the same (seeded)
-        except OSError:
-            if not (out / "config.json").is_file():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return build_once(out, lambda tmp: build_tiny_model(out.name, tmp))  # seeded: every process builds the same
 
 
 def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs) -> Adapter:
