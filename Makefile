@@ -31,6 +31,7 @@ help:  ## list the targets and the parameters
 	@echo "  VOTING     majority (the paper's) or reliability"
 	@echo "  DTYPE      float32, bfloat16 or float16 for every model"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
+	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once (default 2)"
 
 $(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +82,9 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # profile's whole plan, EXTRACT_PROCS processes: one per GPU, else 2): an example passes through a model once, and
 # generated answers, LoRA runs and vision features are cached too, so a rerun recomputes only what changed.
 PROFILE ?= mini
+# Notebooks run at once by `make reproduce` (after the one extraction step): two overlap the short notebooks with the
+# main table's long one; each line of their output starts with the notebook's name.
+NOTEBOOK_JOBS ?= 2
 MODEL ?=
 TASKS ?=
 SHOTS ?=
@@ -110,7 +114,8 @@ PARAMS_STAMP := $(VENV)/.reproduce-params
 .PHONY: reproduce preflight extract quickstart main-results shot-scaling head-sparsity cross-task where-heads \
 	beyond-savs own-task FORCE
 
-reproduce: $(EXECUTED)  ## every notebook (PROFILE=mini; MODEL= TASKS= SHOTS= SEEDS= N_HEADS= METRIC= ... override)
+reproduce:  ## every notebook, NOTEBOOK_JOBS at a time (PROFILE=mini; MODEL= TASKS= N_HEADS= ... override: make help)
+	@$(MAKE) --no-print-directory -j$(NOTEBOOK_JOBS) $(EXECUTED)
 quickstart: notebooks/executed/00_quickstart.ipynb  ## notebook 00: SAVs on one task, step by step
 main-results: notebooks/executed/01_main_results.ipynb  ## notebook 01: the main table, SAVs vs generation/LoRA/probes
 shot-scaling: notebooks/executed/02_shot_scaling.ipynb  ## notebook 02: accuracy vs examples per class
@@ -134,7 +139,8 @@ $(PARAMS_STAMP): FORCE | setup
 notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | extract
 	@mkdir -p $(@D)
 	@rm -f $(@D)/$*.failed.ipynb
-	$(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar $(PAPERMILL_PARAMS) \
+	set -o pipefail; $(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar \
+	  $(PAPERMILL_PARAMS) 2>&1 | sed -u 's/^/[$*] /' \
 	  || { mv -f $(@D)/$*.running.ipynb $(@D)/$*.failed.ipynb 2>/dev/null; echo "$< failed: see $(@D)/$*.failed.ipynb" >&2; exit 1; }
 	mv -f $(@D)/$*.running.ipynb $@
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.nn import functional as F
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from savs.baselines import match_answer
@@ -288,3 +289,29 @@ def test_real_gguf_conversion(tmp_path: Path) -> None:
     )
     out_ids = lm.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(out_ids[0, ids["input_ids"].shape[1] :])
+
+
+def test_vision_memo_gives_a_fresh_pass_features_shared_and_bounded(tiny: MiniAdapter, monkeypatch) -> None:
+    """Features of images seen before come from the memo, equal to an independent pass of the network; a second
+    encoder (the other projector variant's) shares them; the memo keeps at most MEMO_SIZE images."""
+    from savs.mini import vision
+
+    encoder = tiny.model.vision
+    pixels = preprocess([_image(s) for s in (101, 102, 103)])  # (3, 3, 224, 224)
+    with torch.no_grad():
+        fmap = encoder.net.extract_features(pixels)  # the independent pass
+    expected = F.adaptive_avg_pool2d(fmap, 3).flatten(2).transpose(1, 2)  # (3, 9, 1280)
+    torch.testing.assert_close(encoder(pixels), expected, rtol=1e-5, atol=1e-5)
+    runs = []
+    real_pass = encoder.net.extract_features
+    monkeypatch.setattr(encoder.net, "extract_features", lambda x: runs.append(len(x)) or real_pass(x))
+    again = encoder(torch.cat([pixels[1:], preprocess([_image(104)])]))
+    assert runs == [1]  # only the new image ran
+    torch.testing.assert_close(again[:2], expected[1:], rtol=0, atol=0)
+    other = VisionEncoder()
+    monkeypatch.setattr(other.net, "extract_features", lambda x: runs.append(len(x)) or real_pass(x))
+    other(pixels)
+    assert runs == [1]  # shared across encoders
+    monkeypatch.setattr(vision, "MEMO_SIZE", 2)
+    encoder(preprocess([_image(s) for s in (105, 106, 107)]))
+    assert len(vision._MEMO) == 2
