@@ -31,7 +31,7 @@ help:  ## list the targets and the parameters
 	@echo "  VOTING     majority (the paper's) or reliability"
 	@echo "  DTYPE      float32, bfloat16 or float16 for every model"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
-	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once (default 2)"
+	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once after the main table's (default 2)"
 
 $(STAMP): pyproject.toml $(LOCK) $(NO_DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -82,9 +82,12 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # profile's whole plan, EXTRACT_PROCS processes: one per GPU, else 2): an example passes through a model once, and
 # generated answers, LoRA runs and vision features are cached too, so a rerun recomputes only what changed.
 PROFILE ?= mini
-# Notebooks run at once by `make reproduce` (after the one extraction step): two overlap the short notebooks with the
-# main table's long one; each line of their output starts with the notebook's name.
+# `make reproduce`, after the one extraction step: the main table's notebook alone with every core (its generation and
+# LoRA training are multi-threaded), then the others NOTEBOOK_JOBS at a time, one thread each (they read the cache and
+# fit small models; multi-threaded torch processes sharing cores stall each other). Each line of a notebook's output
+# starts with its name.
 NOTEBOOK_JOBS ?= 2
+MAIN_NOTEBOOK := notebooks/executed/01_main_results.ipynb
 MODEL ?=
 TASKS ?=
 SHOTS ?=
@@ -114,8 +117,9 @@ PARAMS_STAMP := $(VENV)/.reproduce-params
 .PHONY: reproduce preflight extract quickstart main-results shot-scaling head-sparsity cross-task where-heads \
 	beyond-savs own-task FORCE
 
-reproduce:  ## every notebook, NOTEBOOK_JOBS at a time (PROFILE=mini; MODEL= TASKS= N_HEADS= ... override: make help)
-	@$(MAKE) --no-print-directory -j$(NOTEBOOK_JOBS) $(EXECUTED)
+reproduce: extract  ## every notebook (PROFILE=mini; MODEL= TASKS= N_HEADS= ... override them: make help)
+	@$(MAKE) --no-print-directory SKIP_EXTRACT=1 $(MAIN_NOTEBOOK)
+	@OMP_NUM_THREADS=1 $(MAKE) --no-print-directory SKIP_EXTRACT=1 -j$(NOTEBOOK_JOBS) $(filter-out $(MAIN_NOTEBOOK),$(EXECUTED))
 quickstart: notebooks/executed/00_quickstart.ipynb  ## notebook 00: SAVs on one task, step by step
 main-results: notebooks/executed/01_main_results.ipynb  ## notebook 01: the main table, SAVs vs generation/LoRA/probes
 shot-scaling: notebooks/executed/02_shot_scaling.ipynb  ## notebook 02: accuracy vs examples per class
@@ -136,7 +140,7 @@ $(PARAMS_STAMP): FORCE | setup
 	@echo '$(PAPERMILL_PARAMS)' | cmp -s - $@ || echo '$(PAPERMILL_PARAMS)' > $@
 
 # A failing notebook stops make with the failing cell's traceback; its partial run is kept as executed/<name>.failed.ipynb.
-notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | extract
+notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | $(if $(SKIP_EXTRACT),,extract)
 	@mkdir -p $(@D)
 	@rm -f $(@D)/$*.failed.ipynb
 	set -o pipefail; $(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar \

@@ -69,5 +69,5 @@ echo
 echo "Warm tables (CSV, but head_methods.csv's seconds column) vs cold: $same. Log: $log"
 echo
 echo "Each notebook's own time (its last line), per run:"
-awk '/^== /{run=$2} /papermill notebooks\/[0-9]/{nb=$0; sub(/.*papermill notebooks\//, "", nb); sub(/[ .].*/, "", nb)}
-     /notebook ran in/{match($0, /ran in [0-9]+ s/); printf "  %-9s %-20s %s\n", run, nb, substr($0, RSTART + 7, RLENGTH - 7)}' "$log"
+awk '/^== /{run=$2} /^\[[0-9][0-9]_[a-z_]+\] notebook ran in/{
+     match($0, /ran in [0-9]+ s/); printf "  %-9s %-20s %s\n", run, substr($1, 2, length($1) - 2), substr($0, RSTART + 7, RLENGTH - 7)}' "$log"

@@ -16,10 +16,9 @@ MTV compresses many-shot in-context learning into a few attention heads:
    replaced by the means, then greedy decoding; ``mtv_predict`` maps the answers onto the labels with
    ``match_answer``, like every other generation baseline. ``every_token=True`` patches each generated token's
    position too, as the authors' code does (below); the default follows the method as described (the paper, issue
-   #12: the last token's heads are replaced, then the model generates). On savs-mini the authors' way garbles
-   multi-token answers (the heads of every new token get the "answer starts here" means, and the model restarts:
-   "TrouSneckTrouS"): easy-VQA colour 14% vs 54% patching the prompt only (zero-shot 56%), Fashion-MNIST 0% vs 4%
-   (zero-shot 6%), yes/no 54% either way (zero-shot 42%); the paper's MTV rows track zero-shot on multi-token labels
+   #12: the last token's heads are replaced, then the model generates). The authors' way garbles multi-token answers
+   (the heads of every new token get the "answer starts here" means, and the model restarts: "TrouSneckTrouS"; the
+   README's protocol table has the numbers on savs-mini); the paper's MTV rows track zero-shot on multi-token labels
    (EuroSAT, Pets), which fits the prompt-only reading.
 
 Where the defaults come from (the authors' code, ``Brandon3964/MultiModal-Task-Vector``, ``MTV/``):

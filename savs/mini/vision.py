@@ -65,7 +65,7 @@ class VisionEncoder(nn.Module):
 
         The encoder is frozen, so each image's features are kept (``_MEMO``, by the pixels' content, shared by every
         encoder: all load the one checkpoint): an image seen again (by the other projector, another question on it,
-        a second LoRA epoch, MTV's repeated queries) costs no second pass. A fifth of a savs-mini pass is this.
+        a second LoRA epoch, MTV's repeated queries) costs no second pass.
         """
         keys = [(self.grid, str(x.dtype), str(x.device), hashlib.blake2b(x.cpu().numpy().tobytes()).digest())
                 for x in pixel_values]  # fmt: skip
