@@ -146,7 +146,8 @@ def test_make_passes_parameters_through_to_papermill_and_preflight():
     assert dry.returncode == 0, dry.stderr
     params = ("-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1 "
               "-p n_heads 3 -p metric euclidean -p voting reliability -p dtype bfloat16")  # fmt: skip
-    papermill = [line for line in dry.stdout.splitlines() if "papermill notebooks/02_shot_scaling.ipynb" in line]
+    commands = dry.stdout.replace("\\\n", " ").splitlines()  # a recipe line may continue over several
+    papermill = [line for line in commands if "papermill notebooks/02_shot_scaling.ipynb" in line]
     assert len(papermill) == 1 and params in papermill[0]
     run = "--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --dtype bfloat16"
     assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
