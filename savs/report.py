@@ -229,11 +229,13 @@ def run_markdown(profile: Profile) -> str:
 def write_table(
     data: pd.DataFrame, name: str, out_dir: Path, caption: str, shown: pd.DataFrame | None = None, extra: str = ""
 ) -> list[Path]:
-    """``<out_dir>/<name>.csv`` (``data``) and ``.md`` (caption, ``shown`` or else ``data`` as a table, ``extra``)."""
+    """``<out_dir>/<name>.csv`` (``data``) and ``.md`` (caption, ``shown`` or else ``data`` as a table, ``extra``);
+    an empty table is left out of the Markdown (``extra`` says why), not drawn as a header with no rows."""
     csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
     data.to_csv(csv, index=False)
-    table = to_markdown(data if shown is None else shown)
-    md.write_text(f"{caption}\n\n{table}\n" + (f"\n{extra}\n" if extra else ""))
+    shown = data if shown is None else shown
+    parts = [caption, to_markdown(shown) if len(shown) else "", extra]
+    md.write_text("\n\n".join(part for part in parts if part) + "\n")
     return [csv, md]
 
 

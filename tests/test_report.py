@@ -63,7 +63,9 @@ def test_markdown_and_written_files(tmp_path):
     written = report.write_table(df, "t", tmp_path, "Caption.", extra="After.")
     assert [p.name for p in written] == ["t.csv", "t.md"]
     assert pd.read_csv(tmp_path / "t.csv").shape == (2, 2)
-    assert (tmp_path / "t.md").read_text().startswith("Caption.\n\n| x | y |")
+    assert (tmp_path / "t.md").read_text() == "Caption.\n\n| x | y |\n|---|---|\n| a | 1.2 |\n| b |  |\n\nAfter.\n"
+    report.write_table(df.iloc[:0], "empty", tmp_path, "Caption.", extra="Why it is empty.")
+    assert (tmp_path / "empty.md").read_text() == "Caption.\n\nWhy it is empty.\n"  # no header without rows
 
 
 def test_captions_name_model_data_shots_seeds_and_the_stand_in():
