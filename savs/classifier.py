@@ -37,6 +37,19 @@ VOTINGS = ("majority", "reliability")
 CALIBRATIONS = (None, "temperature")
 # Before ``scoring`` existed, ``selection`` named the head-scoring rule; those values still work, with a FutureWarning.
 LEGACY_SELECTIONS = ("in_sample", "leave_one_out")
+# What ``head_scores_`` holds under each scoring rule: a fraction of the few-shot set classified right, but for
+# ``fisher``, an unbounded variance ratio (figures and the command line label and scale scores by this).
+SCORE_NAMES = {
+    "in_sample": "few-shot nearest-class-mean accuracy",
+    "leave_one_out": "leave-one-out few-shot nearest-class-mean accuracy",
+    "cv": "cross-validated few-shot nearest-class-mean accuracy",
+    "fisher": "Fisher ratio, between- over within-class variance",
+}
+
+
+def score_is_accuracy(scoring: str) -> bool:
+    """Whether ``head_scores_`` under ``scoring`` is an accuracy (a fraction, shown in %)."""
+    return scoring != "fisher"
 
 
 def _flatten_4d(X: Any) -> tuple[Any, tuple[int, int, int] | None]:
@@ -532,8 +545,14 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"heads contains duplicate (layer, head) pairs: {heads.tolist()}.")
         return heads.astype(np.int64)
 
-    def _check_counts(self, counts: np.ndarray, scoring: str, selection: str) -> None:
-        """Refuse classes too small for the rules that hold examples out (two each; more for calibration's folds)."""
+    def examples_needed(self) -> dict[str, int]:
+        """The fewest examples per class each chosen rule that holds examples out needs (empty: any count fits):
+        two for leave-one-out / cross-validated scoring, pursuit and reliability voting; more for calibration's
+        folds. ``fit`` refuses smaller classes; callers can check before extracting anything."""
+        self._check_params()
+        return self._needs(*self._methods())
+
+    def _needs(self, scoring: str, selection: str) -> dict[str, int]:
         holding_out = [
             f"{name}={value!r}"
             for name, value, holds_out in (
@@ -549,6 +568,11 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             needed = next(m for m in range(2, 2 + 2 * self.n_folds) if m - -(-m // self.n_folds) >= inner)
             within = f" with {', '.join(holding_out)}" if holding_out else ""
             needs[f"calibration={self.calibration!r}{within}"] = needed
+        return needs
+
+    def _check_counts(self, counts: np.ndarray, scoring: str, selection: str) -> None:
+        """Refuse classes too small for the rules that hold examples out (``examples_needed``)."""
+        needs = self._needs(scoring, selection)
         if needs and counts.min() < max(needs.values()):
             needed = max(needs.values())
             rules = [rule for rule, m in needs.items() if m == needed]

@@ -9,7 +9,8 @@
 A classifier folder holds what ``SAVPipeline.save`` writes (``sav.safetensors``, ``sav.json``) and ``task.json``:
 the label set, the prompt, how DATA was read and split, the few-shot draw and every head's score, so ``evaluate``
 rebuilds the same test part and ``predict`` the same prompt. Exit status: 0 done; 2 the command or its input is
-wrong (arguments, data, a folder that is not a classifier); 1 the run failed (the model would not load, extraction
+wrong (arguments, data, rules the few-shot set is too small for, a folder that is not a classifier or is corrupt,
+a model other than the classifier's); 1 the run failed (the model would not load, extraction
 failed). An error is one line on stderr (``--debug``: with its traceback). ``main(argv)`` runs it in-process.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
+from savs.classifier import METRICS, SCORE_NAMES, SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
 
@@ -180,13 +181,15 @@ def _read_classifier(folder: str) -> dict[str, Any]:
 
 def _load_pipeline(folder: str, args: argparse.Namespace):
     """The saved pipeline, on its own model (or --model's)."""
-    from savs.pipeline import SAVPipeline
+    from savs.pipeline import ModelMismatchError, SavedSAVError, SAVPipeline
 
     adapter = _load_model(args.model, args) if args.model else None
     if adapter is None:
         _info(args, f"loading the classifier in {folder} and its model")
     try:
         return SAVPipeline.load(folder, adapter=adapter, **_load_kwargs(args))
+    except (SavedSAVError, ModelMismatchError) as e:  # the folder or --model is wrong, not the run
+        raise CommandError(f"cannot load the classifier in {folder}: {_one_line(e)}", 2) from e
     except Exception as e:
         raise CommandError(f"cannot load the classifier in {folder}: {_one_line(e)}", 1) from e
 
@@ -213,13 +216,22 @@ def _write_atomic(path: Path, text: str) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from savs.classifier import SAVClassifier
     from savs.extract import extract_heads
-    from savs.pipeline import SAVPipeline
+    from savs.pipeline import ARRAYS_FILE, JSON_FILE, SAVPipeline
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; name a folder")
-    if out.is_dir() and any((out / f).exists() for f in ("sav.json", TASK_FILE)) and not args.force:
+    held = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if foreign := held - {JSON_FILE, ARRAYS_FILE, TASK_FILE}:  # the folder is replaced as a whole
+        raise CommandError(f"--out {out} holds other files ({', '.join(sorted(foreign))}); name a new or empty folder")
+    if held and not args.force:
         raise CommandError(f"{out} already holds a classifier; --force replaces it")
+    rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting}
+    with bad_input():
+        needs = SAVClassifier(n_heads=args.heads, **rules).examples_needed()
+    if needs and args.shots < max(needs.values()):
+        raise CommandError(f"{', '.join(needs)} need at least {max(needs.values())} examples per class; --shots is "
+                           f"{args.shots}")  # fmt: skip
     options = _data_options(args)
     task = _read_data(args.data, args, options, prompt=args.prompt)
     with bad_input():
@@ -231,7 +243,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     X = extract_heads(
         adapter, few_shot, batch_size=args.batch_size, cache_dir=_cache_dir(args), progress=_progress(args)
     )  # (n, L, H, d)
-    rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting}
     full = SAVClassifier(n_heads=args.heads, **rules).fit(X, y)
     sav = SAVPipeline.from_classifier(adapter, full, batch_size=args.batch_size)  # as fit_sav
     scores = full.head_scores_
@@ -261,7 +272,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"fitted {len(full.heads_)} of {L * H} heads ({L} layers x {H}) of {adapter.name}")
     C = len(task.labels)
     print(f"few-shot set: {args.shots} per class x {C} classes = {len(few_shot)} examples, seed {args.seed}")
-    print(f"best heads (few-shot accuracy): {best}")
+    order = "best first" if args.selection == "top_k" else "in selection order"
+    print(f"voting heads, {order} ({SCORE_NAMES[args.scoring]}): {best}")
     print(f"saved to {out}")
     return 0
 
@@ -406,15 +418,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_heads(args: argparse.Namespace) -> int:
-    from safetensors.numpy import load_file
+    from savs.pipeline import SavedSAVError, read_saved
 
     meta = _read_classifier(args.dir)
-    heads = load_file(str(Path(args.dir) / "sav.safetensors"))["heads"]  # (k, 2): what the classifier votes with
+    try:
+        heads = read_saved(Path(args.dir)).heads  # (k, 2): what the classifier votes with, checksum verified
+    except SavedSAVError as e:
+        raise CommandError(_one_line(e)) from e
     scores = np.array(meta["head_scores"])  # (L, H)
     L, H = scores.shape
+    scoring, selection = meta.get("scoring", "in_sample"), meta.get("selection", "top_k")
+    order = "best first" if selection == "top_k" else "in selection order"
     print(
-        f"{len(heads)} of {L * H} heads of {meta['model']} vote, best first; score: the head's nearest-class-mean "
-        f"accuracy on the few-shot set ({meta['shots']} per class x {len(meta['labels'])} classes, seed {meta['seed']})"
+        f"{len(heads)} of {L * H} heads of {meta['model']} vote, {order}; score: {SCORE_NAMES[scoring]} "
+        f"({meta['shots']} per class x {len(meta['labels'])} classes, seed {meta['seed']})"
     )
     rows = heads.tolist()
     if args.all:
@@ -434,7 +451,7 @@ def cmd_heads(args: argparse.Namespace) -> int:
             f"Head scores of {meta['model']} on {Path(meta['data']).name} ({len(meta['labels'])} classes): "
             f"{meta['shots']} shots per class, seed {meta['seed']}; circled: the {len(heads)} voting heads"
         )
-        fig = plots.head_scores(scores, heads, caption)
+        fig = plots.head_scores(scores, heads, caption, scoring)
         try:
             with bad_input():
                 fig.savefig(args.plot, dpi=150, bbox_inches="tight")
@@ -635,8 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
         help="classify images: path<TAB>label<TAB>vote share",
         description=_paragraphs(
-            "Classify images with the prompt the classifier was fit with. One line per image: path, label and the "
-            "share of the voting heads that chose it, tab-separated; --json gives every class's share.",
+            "Classify images with the prompt the classifier was fit with. One line per image: path, label and its "
+            "vote share (the share of the voting heads that chose it; under --voting reliability, the label's "
+            "reliability-weighted score), tab-separated; --json gives every class's.",
             EXIT_HELP,
         ),
     )

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from savs import baselines
-from savs.classifier import SAVClassifier
+from savs.classifier import SAVClassifier, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
@@ -432,9 +432,11 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
     """Where the selected heads sit: per model x task, the head scores (mean over seeds), how often each head
     was selected, and the top head's test vectors with their labels (for a 2-D projection).
 
-    Returns (table of selected heads per seed: rank, layer, head, score in %; arrays per (model, task)).
+    Returns (table of selected heads per seed: rank, layer, head, score; arrays per (model, task)). Scores that are
+    accuracies (``classifier.score_is_accuracy``) are in %.
     """
     p = session.profile
+    scale = 100 if score_is_accuracy(p.scoring) else 1
     rows, maps = [], {}
     for model in p.models:
         for task in p.study_tasks(p.head_maps):
@@ -445,9 +447,9 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
                 clf = session.classifier().fit(run.heads(few), labels(few))
                 fits.append(clf)
                 for rank, (layer, head) in enumerate(clf.heads_.tolist()):
-                    score = 100 * float(clf.head_scores_[layer, head])
+                    score = scale * float(clf.head_scores_[layer, head])
                     rows.append(result_row(run, seed, p.shots, rank=rank + 1, layer=layer, head=head, score=score))
-            scores = 100 * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H), in %
+            scores = scale * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H)
             selected = np.zeros_like(scores)
             for clf in fits:
                 selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
 from savs import paper
+from savs.classifier import SCORE_NAMES, score_is_accuracy
 
 
 def save(fig: Figure, name: str, out_dir: Path) -> list[Path]:
@@ -85,18 +86,20 @@ def transfer_heatmap(matrix: pd.DataFrame, caption: str) -> Figure:
     return fig
 
 
-def head_maps(maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str) -> Figure:
-    """Per (model, task): every head's score (mean over seeds) as a layer x head map; dots = selected heads,
-    sized by the share of seeds that selected them."""
+def head_maps(
+    maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str, scoring: str = "in_sample"
+) -> Figure:
+    """Per (model, task): every head's score (mean over seeds; in % where ``scoring`` gives accuracies) as a
+    layer x head map; dots = selected heads, sized by the share of seeds that selected them."""
     fig, axes = _grid(len(maps), width=3.6, height=5.0, max_cols=5)
     for ax, ((model, task), m) in zip(axes, maps.items(), strict=True):
         scores, selected = m["scores"], m["selected"]  # (L, H) each
-        image = ax.imshow(scores, aspect="auto", cmap="magma", origin="lower", vmin=0, vmax=100)
+        image = ax.imshow(scores, aspect="auto", cmap="magma", origin="lower", **_score_range(scoring))
         layer, head = np.nonzero(selected)
         ax.scatter(head, layer, s=40 * selected[layer, head], facecolors="none", edgecolors="cyan", linewidths=1)
         ax.set(title=f"{model}, {task}", xlabel="head", ylabel="layer")
         _integer_axes(ax)
-        fig.colorbar(image, ax=ax, label="head score (few-shot NCM accuracy, %)")
+        fig.colorbar(image, ax=ax, label=_score_label(scoring))
     _caption(fig, caption)
     return fig
 
@@ -115,17 +118,27 @@ def head_pca(maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str) -
     return fig
 
 
-def head_scores(scores: np.ndarray, heads: np.ndarray, caption: str) -> Figure:
-    """A classifier's ``head_scores_`` (fractions) as a layer x head map in %, selected heads circled."""
+def head_scores(scores: np.ndarray, heads: np.ndarray, caption: str, scoring: str = "in_sample") -> Figure:
+    """A classifier's ``head_scores_`` as a layer x head map (accuracies in %), selected heads circled."""
     fig, ax = plt.subplots(figsize=(4.5, 5.5))
-    image = ax.imshow(100 * scores, aspect="auto", cmap="magma", origin="lower", vmin=0, vmax=100)
+    shown = 100 * scores if score_is_accuracy(scoring) else scores
+    image = ax.imshow(shown, aspect="auto", cmap="magma", origin="lower", **_score_range(scoring))
     ax.scatter(heads[:, 1], heads[:, 0], s=40, facecolors="none", edgecolors="cyan", label="selected heads")
     ax.set(xlabel="head", ylabel="layer")
     _integer_axes(ax)
     ax.legend(fontsize=7, loc="upper right")
-    fig.colorbar(image, ax=ax, label="head score (few-shot NCM accuracy, %)")
+    fig.colorbar(image, ax=ax, label=_score_label(scoring))
     _caption(fig, caption)
     return fig
+
+
+def _score_range(scoring: str) -> dict[str, float]:
+    """A head-score map's colour range: 0-100 for accuracies in %, the data's own for unbounded scores."""
+    return {"vmin": 0, "vmax": 100} if score_is_accuracy(scoring) else {}
+
+
+def _score_label(scoring: str) -> str:
+    return f"head score ({SCORE_NAMES[scoring]}{', %' if score_is_accuracy(scoring) else ''})"
 
 
 def paper_head_locations() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -350,6 +351,44 @@ def test_classifier_and_path_errors_exit_2(fitted, tmp_path):
     (other / "boots").rename(other / "bowls")
     res = run("evaluate", fitted.dir, other, *fitted.args())
     assert res.code == 2 and "classes ['bowls'] outside the given label set ['boots', 'caps', 'mugs']" in res.error
+
+
+def test_rules_too_big_for_the_shots_and_a_foreign_out_folder_exit_2_before_the_model_loads(fitted, tmp_path,
+                                                                                             monkeypatch):  # fmt: skip
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr("savs.cli._load_model", no_model)
+    fit = ("fit", fitted.model, fitted.data, "--out", tmp_path / "sav")
+    res = run(*fit, "--shots", 1, "--scoring", "leave_one_out", *fitted.args())
+    assert res.code == 2 and res.error == "savs fit: error: scoring='leave_one_out' need at least 2 examples per " \
+        "class; --shots is 1"  # fmt: skip
+    assert run(*fit, "--shots", 1, "--voting", "reliability", *fitted.args()).code == 2
+    (tmp_path / "sav").mkdir()
+    (tmp_path / "sav" / "notes.txt").write_text("mine")
+    res = run(*fit, "--shots", 2, "--force", *fitted.args())
+    assert res.code == 2 and "holds other files (notes.txt)" in res.error
+    assert (tmp_path / "sav" / "notes.txt").read_text() == "mine"
+
+
+def test_a_corrupt_classifier_folder_exits_2(fitted, tmp_path):
+    broken = tmp_path / "sav"
+    shutil.copytree(fitted.dir, broken)
+    meta = json.loads((broken / "sav.json").read_text())
+    (broken / "sav.json").write_text(json.dumps({**meta, "metric": "manhattan"}))
+    res = run("predict", broken, next(fitted.data.rglob("*.png")), *fitted.args())
+    assert res.code == 2 and "metric" in res.error and "manhattan" in res.error
+
+
+def test_fisher_scores_and_pursuit_order_are_named_as_what_they_are(fitted, tmp_path):
+    out = tmp_path / "fisher"
+    res = run("fit", fitted.model, fitted.data, "--shots", SHOTS, "--heads", HEADS, "--test-fraction", FRACTION,
+              "--scoring", "fisher", "--selection", "pursuit", "--out", out, *fitted.args())  # fmt: skip
+    assert res.code == 0, res.err
+    assert "voting heads, in selection order (Fisher ratio, between- over within-class variance):" in res.out
+    shown = run("heads", out, "--plot", tmp_path / "map.png")
+    assert shown.code == 0 and "vote, in selection order; score: Fisher ratio" in shown.out
+    assert "vote, best first; score: few-shot nearest-class-mean accuracy" in run("heads", fitted.dir).out
 
 
 def test_runtime_failure_exits_1_and_debug_shows_the_traceback(fitted, tmp_path):
