@@ -169,7 +169,7 @@ def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: 
 
 
 def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_layer: bool) -> list[str]:
-    """Nearest class mean (cosine) on one concatenated vector: the last layer's heads, or every layer's."""
+    """Nearest class mean (the profile's metric) on one concatenated vector: the last layer's heads or every layer's."""
 
     def flat(X: np.ndarray) -> np.ndarray:
         X = X[:, -1:] if last_layer else X  # (n, L', H, d)
@@ -540,6 +540,7 @@ def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int
     grid = list(dict.fromkeys([*p.head_methods.grid, p.n_heads]))  # always the paper's sparsity too
     X, y, X_test, y_test = run.heads(few), labels(few), run.heads(test), labels(test)
     n_all = X.shape[1] * X.shape[2]
+    paper_k = n_all if p.n_heads == "all" else min(p.n_heads, n_all)
     rows = []
     for name in rules:
         options = HEAD_METHODS[name]
@@ -549,7 +550,7 @@ def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int
             predictions = clf.predict(X_test)
             seconds = time.perf_counter() - start
             losses = {"log_loss": np.nan, "log_loss_calibrated": np.nan}
-            if len(clf.heads_) == min(p.n_heads, n_all) or "n_heads" in options:
+            if len(clf.heads_) == paper_k or "n_heads" in options:
                 losses = {
                     "log_loss": _log_loss(clf.predict_proba(X_test), clf.classes_, y_test),
                     "log_loss_calibrated": _calibrated_log_loss(clf, X, y, X_test, y_test),

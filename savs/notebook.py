@@ -38,7 +38,7 @@ def start(
     **overrides: object,
 ) -> Notebook:
     """Load ``profile`` with the notebook's parameters (``overrides``: model, tasks, shots, seeds, n_test,
-    baselines, n_heads, metric, scoring, selection, voting; ``None`` keeps the profile's value), open its session
+    baselines, n_heads, metric, scoring, selection, voting, dtype; ``None`` keeps the profile's value), open its session
     and show what the run will do."""
     started = time.perf_counter()
     cfg = load_profile(profile, **{k: v for k, v in overrides.items() if v is not None})

@@ -165,10 +165,12 @@ def describe(
     shots: str | None = None,
     heads: str | None = None,
     ablations: bool = False,
+    rule: str | None = None,
 ) -> str:
     """The caption every table and figure carries: model(s), data, shots, seeds, test size, heads, the profile.
 
-    ``shots`` / ``heads`` replace the profile's value where a figure sweeps it; ``ablations`` adds the ablation models.
+    ``shots`` / ``heads`` / ``rule`` replace the profile's value where a figure sweeps or fixes it (``rule``: the
+    SAV rule in words, ``rule_text``); ``ablations`` adds the ablation models.
     """
     tasks = profile.study_tasks(study) if study is not None else profile.tasks
     models = [*profile.models, *(profile.ablation_models if ablations else ())]
@@ -176,16 +178,17 @@ def describe(
         f"Model: {', '.join(models)}{_stand_in(models)}. Tasks: {', '.join(tasks)}. "
         f"Shots: {shots or profile.shots} per class. Seeds: {', '.join(map(str, profile.seeds))}. "
         f"Test: up to {profile.n_test or 'all'} examples per task. Heads: {heads or profile.n_heads} "
-        f"({rule_text(profile)}). Profile: {profile.name}."
+        f"({rule or rule_text(profile)}). Profile: {profile.name}."
     )
 
 
 PAPER_RULE = {"metric": "cosine", "scoring": "in_sample", "selection": "top_k", "voting": "majority"}
 
 
-def rule_text(profile: Profile) -> str:
-    """The SAV rule in words: "cosine, in_sample scoring, top_k selection, majority voting: the paper's"."""
-    rule = profile.rule()
+def rule_text(profile: Profile, **shown: str) -> str:
+    """The SAV rule in words: "cosine, in_sample scoring, top_k selection, majority voting: the paper's rule";
+    ``shown`` replaces a part where an experiment sets it itself (e.g. ``scoring="in_sample vs leave_one_out"``)."""
+    rule = {**profile.rule(), **shown}
     text = f"{rule['metric']}, {rule['scoring']} scoring, {rule['selection']} selection, {rule['voting']} voting"
     return text + (": the paper's rule" if rule == PAPER_RULE else "")
 
@@ -281,6 +284,13 @@ def cross_task_markdown(cross: pd.DataFrame) -> str:
 def _boot(correct: list[np.ndarray], resamples: np.ndarray) -> np.ndarray:
     """Accuracy (%) on every resample of the test examples, averaged over seeds: (n_boot,)."""
     return 100 * np.mean([c[resamples].mean(axis=1) for c in correct], axis=0)
+
+
+def sparsity(results: pd.DataFrame, n_heads: int | str) -> int:
+    """The head count SAVs had in ``results`` at the profile's ``n_heads``: itself, or every head where it is "all"
+    or more than the model has (the summary, table and figure compare the rules there)."""
+    most = int(results.loc[results["method"] == "SAVs", "heads"].max())
+    return most if n_heads == "all" else min(int(n_heads), most)
 
 
 def head_methods_summary(results: pd.DataFrame, n_heads: int, probe: str = "linear probe") -> pd.DataFrame:

@@ -74,3 +74,22 @@ def test_same_head_count_differences_only_for_rules_on_the_grid() -> None:
     assert summary.loc[("SAVs", 5), "vs_savs_same_heads"] == 0
     assert summary.loc[("CALM voting", 20), "vs_savs_same_heads"] == pytest.approx(20)
     assert summary.reset_index().query("method == 'linear probe'")["vs_savs_same_heads"].isna().all()
+
+
+def test_sparsity_is_the_head_count_savs_had() -> None:
+    results = _results()  # SAVs at 5 and 20 heads
+    assert report.sparsity(results, 20) == 20 and report.sparsity(results, 5) == 5
+    assert report.sparsity(results, "all") == 20 and report.sparsity(results, 1000) == 20
+
+
+def test_every_head_as_the_sparsity_runs_through_the_experiment(tmp_path) -> None:
+    """``N_HEADS=all`` in notebook 06: the rules run, and the summary compares them at every head."""
+    from savs.experiments import Session, head_methods
+    from savs.profiles import load_profile
+
+    profile = load_profile("tiny", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
+    results = head_methods(Session(profile, tmp_path))
+    n_heads = report.sparsity(results, profile.n_heads)
+    assert n_heads == 2 * 4  # savs.tiny: 2 layers x 4 heads
+    table = report.head_methods_table(report.head_methods_summary(results, n_heads), n_heads)
+    assert "SAVs" in set(table["method"]) and results["log_loss"].notna().any()
