@@ -4,6 +4,7 @@ repo's JSON layout), of their metrics on hand-worked predictions, and of the off
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from benchmark_copies import (
     image,
     load,
     mhalubench_copy,
+    naturalbench_retrieval_test_file,
     save_dict,
 )
 
@@ -384,6 +386,26 @@ def test_authors_test_file_that_does_not_match_is_refused(copies: Callable[[str]
     ) + "\n")  # fmt: skip
     with pytest.raises(ValueError, match="0 of the authors' 1 NaturalBench-Retrieval test groups"):
         load("naturalbench_retrieval", copies, test_file=tmp_path / "other.jsonl")
+
+
+def test_authors_groups_listed_twice_are_tested_and_counted_twice(
+    copies: Callable[[str], Path], tmp_path: Path
+) -> None:
+    root = shutil.copytree(copies("naturalbench_retrieval"), tmp_path / "nbr")
+    records = json.loads((root / "metadata.json").read_text())
+    (root / "metadata.json").write_text(json.dumps([*records, records[2]]))  # a hub copy holding group 2 twice
+    test_file = naturalbench_retrieval_test_file(tmp_path / "test.jsonl", [0, 2, 0])  # group 0 under two ids
+    task = load("naturalbench_retrieval", lambda _: root, test_file=test_file)
+    groups = list(by_group(task.test).values())
+    assert sorted(g[0].meta["query"] for g in groups) == ["a caption 0", "a caption 0", "a caption 2"]
+    assert len(by_group(task.train)) == 6 and not {e.meta["query"] for e in task.train} & {
+        "a caption 0", "a caption 2"
+    }  # fmt: skip
+    preds = [
+        "No" if (e.meta["query"], e.meta["image"]) == ("a caption 0", 0) else e.label for g in groups for e in g
+    ]  # group 0 wrong in both of its copies, as the authors' loop scored it
+    scores = task.evaluate([e for g in groups for e in g], preds)
+    assert scores["group_acc"] == pytest.approx(100 / 3) and scores["text_acc"] == pytest.approx(400 / 6)
 
 
 def test_unknown_protocol_is_refused(copies: Callable[[str], Path]) -> None:
