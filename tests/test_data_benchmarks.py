@@ -4,6 +4,7 @@ repo's JSON layout), of their metrics on hand-worked predictions, and of the off
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import warnings
 from collections import Counter
@@ -25,6 +26,7 @@ from benchmark_copies import (
     save_dict,
 )
 
+from savs import dryrun
 from savs.data.benchmarks import (
     BENCHMARKS,
     PAPER_BENCHMARKS,
@@ -406,6 +408,19 @@ def test_authors_groups_listed_twice_are_tested_and_counted_twice(
     ]  # group 0 wrong in both of its copies, as the authors' loop scored it
     scores = task.evaluate([e for g in groups for e in g], preds)
     assert scores["group_acc"] == pytest.approx(100 / 3) and scores["text_acc"] == pytest.approx(400 / 6)
+
+
+def test_dry_run_stand_in_lists_groups_twice_and_tests_each_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(dryrun.SIZES, "naturalbench_retrieval", {"groups": 12, "authors_test": 6, "listed_twice": 2})
+    dryrun.naturalbench_retrieval(tmp_path / "nbr", dryrun.Counter(), tmp_path / "authors", random.Random(0))
+    test_file = tmp_path / "authors" / "naturalbench_ret_test.jsonl"
+    ids = {json.loads(line)["question_id"] for line in test_file.read_text().splitlines()}
+    task = load("naturalbench_retrieval", lambda _: tmp_path / "nbr", test_file=test_file)
+    pairs = Counter(frozenset(e.meta["query"] for e in g) for g in by_group(task.test).values())
+    assert len(ids) == sum(pairs.values()) == 6 and len(pairs) == 4 and sorted(pairs.values()) == [1, 1, 2, 2]
+    assert len(by_group(task.train)) == 12 - 4
 
 
 def test_unknown_protocol_is_refused(copies: Callable[[str], Path]) -> None:
