@@ -349,6 +349,20 @@ def test_pool_top_up_moves_test_images_of_short_classes(tmp_path: Path) -> None:
         plain.few_shot(3, seed=0)
 
 
+def test_pool_top_up_of_one_local_table_keeps_the_test_images_out_of_the_pool(tmp_path: Path) -> None:
+    names = [f"flower {k}" for k in range(3)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    rows = [{"image": image(k + 3 * j), "label": k} for k in range(3) for j in range(20)]
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path))  # no train split
+    task = BENCHMARKS["flowers102"](source=tmp_path, pool_min_per_class=10)
+
+    def pixels(items: list) -> set[bytes]:
+        return {e.pil_images()[0].tobytes() for e in items}
+
+    assert Counter(e.label for e in task.train) == dict.fromkeys(names, 10) and len(task.test) == 60 - 30
+    assert not pixels(task.train) & pixels(task.test)
+
+
 def test_authors_blink_prompts_and_split(copies: Callable[[str], Path]) -> None:
     task = load("blink_art_style", copies)
     assert task.pool_is_test
