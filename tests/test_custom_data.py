@@ -176,6 +176,16 @@ def test_unreadable_image_is_named(tmp_path):
     assert len(from_folder(root, check_images=False).train + from_folder(root, check_images=False).test) == 5
 
 
+def test_truncated_jpeg_is_named(tmp_path):
+    root = make_folder(tmp_path / "r", {"a": 2, "b": 2})
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "b" / "cut.jpg", quality=90)
+    data = (root / "b" / "cut.jpg").read_bytes()
+    (root / "b" / "cut.jpg").write_bytes(data[: len(data) // 2])  # header intact: verify() passes it
+    with pytest.raises(ValueError, match=r"cannot read image .*b/cut\.jpg: OSError: image file is truncated"):
+        from_folder(root)
+
+
 def test_fewer_images_than_shots(tmp_path):
     task = from_folder(make_folder(tmp_path / "r", {"a": 6, "b": 3}))
     check_shots(task, 2)

@@ -2,9 +2,9 @@
 
 ``from_folder(root)``, ``from_dataset(ds)`` and ``from_table(path)`` return a ``Task`` whose examples hold their
 images as file paths or table rows, read and decoded only when a model needs the pixels (``LazyImage``), so a
-folder of 100,000 photos costs no memory up front. Every image is opened once while the task is built
-(``check_images``), so an unreadable file is named now, not an hour into extraction. ``from_path(source)`` picks
-the builder from what ``source`` is (the ``savs`` command's DATA argument).
+folder of 100,000 photos costs no memory up front. Every image is decoded once while the task is built
+(``check_images``), so an unreadable or truncated file is named now, not an hour into extraction.
+``from_path(source)`` picks the builder from what ``source`` is (the ``savs`` command's DATA argument).
 
 Prompts. Every example's text is the paper's multiple-choice prompt,
 ``"<question> Options: <class 1>, <class 2>, .... Answer with the class name."``, classes in label order, with the
@@ -71,11 +71,14 @@ def render_prompt(labels: Sequence[str], prompt: str | None = None, question: st
 
 
 def check_image(source: str | Path | bytes, name: str | None = None) -> None:
-    """Open ``source`` (a file or encoded bytes) as an image without decoding it; a ValueError naming it if not."""
+    """Open and decode ``source`` (a file or encoded bytes); a ValueError naming it if that fails. Decoding is what
+    finds a truncated or corrupt file (``verify`` reads no JPEG data); a JPEG is decoded at its smallest draft
+    scale, which still reads all of its data but costs little."""
     name = name or str(source)
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            im.verify()
+            im.draft(im.mode, (1, 1))  # JPEG only; other formats ignore it
+            im.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"image {name} does not exist") from None
     except Exception as e:  # PIL raises many kinds for a bad file: UnidentifiedImageError, OSError, SyntaxError...
