@@ -317,6 +317,10 @@ def test_table_errors(tmp_path):
     (tmp_path / "n.csv").write_text("image,label\na.png,x\na.png,\n")
     with pytest.raises(ValueError, match="row 2 has no label"):
         from_table(tmp_path / "n.csv")
+    (tmp_path / "plain.csv").write_text("image,label\na.png,x\na.png,x\na.png,y\na.png,y\n")
+    with pytest.raises(ValueError, match=r"split column 'folds' is not in .*plain.csv; its columns are \['image'"):
+        from_table(tmp_path / "plain.csv", split="folds")
+    assert "seeded stratified split" in from_table(tmp_path / "plain.csv").description  # the default is optional
     (tmp_path / "j.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="not valid JSONL"):
         from_table(tmp_path / "j.jsonl")

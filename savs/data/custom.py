@@ -45,6 +45,7 @@ DEFAULT_QUESTION = "What is shown in this image?"
 TEST_FRACTION = 0.2  # share of each class held out for test where the data bring no split of their own
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 SPLITS = ("train", "test")
+SPLIT_COLUMN = "split"  # a table's split column by default: used where present
 
 
 # --- prompts -------------------------------------------------------------------------------------------------------
@@ -352,7 +353,7 @@ def from_table(
     image: str = "image",
     label: str = "label",
     text: str | None = None,
-    split: str | None = "split",
+    split: str | None = SPLIT_COLUMN,
     labels: Sequence[str] | None = None,
     test_fraction: float = TEST_FRACTION,
     split_seed: int = 0,
@@ -365,7 +366,8 @@ def from_table(
 
     ``text``: a column holding each row's question (VQA-style: the question, then the options, see the module
     docstring); by default the ``question`` column where there is one. ``split``: a column of ``train`` / ``test``
-    values that fixes the split (used where present; None ignores it). Uids are ``<file name>:<row number>``.
+    values that fixes the split (the default ``split`` column is used where present; another name must be a column;
+    None ignores it). Uids are ``<file name>:<row number>``.
     """
     path = Path(path)
     if not path.is_file():
@@ -375,7 +377,8 @@ def from_table(
         raise ValueError(f"table {path} has no rows")
     if text is None and "question" in columns:
         text = "question"
-    _require_columns(columns, {"image": image, "label": label, "text": text}, str(path))
+    named_split = split if split != SPLIT_COLUMN else None  # a split column asked for by name must be there
+    _require_columns(columns, {"image": image, "label": label, "text": text, "split": named_split}, str(path))
     split = split if split is not None and split in columns else None
     where, folder = str(path), path.parent
     images: list[LazyImage] = []
