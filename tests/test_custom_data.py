@@ -71,6 +71,8 @@ def test_prompt_rules():
         render_prompt(labels, "{question}?")
     with pytest.raises(ValueError, match=r"put \{question\}"):
         render_prompt(labels, "Which?", "Why?")
+    with pytest.raises(ValueError, match=r"put \{question\}"):  # the template would drop the row's question
+        render_prompt(labels, "Which of {labels}?", "Why?")
 
 
 # --- folders -------------------------------------------------------------------------------------------------------
@@ -304,6 +306,8 @@ def test_jsonl_vqa_rows_with_questions_and_a_split_column(tmp_path):
     assert templated.test[0].text == "Is it green? Say no, yes."
     with pytest.raises(ValueError, match=r"put \{question\}"):
         from_table(path, "Which?")
+    with pytest.raises(ValueError, match=r"put \{question\}"):
+        from_table(path, "Which of {labels}?")
 
 
 def test_table_errors(tmp_path):

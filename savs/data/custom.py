@@ -11,7 +11,8 @@ Prompts. Every example's text is the paper's multiple-choice prompt,
 question ``DEFAULT_QUESTION`` ("What is shown in this image?") unless a table row has its own (VQA-style).
 ``prompt=`` changes it: a plain sentence replaces the question (options and answer format are still appended);
 a text holding ``{labels}`` and/or ``{question}`` is the whole prompt, with the comma-separated classes and the
-row's own question filled in.
+row's own question filled in. Rows with their own questions need ``{question}`` in a ``prompt=``, which would
+otherwise drop them.
 
 Splits. A folder with ``train/`` and ``test/`` subfolders, a ``DatasetDict`` with train and test splits, or a
 table with a ``split`` column (``train`` / ``test``) keeps its split. Anything else is split here: a seeded
@@ -55,16 +56,16 @@ def render_prompt(labels: Sequence[str], prompt: str | None = None, question: st
     """An example's text (see the module docstring): the paper's prompt, or ``prompt`` as question or template."""
     if prompt is not None and not prompt.strip():
         raise ValueError("the prompt is empty")
+    if prompt is not None and question and "{question}" not in prompt:  # the row's question would be dropped
+        raise ValueError(
+            "a prompt and a per-row question were both given; to use both, put {question} (and {labels}) in the prompt"
+        )
     if prompt is not None and ("{labels}" in prompt or "{question}" in prompt):
         if "{question}" in prompt and not question:
             raise ValueError(
                 f"the prompt {prompt!r} has a {{question}} placeholder but there is no question to put there"
             )
         return prompt.replace("{labels}", ", ".join(labels)).replace("{question}", question or "")
-    if prompt is not None and question:
-        raise ValueError(
-            "a prompt and a per-row question were both given; to use both, put {question} (and {labels}) in the prompt"
-        )
     return classification_prompt(question or prompt or DEFAULT_QUESTION, labels)
 
 
