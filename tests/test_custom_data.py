@@ -287,6 +287,14 @@ def test_csv_table_with_relative_paths_and_seeded_split(tmp_path):
         from_table(tmp_path / "items.csv", image="file")
 
 
+def test_table_labels_lose_surrounding_spaces(tmp_path):
+    write_image(tmp_path / "a.png", 1)
+    (tmp_path / "t.csv").write_text("image,label\na.png,cat\na.png, dog\na.png,cat \na.png, dog\n")
+    task = from_table(tmp_path / "t.csv")
+    assert task.labels == ("cat", "dog") and {e.label for e in task.train + task.test} == {"cat", "dog"}
+    assert from_table(tmp_path / "t.csv", labels=("dog", "cat")).labels == ("dog", "cat")
+
+
 def test_jsonl_vqa_rows_with_questions_and_a_split_column(tmp_path):
     write_image(tmp_path / "a.png", 1)
     rows = [

@@ -283,13 +283,13 @@ def _rows_to_task(
     """The shared tail of the table builders: labels, split (given or seeded), prompts, Examples.
 
     ``rows`` hold each row's label (and question, split) already as plain values; ``image_of(i)`` makes row ``i``'s
-    image; errors name the row as ``where`` row ``i + 1``.
+    image; errors name the row as ``where`` row ``i + 1``. Labels (the rows' and ``labels``) lose surrounding spaces.
     """
-    for i, row in enumerate(rows):
-        value = row[label]
-        if value is None or str(value).strip() == "":
+    values = ["" if row[label] is None else str(row[label]).strip() for row in rows]  # "cat, dog" in a CSV: "dog"
+    for i, value in enumerate(values):
+        if not value:
             raise ValueError(f"{where} row {i + 1} has no label")
-    label_set = _label_set((str(r[label]) for r in rows), labels, where)
+    label_set = _label_set(values, None if labels is None else [lab.strip() for lab in labels], where)
     if split is not None:
         parts: dict[str, list[int]] = {s: [] for s in SPLITS}
         for i, row in enumerate(rows):
@@ -303,8 +303,8 @@ def _rows_to_task(
         train_idx, test_idx = parts["train"], parts["test"]
     else:
         by_label: dict[str, list[int]] = {lab: [] for lab in label_set}
-        for i, row in enumerate(rows):
-            by_label[str(row[label])].append(i)
+        for i, value in enumerate(values):
+            by_label[value].append(i)
         by_label = {lab: idx for lab, idx in by_label.items() if idx}
         train_by, test_by = stratified_split(by_label, test_fraction, split_seed)
         train_idx = sorted(i for idx in train_by.values() for i in idx)
@@ -319,7 +319,7 @@ def _rows_to_task(
             out.append(
                 Example(
                     text=render_prompt(label_set, prompt, None if question is None else str(question).strip()),
-                    label=str(rows[i][label]),
+                    label=values[i],
                     images=(image_of(i),),
                     uid=uid_of(i),
                     meta={"row": i},
