@@ -230,7 +230,6 @@ def from_folder(
         if extra and labels is None:
             raise ValueError(f"{root / 'test'} has classes {extra} that {root / 'train'} lacks")
     else:
-        _check_fraction(test_fraction)
         train_files, test_files = stratified_split(_class_files(root), test_fraction, split_seed)
     label_set = _label_set([*train_files, *test_files], labels, str(root))
     if check_images:
