@@ -130,6 +130,8 @@ def test_naturalbench_retrieval_text_image_group(copies: Callable[[str], Path]) 
     scores = task.evaluate(group, ["Yes", "No", "Yes", "Yes"])  # image 1 matched to caption 0 by mistake
     assert scores == {"accuracy": 75.0, "text_acc": 50.0, "image_acc": 50.0, "group_acc": 0.0}
     assert '"a caption' in group[0].text and group[0].text.endswith("Answer with Yes or No.")
+    with pytest.raises(ValueError, match=r"n \(test examples\) must be an int >= 0; got True"):
+        task.test_subset(True)
 
 
 def test_sugarcrepe_pair_counts_only_when_both_right(copies: Callable[[str], Path]) -> None:
