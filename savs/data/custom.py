@@ -6,7 +6,8 @@ folder of 100,000 photos costs no memory up front. Every image is decoded once w
 (``check_images``), so an unreadable or truncated file is named now, not an hour into extraction.
 ``from_path(source)`` picks the builder from what ``source`` is (the ``savs`` command's DATA argument).
 
-Prompts. Every example's text is the paper's multiple-choice prompt,
+Prompts. Every example's text is the project's own ("savs") multiple-choice prompt
+(``savs.data.prompts.classification_prompt``),
 ``"<question> Options: <class 1>, <class 2>, .... Answer with the class name."``, classes in label order, with the
 question ``DEFAULT_QUESTION`` ("What is shown in this image?") unless a table row has its own (VQA-style).
 ``prompt=`` changes it: a plain sentence replaces the question (options and answer format are still appended);
@@ -53,7 +54,8 @@ SPLIT_COLUMN = "split"  # a table's split column by default: used where present
 
 
 def render_prompt(labels: Sequence[str], prompt: str | None = None, question: str | None = None) -> str:
-    """An example's text (see the module docstring): the paper's prompt, or ``prompt`` as question or template."""
+    """An example's text (see the module docstring): our multiple-choice prompt, or ``prompt`` as question or
+    template."""
     if prompt is not None and not prompt.strip():
         raise ValueError("the prompt is empty")
     if prompt is not None and question and "{question}" not in prompt:  # the row's question would be dropped
