@@ -54,7 +54,8 @@ SIZES = {
     },
     "vizwiz": {"val": 4319, "unanswerable": 0.25},  # unanswerable share unconfirmed
     "naturalbench": {"groups": 1900, "yes_no": 0.6},  # type mix unconfirmed
-    "naturalbench_retrieval": {"groups": 1900, "authors_test": 950},  # 1,900 unconfirmed; the authors' file: 950
+    # 1,900 unconfirmed; the authors' file: 950 groups, 78 of them repeating an earlier group's images and captions
+    "naturalbench_retrieval": {"groups": 1900, "authors_test": 950, "listed_twice": 78},
     "sugarcrepe": {"add_obj": 2062, "add_att": 692, "replace_obj": 1652, "replace_att": 788, "replace_rel": 1406,
                    "swap_obj": 246, "swap_att": 666},  # fmt: skip
     "eurosat": {"train": 16200, "validation": 5400, "test": 5400, "classes": 10},  # timm's splits; unconfirmed
@@ -206,22 +207,23 @@ def naturalbench(out: Path, ids: Counter, rng: random.Random) -> None:
 
 
 def naturalbench_retrieval(out: Path, ids: Counter, authors: Path, rng: random.Random) -> None:
-    """metadata.json + images/, and a stand-in of the authors' fixed test file (their format) naming half the groups."""
+    """metadata.json + images/, and a stand-in of the authors' fixed test file (their format) naming about half the
+    groups, some of them twice under a second ``question_id`` as the real file does."""
     size = SIZES["naturalbench_retrieval"]
     (out / "images").mkdir(parents=True, exist_ok=True)
-    records, rows = [], []
-    tested = set(rng.sample(range(size["groups"]), size["authors_test"]))
+    records = []
     for i in range(size["groups"]):
         names = [f"nb_{i:05d}_{k}.png" for k in (0, 1)]
         for name in names:
             (out / "images" / name).write_bytes(png(ids()))
-        captions = [f"A scene {i} seen one way.", f"A scene {i} seen another way."]
-        records.append({"index": i, "image_0": names[0], "image_1": names[1], "caption_0": captions[0],
-                        "caption_1": captions[1]})  # fmt: skip
-        if i in tested:
-            rows += [{"image": f"/data/naturalbench/{names[k]}", "question": f"Does this image show '{captions[c]}'?",
-                      "question_id": len(rows) // 4 + 1, "label": "Yes" if k == c else "No"}
-                     for c in (0, 1) for k in (0, 1)]  # fmt: skip
+        records.append({"index": i, "image_0": names[0], "image_1": names[1], "caption_0": f"A scene {i} seen one way.",
+                        "caption_1": f"A scene {i} seen another way."})  # fmt: skip
+    distinct = rng.sample(range(size["groups"]), size["authors_test"] - size["listed_twice"])
+    listed = distinct + rng.sample(distinct, size["listed_twice"])
+    rows = [{"image": f"/data/naturalbench/{records[i][f'image_{k}']}",
+             "question": f"Does this image show '{records[i][f'caption_{c}']}'?", "question_id": q + 1,
+             "label": "Yes" if k == c else "No"}
+            for q, i in enumerate(listed) for c in (0, 1) for k in (0, 1)]  # fmt: skip
     (out / "metadata.json").write_text(json.dumps(records))
     authors.mkdir(parents=True, exist_ok=True)
     (authors / "naturalbench_ret_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -226,7 +226,7 @@ def load_profile(
     """Read a profile and apply overrides.
 
     ``model`` replaces the models (comma-separated for several; the ablation models, which belong to the profile's
-    model, are dropped);
+    model, and the zero-shot-only models are dropped);
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
     ("" or [] switches every baseline off); ``dtype`` ("float32", "bfloat16", "float16") replaces every model's; the
     rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``, ``metric``, ``scoring``, ``selection``,

@@ -156,14 +156,21 @@ def naturalbench_retrieval_copy(root: Path) -> Path:
         records.append({"index": i, "image_0": f"{i}_0.png", "image_1": f"{i}_1.png",
                         "caption_0": f"a caption {i}", "caption_1": f"another caption {i}"})  # fmt: skip
     (root / "metadata.json").write_text(json.dumps(records))
-    # a stand-in for the authors' fixed test file (their format, our content): groups 0, 2, 4, 6
+    naturalbench_retrieval_test_file(root / "authors_test.jsonl", [0, 2, 4, 6])
+    return root
+
+
+def naturalbench_retrieval_test_file(path: Path, groups: list[int]) -> Path:
+    """A stand-in for the authors' fixed test file (their format, our content) listing the copy's ``groups`` in
+    order, one ``question_id`` each (a group listed twice gets two)."""
     rows = [
         {"image": f"/data/naturalbench/{i}_{k}.png", "question": f"Does this image show '{cap}'?",
-         "question_id": i // 2 + 1, "label": "Yes" if k == c else "No"}
-        for i in range(0, 8, 2) for c, cap in enumerate((f"a caption {i}", f"another caption {i}")) for k in (0, 1)
+         "question_id": q + 1, "label": "Yes" if k == c else "No"}
+        for q, i in enumerate(groups) for c, cap in enumerate((f"a caption {i}", f"another caption {i}"))
+        for k in (0, 1)
     ]  # fmt: skip
-    (root / "authors_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
 
 
 def sugarcrepe_copy(root: Path) -> Path:

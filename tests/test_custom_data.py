@@ -71,6 +71,8 @@ def test_prompt_rules():
         render_prompt(labels, "{question}?")
     with pytest.raises(ValueError, match=r"put \{question\}"):
         render_prompt(labels, "Which?", "Why?")
+    with pytest.raises(ValueError, match=r"put \{question\}"):  # the template would drop the row's question
+        render_prompt(labels, "Which of {labels}?", "Why?")
 
 
 # --- folders -------------------------------------------------------------------------------------------------------
@@ -176,6 +178,16 @@ def test_unreadable_image_is_named(tmp_path):
     assert len(from_folder(root, check_images=False).train + from_folder(root, check_images=False).test) == 5
 
 
+def test_truncated_jpeg_is_named(tmp_path):
+    root = make_folder(tmp_path / "r", {"a": 2, "b": 2})
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "b" / "cut.jpg", quality=90)
+    data = (root / "b" / "cut.jpg").read_bytes()
+    (root / "b" / "cut.jpg").write_bytes(data[: len(data) // 2])  # header intact: verify() passes it
+    with pytest.raises(ValueError, match=r"cannot read image .*b/cut\.jpg: OSError: image file is truncated"):
+        from_folder(root)
+
+
 def test_fewer_images_than_shots(tmp_path):
     task = from_folder(make_folder(tmp_path / "r", {"a": 6, "b": 3}))
     check_shots(task, 2)
@@ -275,6 +287,14 @@ def test_csv_table_with_relative_paths_and_seeded_split(tmp_path):
         from_table(tmp_path / "items.csv", image="file")
 
 
+def test_table_labels_lose_surrounding_spaces(tmp_path):
+    write_image(tmp_path / "a.png", 1)
+    (tmp_path / "t.csv").write_text("image,label\na.png,cat\na.png, dog\na.png,cat \na.png, dog\n")
+    task = from_table(tmp_path / "t.csv")
+    assert task.labels == ("cat", "dog") and {e.label for e in task.train + task.test} == {"cat", "dog"}
+    assert from_table(tmp_path / "t.csv", labels=("dog", "cat")).labels == ("dog", "cat")
+
+
 def test_jsonl_vqa_rows_with_questions_and_a_split_column(tmp_path):
     write_image(tmp_path / "a.png", 1)
     rows = [
@@ -294,6 +314,8 @@ def test_jsonl_vqa_rows_with_questions_and_a_split_column(tmp_path):
     assert templated.test[0].text == "Is it green? Say no, yes."
     with pytest.raises(ValueError, match=r"put \{question\}"):
         from_table(path, "Which?")
+    with pytest.raises(ValueError, match=r"put \{question\}"):
+        from_table(path, "Which of {labels}?")
 
 
 def test_table_errors(tmp_path):
@@ -307,6 +329,10 @@ def test_table_errors(tmp_path):
     (tmp_path / "n.csv").write_text("image,label\na.png,x\na.png,\n")
     with pytest.raises(ValueError, match="row 2 has no label"):
         from_table(tmp_path / "n.csv")
+    (tmp_path / "plain.csv").write_text("image,label\na.png,x\na.png,x\na.png,y\na.png,y\n")
+    with pytest.raises(ValueError, match=r"split column 'folds' is not in .*plain.csv; its columns are \['image'"):
+        from_table(tmp_path / "plain.csv", split="folds")
+    assert "seeded stratified split" in from_table(tmp_path / "plain.csv").description  # the default is optional
     (tmp_path / "j.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="not valid JSONL"):
         from_table(tmp_path / "j.jsonl")

@@ -4,6 +4,8 @@ repo's JSON layout), of their metrics on hand-worked predictions, and of the off
 from __future__ import annotations
 
 import json
+import random
+import shutil
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -20,9 +22,11 @@ from benchmark_copies import (
     image,
     load,
     mhalubench_copy,
+    naturalbench_retrieval_test_file,
     save_dict,
 )
 
+from savs import dryrun
 from savs.data.benchmarks import (
     BENCHMARKS,
     PAPER_BENCHMARKS,
@@ -126,6 +130,8 @@ def test_naturalbench_retrieval_text_image_group(copies: Callable[[str], Path]) 
     scores = task.evaluate(group, ["Yes", "No", "Yes", "Yes"])  # image 1 matched to caption 0 by mistake
     assert scores == {"accuracy": 75.0, "text_acc": 50.0, "image_acc": 50.0, "group_acc": 0.0}
     assert '"a caption' in group[0].text and group[0].text.endswith("Answer with Yes or No.")
+    with pytest.raises(ValueError, match=r"n \(test examples\) must be an int >= 0; got True"):
+        task.test_subset(True)
 
 
 def test_sugarcrepe_pair_counts_only_when_both_right(copies: Callable[[str], Path]) -> None:
@@ -345,6 +351,20 @@ def test_pool_top_up_moves_test_images_of_short_classes(tmp_path: Path) -> None:
         plain.few_shot(3, seed=0)
 
 
+def test_pool_top_up_of_one_local_table_keeps_the_test_images_out_of_the_pool(tmp_path: Path) -> None:
+    names = [f"flower {k}" for k in range(3)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    rows = [{"image": image(k + 3 * j), "label": k} for k in range(3) for j in range(20)]
+    datasets.Dataset.from_list(rows, features=features).save_to_disk(str(tmp_path))  # no train split
+    task = BENCHMARKS["flowers102"](source=tmp_path, pool_min_per_class=10)
+
+    def pixels(items: list) -> set[bytes]:
+        return {e.pil_images()[0].tobytes() for e in items}
+
+    assert Counter(e.label for e in task.train) == dict.fromkeys(names, 10) and len(task.test) == 60 - 30
+    assert not pixels(task.train) & pixels(task.test)
+
+
 def test_authors_blink_prompts_and_split(copies: Callable[[str], Path]) -> None:
     task = load("blink_art_style", copies)
     assert task.pool_is_test
@@ -384,6 +404,39 @@ def test_authors_test_file_that_does_not_match_is_refused(copies: Callable[[str]
     ) + "\n")  # fmt: skip
     with pytest.raises(ValueError, match="0 of the authors' 1 NaturalBench-Retrieval test groups"):
         load("naturalbench_retrieval", copies, test_file=tmp_path / "other.jsonl")
+
+
+def test_authors_groups_listed_twice_are_tested_and_counted_twice(
+    copies: Callable[[str], Path], tmp_path: Path
+) -> None:
+    root = shutil.copytree(copies("naturalbench_retrieval"), tmp_path / "nbr")
+    records = json.loads((root / "metadata.json").read_text())
+    (root / "metadata.json").write_text(json.dumps([*records, records[2]]))  # a hub copy holding group 2 twice
+    test_file = naturalbench_retrieval_test_file(tmp_path / "test.jsonl", [0, 2, 0])  # group 0 under two ids
+    task = load("naturalbench_retrieval", lambda _: root, test_file=test_file)
+    groups = list(by_group(task.test).values())
+    assert sorted(g[0].meta["query"] for g in groups) == ["a caption 0", "a caption 0", "a caption 2"]
+    assert len(by_group(task.train)) == 6 and not {e.meta["query"] for e in task.train} & {
+        "a caption 0", "a caption 2"
+    }  # fmt: skip
+    preds = [
+        "No" if (e.meta["query"], e.meta["image"]) == ("a caption 0", 0) else e.label for g in groups for e in g
+    ]  # group 0 wrong in both of its copies, as the authors' loop scored it
+    scores = task.evaluate([e for g in groups for e in g], preds)
+    assert scores["group_acc"] == pytest.approx(100 / 3) and scores["text_acc"] == pytest.approx(400 / 6)
+
+
+def test_dry_run_stand_in_lists_groups_twice_and_tests_each_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(dryrun.SIZES, "naturalbench_retrieval", {"groups": 12, "authors_test": 6, "listed_twice": 2})
+    dryrun.naturalbench_retrieval(tmp_path / "nbr", dryrun.Counter(), tmp_path / "authors", random.Random(0))
+    test_file = tmp_path / "authors" / "naturalbench_ret_test.jsonl"
+    ids = {json.loads(line)["question_id"] for line in test_file.read_text().splitlines()}
+    task = load("naturalbench_retrieval", lambda _: tmp_path / "nbr", test_file=test_file)
+    pairs = Counter(frozenset(e.meta["query"] for e in g) for g in by_group(task.test).values())
+    assert len(ids) == sum(pairs.values()) == 6 and len(pairs) == 4 and sorted(pairs.values()) == [1, 1, 2, 2]
+    assert len(by_group(task.train)) == 12 - 4
 
 
 def test_unknown_protocol_is_refused(copies: Callable[[str], Path]) -> None:

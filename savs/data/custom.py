@@ -2,16 +2,18 @@
 
 ``from_folder(root)``, ``from_dataset(ds)`` and ``from_table(path)`` return a ``Task`` whose examples hold their
 images as file paths or table rows, read and decoded only when a model needs the pixels (``LazyImage``), so a
-folder of 100,000 photos costs no memory up front. Every image is opened once while the task is built
-(``check_images``), so an unreadable file is named now, not an hour into extraction. ``from_path(source)`` picks
-the builder from what ``source`` is (the ``savs`` command's DATA argument).
+folder of 100,000 photos costs no memory up front. Every image is decoded once while the task is built
+(``check_images``), so an unreadable or truncated file is named now, not an hour into extraction.
+``from_path(source)`` picks the builder from what ``source`` is (the ``savs`` command's DATA argument).
 
-Prompts. Every example's text is the paper's multiple-choice prompt,
+Prompts. Every example's text is the project's own ("savs") multiple-choice prompt
+(``savs.data.prompts.classification_prompt``),
 ``"<question> Options: <class 1>, <class 2>, .... Answer with the class name."``, classes in label order, with the
 question ``DEFAULT_QUESTION`` ("What is shown in this image?") unless a table row has its own (VQA-style).
 ``prompt=`` changes it: a plain sentence replaces the question (options and answer format are still appended);
 a text holding ``{labels}`` and/or ``{question}`` is the whole prompt, with the comma-separated classes and the
-row's own question filled in.
+row's own question filled in. Rows with their own questions need ``{question}`` in a ``prompt=``, which would
+otherwise drop them.
 
 Splits. A folder with ``train/`` and ``test/`` subfolders, a ``DatasetDict`` with train and test splits, or a
 table with a ``split`` column (``train`` / ``test``) keeps its split. Anything else is split here: a seeded
@@ -45,25 +47,27 @@ DEFAULT_QUESTION = "What is shown in this image?"
 TEST_FRACTION = 0.2  # share of each class held out for test where the data bring no split of their own
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 SPLITS = ("train", "test")
+SPLIT_COLUMN = "split"  # a table's split column by default: used where present
 
 
 # --- prompts -------------------------------------------------------------------------------------------------------
 
 
 def render_prompt(labels: Sequence[str], prompt: str | None = None, question: str | None = None) -> str:
-    """An example's text (see the module docstring): the paper's prompt, or ``prompt`` as question or template."""
+    """An example's text (see the module docstring): our multiple-choice prompt, or ``prompt`` as question or
+    template."""
     if prompt is not None and not prompt.strip():
         raise ValueError("the prompt is empty")
+    if prompt is not None and question and "{question}" not in prompt:  # the row's question would be dropped
+        raise ValueError(
+            "a prompt and a per-row question were both given; to use both, put {question} (and {labels}) in the prompt"
+        )
     if prompt is not None and ("{labels}" in prompt or "{question}" in prompt):
         if "{question}" in prompt and not question:
             raise ValueError(
                 f"the prompt {prompt!r} has a {{question}} placeholder but there is no question to put there"
             )
         return prompt.replace("{labels}", ", ".join(labels)).replace("{question}", question or "")
-    if prompt is not None and question:
-        raise ValueError(
-            "a prompt and a per-row question were both given; to use both, put {question} (and {labels}) in the prompt"
-        )
     return classification_prompt(question or prompt or DEFAULT_QUESTION, labels)
 
 
@@ -71,11 +75,14 @@ def render_prompt(labels: Sequence[str], prompt: str | None = None, question: st
 
 
 def check_image(source: str | Path | bytes, name: str | None = None) -> None:
-    """Open ``source`` (a file or encoded bytes) as an image without decoding it; a ValueError naming it if not."""
+    """Open and decode ``source`` (a file or encoded bytes); a ValueError naming it if that fails. Decoding is what
+    finds a truncated or corrupt file (``verify`` reads no JPEG data); a JPEG is decoded at its smallest draft
+    scale, which still reads all of its data but costs little."""
     name = name or str(source)
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            im.verify()
+            im.draft(im.mode, (1, 1))  # JPEG only; other formats ignore it
+            im.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"image {name} does not exist") from None
     except Exception as e:  # PIL raises many kinds for a bad file: UnidentifiedImageError, OSError, SyntaxError...
@@ -225,7 +232,6 @@ def from_folder(
         if extra and labels is None:
             raise ValueError(f"{root / 'test'} has classes {extra} that {root / 'train'} lacks")
     else:
-        _check_fraction(test_fraction)
         train_files, test_files = stratified_split(_class_files(root), test_fraction, split_seed)
     label_set = _label_set([*train_files, *test_files], labels, str(root))
     if check_images:
@@ -278,13 +284,13 @@ def _rows_to_task(
     """The shared tail of the table builders: labels, split (given or seeded), prompts, Examples.
 
     ``rows`` hold each row's label (and question, split) already as plain values; ``image_of(i)`` makes row ``i``'s
-    image; errors name the row as ``where`` row ``i + 1``.
+    image; errors name the row as ``where`` row ``i + 1``. Labels (the rows' and ``labels``) lose surrounding spaces.
     """
-    for i, row in enumerate(rows):
-        value = row[label]
-        if value is None or str(value).strip() == "":
+    values = ["" if row[label] is None else str(row[label]).strip() for row in rows]  # "cat, dog" in a CSV: "dog"
+    for i, value in enumerate(values):
+        if not value:
             raise ValueError(f"{where} row {i + 1} has no label")
-    label_set = _label_set((str(r[label]) for r in rows), labels, where)
+    label_set = _label_set(values, None if labels is None else [lab.strip() for lab in labels], where)
     if split is not None:
         parts: dict[str, list[int]] = {s: [] for s in SPLITS}
         for i, row in enumerate(rows):
@@ -298,8 +304,8 @@ def _rows_to_task(
         train_idx, test_idx = parts["train"], parts["test"]
     else:
         by_label: dict[str, list[int]] = {lab: [] for lab in label_set}
-        for i, row in enumerate(rows):
-            by_label[str(row[label])].append(i)
+        for i, value in enumerate(values):
+            by_label[value].append(i)
         by_label = {lab: idx for lab, idx in by_label.items() if idx}
         train_by, test_by = stratified_split(by_label, test_fraction, split_seed)
         train_idx = sorted(i for idx in train_by.values() for i in idx)
@@ -314,7 +320,7 @@ def _rows_to_task(
             out.append(
                 Example(
                     text=render_prompt(label_set, prompt, None if question is None else str(question).strip()),
-                    label=str(rows[i][label]),
+                    label=values[i],
                     images=(image_of(i),),
                     uid=uid_of(i),
                     meta={"row": i},
@@ -349,7 +355,7 @@ def from_table(
     image: str = "image",
     label: str = "label",
     text: str | None = None,
-    split: str | None = "split",
+    split: str | None = SPLIT_COLUMN,
     labels: Sequence[str] | None = None,
     test_fraction: float = TEST_FRACTION,
     split_seed: int = 0,
@@ -362,7 +368,8 @@ def from_table(
 
     ``text``: a column holding each row's question (VQA-style: the question, then the options, see the module
     docstring); by default the ``question`` column where there is one. ``split``: a column of ``train`` / ``test``
-    values that fixes the split (used where present; None ignores it). Uids are ``<file name>:<row number>``.
+    values that fixes the split (the default ``split`` column is used where present; another name must be a column;
+    None ignores it). Uids are ``<file name>:<row number>``.
     """
     path = Path(path)
     if not path.is_file():
@@ -372,7 +379,8 @@ def from_table(
         raise ValueError(f"table {path} has no rows")
     if text is None and "question" in columns:
         text = "question"
-    _require_columns(columns, {"image": image, "label": label, "text": text}, str(path))
+    named_split = split if split != SPLIT_COLUMN else None  # a split column asked for by name must be there
+    _require_columns(columns, {"image": image, "label": label, "text": text, "split": named_split}, str(path))
     split = split if split is not None and split in columns else None
     where, folder = str(path), path.parent
     images: list[LazyImage] = []

@@ -2,10 +2,14 @@
 
 Every loader is ``load_x(split=..., n_train=None, n_test=None, seed=0, source=None) -> Task``:
 
-- ``split`` is the evaluated split. The few-shot pool is the benchmark's train split when it has one;
-  otherwise a seeded disjoint quarter (``POOL_FRACTION``) of the evaluated split's groups, so no test example
-  is ever in the pool and a group (an image's claims or questions, a NaturalBench quadruple, a SugarCrepe
-  pair, an MME pair) never straddles the two.
+- ``split`` is the evaluated split. The few-shot pool is the benchmark's train split when it has one (a
+  classification set's ``pool_min_per_class`` tops up its short classes with images moved out of the test set);
+  otherwise a disjoint part of the evaluated split's groups: a seeded quarter (``POOL_FRACTION``) by default,
+  and under the authors' protocol what they used (SugarCrepe: a small seeded number of pairs;
+  NaturalBench-Retrieval: the groups their fixed test file does not list). No test example is ever in the pool
+  and a group (an image's claims or questions, a NaturalBench quadruple, a SugarCrepe pair, an MME pair) never
+  straddles the two, except where the authors drew the few-shot set from the evaluated split itself (BLINK:
+  ``Task.pool_is_test``, each seed's few-shot set then left out of its test set).
 - ``n_train`` / ``n_test`` keep that many groups (one image for classification and VQA, one group for the
   grouped benchmarks) from a seeded order that takes the classes in turn where the label is a column; None
   keeps all. Only the kept rows' images are decoded.

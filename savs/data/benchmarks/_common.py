@@ -25,7 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from savs.examples import Example, ImageLike, LazyImage, Task
+from savs.examples import Example, ImageLike, LazyImage, Task, _check_count
 
 if TYPE_CHECKING:
     import datasets
@@ -373,8 +373,8 @@ class GroupedTask(Task):
     def test_subset(self, n: int | None = None, seed: int = 0, exclude: Iterable[Example] = ()) -> list[Example]:
         """Whole groups of a seeded shuffle of the groups, as many as fit in ``n`` examples (None: all); a group
         holding one of ``exclude`` is left out whole."""
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise ValueError(f"n (test examples) must be an int >= 0; got {n!r}")
+        if n is not None:
+            _check_count(n, "n (test examples)", 0)
         dropped = {e.meta["group"] for e in set(exclude)}
         groups: dict[Hashable, list[Example]] = {}
         for e in self.test:

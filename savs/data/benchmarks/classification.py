@@ -106,7 +106,9 @@ def authors_prompt(question: str, shown: Sequence[str]) -> str:
 
 def top_up(pool: Part, test: Part, min_per_class: int, seed: int) -> tuple[Part, Part]:
     """Move test images of any class with fewer than ``min_per_class`` pool images into the pool (the first ones of
-    the test's seeded order), so every class can give its few-shot sets; the test set loses just those."""
+    the test's seeded order), so every class can give its few-shot sets; the test set loses just those. The new
+    pool is the pool's own rows plus the moved ones: where pool and test share one table (no train split), the
+    test's other rows stay out of it."""
     import datasets
 
     pool_labels = pool.table["label"]
@@ -124,8 +126,9 @@ def top_up(pool: Part, test: Part, min_per_class: int, seed: int) -> tuple[Part,
     if not moved:
         return pool, test
     columns = ["image", "label"]
+    own = pool.table.select(sorted(i for g in pool.groups for i in g))  # table order: a whole train split is as is
     table = datasets.concatenate_datasets(
-        [pool.table.select_columns(columns), test.table.select([i for g in moved for i in g]).select_columns(columns)]
+        [own.select_columns(columns), test.table.select([i for g in moved for i in g]).select_columns(columns)]
     )
     return Part(table, ordered_groups(table, seed, stratum="label")), Part(test.table, kept)
 
@@ -185,11 +188,12 @@ def load_classification(
 
 
 def _label_names(
-    spec: ClassSet, train: datasets.Dataset, test: datasets.Dataset, split: str
+    spec: ClassSet, train: datasets.Dataset | None, test: datasets.Dataset, split: str
 ) -> tuple[str, ...]:
-    """The hub class names (column ``label`` must be a ClassLabel; both splits must name classes alike)."""
+    """The hub class names (column ``label`` must be a ClassLabel; both splits must name classes alike). No train
+    table (a local single Dataset): the test table's names."""
     found = []
-    for table in (train, test):
+    for table in (train or test, test):
         feature = table.features["label"]
         if not hasattr(feature, "names"):
             raise ValueError(f"{spec.name}: column 'label' must be a ClassLabel with class names, not {feature}")

@@ -1,9 +1,9 @@
 """The paper's image-text retrieval benchmarks as Yes/No matching: NaturalBench-Retrieval (groups of two
 images x two captions, text / image / group accuracy) and SugarCrepe (an image with its caption and a hard
 negative; a pair counts only when both are right). Neither has a train split. As the authors ran them
-(``protocol="authors"``): NaturalBench-Retrieval is tested on their fixed file of 950 groups (the few-shot pool is
-the other groups), SugarCrepe on all its pairs but a small seeded few-shot pool. Our protocol keeps a seeded
-disjoint quarter of the groups as the pool."""
+(``protocol="authors"``): NaturalBench-Retrieval is tested on the groups of their fixed test file as their scoring
+loop read it, a group the file lists twice tested twice (the few-shot pool is the other groups), SugarCrepe on all
+its pairs but a small seeded few-shot pool. Our protocol keeps a seeded disjoint quarter of the groups as the pool."""
 
 from __future__ import annotations
 
@@ -98,15 +98,38 @@ def _nbr_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
     ]
 
 
-def _authors_test_groups(path: Path) -> set[frozenset[str]]:
-    """The caption pairs of the groups in the authors' test file (rows: image, "Does this image show '...'?")."""
+def caption_pair(record: Row) -> frozenset[str]:
+    """A group's two captions: what identifies it in the authors' test file."""
+    return frozenset((record["caption_0"], record["caption_1"]))
+
+
+def _authors_test_groups(path: Path) -> list[frozenset[str]]:
+    """The caption pair of each group (``question_id``) of the authors' test file, in file order (rows: image,
+    "Does this image show '...'?"). A group the file lists under two ids is there twice: their scoring loop walks
+    the file four rows at a time, so it tested and counted such a group twice."""
     groups: dict[object, set[str]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
             caption = row["question"].removeprefix("Does this image show '").removesuffix("'?")
             groups.setdefault(row["question_id"], set()).add(caption)
-    return {frozenset(captions) for captions in groups.values()}
+    return [frozenset(captions) for captions in groups.values()]
+
+
+def _authors_split(records: list[Row], wanted: list[frozenset[str]], root: Path) -> tuple[list[Row], list[Row]]:
+    """(pool, test) records: the test set holds one record per group of the authors' file (a pair the hub holds
+    more than once is its first record), the pool every record whose caption pair the file does not list."""
+    by_pair: dict[frozenset[str], Row] = {}
+    for r in records:
+        by_pair.setdefault(caption_pair(r), r)
+    found = sum(pair in by_pair for pair in wanted)
+    if found != len(wanted):
+        raise ValueError(
+            f"{found} of the authors' {len(wanted)} NaturalBench-Retrieval test groups are in {root}: "
+            "is it the hub's NaturalBench-Retrieval?"
+        )
+    tested = set(wanted)
+    return [r for r in records if caption_pair(r) not in tested], [by_pair[pair] for pair in wanted]
 
 
 def load_naturalbench_retrieval(
@@ -128,9 +151,12 @@ def load_naturalbench_retrieval(
     caption) whose two image answers are right, ``group_acc`` = % of groups with all four right. ``split`` is
     "all" (one set). ``n_train``/``n_test`` count groups.
 
-    ``protocol="authors"``: the test set is the groups of the authors' ``naturalbench_ret_test.jsonl`` (950 groups;
-    ``test_file`` or ``savs.data.authors``), matched by their caption pairs; the few-shot pool is every other group
-    (their own 40 few-shot items came from their test groups; ours never do). Prompt:
+    ``protocol="authors"``: the test set is the groups of the authors' ``naturalbench_ret_test.jsonl`` (``test_file``
+    or ``savs.data.authors``), one per ``question_id`` in file order, matched to the hub's records by their caption
+    pairs. The file's 950 groups hold 78 pairs twice (same images and captions under two ids); their scoring loop
+    counted those twice, and so do we: each is tested as two groups. ``n_test`` counts the file's groups. The
+    few-shot pool is every record whose pair the file does not list (their own 40 few-shot items came from their
+    test groups; ours never do). Prompt:
     ``<image>\nDoes this image show '{caption}'? Answer with Yes or No.``
     """
     check_protocol(protocol)
@@ -152,15 +178,7 @@ def load_naturalbench_retrieval(
     ]
     train, test = None, records
     if protocol == "authors":
-        wanted = _authors_test_groups(authors_file(NBR_AUTHORS_TEST, test_file))
-        is_test = [frozenset((r["caption_0"], r["caption_1"])) in wanted for r in records]
-        if sum(is_test) != len(wanted):
-            raise ValueError(
-                f"{sum(is_test)} of the authors' {len(wanted)} NaturalBench-Retrieval test groups are in {root}: "
-                "is it the hub's NaturalBench-Retrieval?"
-            )
-        train = [r for r, t in zip(records, is_test, strict=True) if not t]
-        test = [r for r, t in zip(records, is_test, strict=True) if t]
+        train, test = _authors_split(records, _authors_test_groups(authors_file(NBR_AUTHORS_TEST, test_file)), root)
     table = partial(table_from_records, image_columns=["image_0", "image_1"], how_to=NBR_HOW_TO)
     return build(
         "naturalbench_retrieval",
