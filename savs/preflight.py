@@ -2,11 +2,11 @@
 few-shot and test sets the notebooks will draw?
 
 ``python -m savs.preflight --profile paper`` (run by ``make reproduce`` before any notebook) first asks the hub for
-each model's config and each benchmark's data (the offline suite, ``tiny:`` models, local directories and copies
-under ``$SAVS_DATA`` need no hub). Then, with no model loaded, it draws every set of the profile's plan
-(``savs.plan``: each seed's few-shot sets at every shot count, each test set) and names every task that cannot
-give one, e.g. a class with fewer pool examples than shots, together, in one message, instead of letting a
-notebook stop hours in.
+the config of each model the run loads (its LMMs, the zero-shot-only ones, CLIP / SigLIP) and each benchmark's data
+(the offline suite, ``tiny:`` models, local directories and copies under ``$SAVS_DATA`` need no hub). Then, with no
+model loaded, it draws every set of the profile's plan (``savs.plan``: each seed's few-shot sets at every shot count,
+each test set) and names every task that cannot give one, e.g. a class with fewer pool examples than shots, together,
+in one message, instead of letting a notebook stop hours in.
 """
 
 from __future__ import annotations
@@ -69,6 +69,21 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
     return missing
 
 
+def checkpoints(profile: Profile) -> list[str]:
+    """Every model a run of ``profile`` loads: its LMMs (the ablation ones, and the zero-shot ones where zero-shot
+    runs) and the CLIP / SigLIP checkpoints of its contrastive baselines, as registry names, hub ids or directories."""
+    from savs.baselines.contrastive import CONTRASTIVE_MODELS
+    from savs.experiments import CONTRASTIVE
+
+    p = profile
+    zero_shot = p.zero_shot_models if any(p.runs("zero_shot", t) for t in p.tasks) else ()
+    contrastive = [
+        CONTRASTIVE_MODELS.get(name, name)
+        for name in (p.baselines[b].options.get("model", b) for b in CONTRASTIVE if any(p.runs(b, t) for t in p.tasks))
+    ]
+    return list(dict.fromkeys([*p.models, *p.ablation_models, *zero_shot, *contrastive]))
+
+
 def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[str]]:
     """Every task of ``profile`` that cannot give a set its notebooks draw (task -> why), and the warnings drawing
     them raised (e.g. a BLINK letter with too few items for 20 shots). Loads tasks, never a model."""
@@ -100,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         n_test=args.n_test, dtype=args.dtype or None,
     )  # fmt: skip
     tasks = list(dict.fromkeys([*profile.tasks, *(t for st in profile.studies() for t in profile.study_tasks(st))]))
-    missing = unreachable(profile.models + profile.ablation_models, tasks)
+    missing = unreachable(checkpoints(profile), tasks)
     if missing:
         print(f"preflight: profile {profile.name!r} cannot run here; not reachable:", file=sys.stderr)
         print("\n".join(f"  - {m}" for m in missing), file=sys.stderr)
