@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from savs.preflight import checkpoints, main
 from savs.profiles import load_profile
 
@@ -25,6 +27,15 @@ def test_checkpoints_are_those_the_run_loads():
     assert checkpoints(load_profile("paper", baselines="zero_shot,siglip")) == [
         "llava-ov-7b", "qwen2-vl-7b", "llava-1.5-7b", "instructblip-7b", "google/siglip-so400m-patch14-384"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "message"), [(["--metric", "cosin"], "metric must be one of"),
+                                                    (["--n-heads", "0"], "n_heads must be")])  # fmt: skip
+def test_a_bad_sav_rule_stops_preflight_before_anything_loads(override, message, capsys):
+    start = time.perf_counter()
+    assert main(["--profile", "paper", *override]) == 1  # the paper profile: a hub check would take seconds
+    err = capsys.readouterr().err
+    assert message in err and "reachable" not in err and time.perf_counter() - start < 5
 
 
 def test_offline_profile_passes(capsys):
