@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def test_two_processes_extract_the_whole_plan_as_one_would(tmp_path):
 
 
 def test_plan_lists_blind_copies_and_vision_features():
-    session = Session(TINY, pytest.importorskip("pathlib").Path("/nonexistent"))
+    session = Session(TINY, Path("/nonexistent"))
     need = profile_plan(session).needs[(TINY.models[0], TINY.tasks[0])]
     assert any(e.uid.endswith("+blank") for e in need.features.values())  # the blind control's blanked copies
     assert need.vision and all(e.images for e in need.vision.values())
@@ -70,3 +71,15 @@ def test_planned_blind_copies_hold_no_pixels_and_equal_the_eager_blanks(monkeypa
     assert list(need.features) == [e.fingerprint() for e in eager]
     for lazy, old in zip(need.features.values(), eager, strict=True):
         assert lazy.uid == old.uid and lazy.pil_images()[0].tobytes() == old.images[0].tobytes()
+
+
+def test_plan_lists_the_test_sets_notebook_06_scores_the_probes_on():
+    """The head-methods study scores the probes on the head rules' test sets, beyond a probe baseline's own cap."""
+    capped = {**TINY.baselines, "vision_probe": replace(TINY.baselines["vision_probe"], n_test=2)}
+    session = Session(replace(TINY, baselines=capped), Path("/nonexistent"))
+    task = TINY.study_tasks(TINY.head_methods)[0]
+    need = profile_plan(session).needs[(TINY.models[0], task)]
+    for seed in TINY.seeds_for("vision_probe"):
+        few = session.task(task).few_shot(TINY.shots, seed)
+        test = session.test(task, few)
+        assert len(test) > 2 and {e.fingerprint() for e in few + test} <= set(need.vision)
