@@ -110,7 +110,8 @@ PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL
 # The same overrides for the command-line steps (preflight, extraction).
 RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS)) \
 	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)) \
-	$(if $(DTYPE),--dtype $(DTYPE)))
+	$(if $(N_HEADS),--n-heads $(N_HEADS)) $(if $(METRIC),--metric $(METRIC)) $(if $(SCORING),--scoring $(SCORING)) \
+	$(if $(SELECTION),--selection $(SELECTION)) $(if $(VOTING),--voting $(VOTING)) $(if $(DTYPE),--dtype $(DTYPE)))
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 

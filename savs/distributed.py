@@ -57,24 +57,17 @@ def extract_plan(session, state: PartialState) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from savs.experiments import Session
+    from savs.preflight import add_profile_arguments, profile_overrides
     from savs.profiles import load_profile
 
     parser = argparse.ArgumentParser(description="Extract what a profile's notebooks read, on every process.")
-    parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
-    parser.add_argument("--model", help="override the profile's models (comma-separated)")
-    parser.add_argument("--tasks", help="override the profile's tasks (comma-separated)")
-    parser.add_argument("--shots", type=int)
-    parser.add_argument("--seeds", help="comma-separated")
-    parser.add_argument("--n-test", type=int)
-    parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
+    add_profile_arguments(parser)  # the SAV rule among them: checked, though the plan does not depend on it
     parser.add_argument("--cache-dir", required=True, help="the activation cache the notebooks will read ($SAVS_CACHE)")
     args = parser.parse_args(argv)
 
     state = PartialState(cpu=not torch.cuda.is_available())  # gloo across CPU processes where there is no GPU
-    profile = load_profile(
-        args.profile, model=args.model, tasks=args.tasks, shots=args.shots, seeds=args.seeds, n_test=args.n_test,
-        dtype=args.dtype, device=str(state.device) if state.device.type == "cuda" else None,
-    )  # fmt: skip
+    device = str(state.device) if state.device.type == "cuda" else None
+    profile = load_profile(args.profile, **profile_overrides(args), device=device)
     counts = extract_plan(Session(profile, Path(args.cache_dir)), state)
     if state.is_main_process:
         print(f"profile {profile.name}: {counts['features']} examples' features, {counts['vision']} vision features "

@@ -59,12 +59,55 @@ class LazyImage:
         return f"LazyImage({where})"
 
 
-ImageLike = Image.Image | LazyImage
+Fill = tuple[int, int, int]
+
+
+class BlankImage:
+    """A uniform RGB ``fill`` image the size of ``source``, made only when a model needs its pixels.
+
+    The blind control's copy of an image: blanked eagerly, a paper-scale test set would hold gigabytes of identical
+    pixels. The size is read once, from the source's header (nothing is decoded), and then the source is let go.
+    Its fingerprint is that of the eager ``Image.new("RGB", size, fill)``, so both share cache entries.
+    """
+
+    __slots__ = ("_source", "_size", "fill")
+
+    def __init__(self, source: ImageLike, fill: Fill = (127, 127, 127)) -> None:
+        lazy = isinstance(source, LazyImage)
+        self._source: LazyImage | None = source if lazy else None
+        self._size: tuple[int, int] | None = None if lazy else source.size
+        self.fill = fill
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the source, read from its header on first use."""
+        if self._size is None:
+            self._size, self._source = _header_size(self._source), None
+        return self._size
+
+    def open(self) -> Image.Image:
+        """The blank image, made now (nothing is kept)."""
+        return Image.new("RGB", self.size, self.fill)
+
+    def __repr__(self) -> str:
+        return f"BlankImage({self.size[0]}x{self.size[1]}, fill={self.fill})"
+
+
+def _header_size(image: LazyImage) -> tuple[int, int]:
+    """A lazy image's (width, height) from its header alone; an unreadable one raises a ValueError naming it."""
+    try:
+        with Image.open(io.BytesIO(image.read())) as im:
+            return im.size
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"cannot read the size of image {image!r}: {e}") from e
+
+
+ImageLike = Image.Image | LazyImage | BlankImage
 
 
 def decode(image: ImageLike) -> Image.Image:
-    """A PIL image as is; a LazyImage read and decoded now (RGB)."""
-    return image.open() if isinstance(image, LazyImage) else image
+    """A PIL image as is; a LazyImage read and decoded now (RGB); a BlankImage made now."""
+    return image.open() if isinstance(image, LazyImage | BlankImage) else image
 
 
 def side_by_side(images: Sequence[Image.Image], margin: int = 10) -> Image.Image:
@@ -92,8 +135,8 @@ def joined_image(images: Sequence[ImageLike], margin: int = 10) -> LazyImage:
 
 
 def _as_image(value: object, where: str) -> ImageLike:
-    """A PIL image or LazyImage as is; a file path as a LazyImage; anything else a TypeError saying what to pass."""
-    if isinstance(value, Image.Image | LazyImage):
+    """A PIL, lazy or blank image as is; a file path as a LazyImage; anything else a TypeError saying what to pass."""
+    if isinstance(value, Image.Image | LazyImage | BlankImage):
         return value
     if isinstance(value, str | os.PathLike):
         return LazyImage(value)
@@ -105,10 +148,21 @@ def _image_bytes(h: hashlib._Hash, image: ImageLike) -> None:
     """Feed one image into a fingerprint: tagged, so pixels, encoded bytes and text can never run together."""
     if isinstance(image, LazyImage):
         h.update(b"\x00encoded\x00" + image.digest().encode())
-        return
-    pixels = image.tobytes()
-    h.update(f"\x00pixels\x00{image.mode}\x00{image.size[0]}x{image.size[1]}\x00{len(pixels)}\x00".encode())
-    h.update(pixels)
+    elif isinstance(image, BlankImage):
+        _blank_pixels(h, image)
+    else:
+        pixels = image.tobytes()
+        h.update(f"\x00pixels\x00{image.mode}\x00{image.size[0]}x{image.size[1]}\x00{len(pixels)}\x00".encode())
+        h.update(pixels)
+
+
+def _blank_pixels(h: hashlib._Hash, image: BlankImage) -> None:
+    """Feed a blank image as its eager PIL copy's pixels would be fed, a slice of rows at a time (never all held)."""
+    (width, height), row = image.size, bytes(image.fill) * image.size[0]
+    h.update(f"\x00pixels\x00RGB\x00{width}x{height}\x00{len(row) * height}\x00".encode())
+    rows = max(1, (1 << 20) // len(row))  # about 1 MB at a time
+    for start in range(0, height, rows):
+        h.update(row * min(rows, height - start))
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +190,7 @@ class Example:
         images = self.images
         if images is None:
             images = ()
-        elif isinstance(images, Image.Image | LazyImage | str | os.PathLike):
+        elif isinstance(images, Image.Image | LazyImage | BlankImage | str | os.PathLike):
             images = (images,)  # one image, not wrapped in a tuple
         elif not isinstance(images, Iterable):
             raise TypeError(f"Example.images must be a sequence of images; got {type(images).__name__}")

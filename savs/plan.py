@@ -76,6 +76,19 @@ class Plan:
                 few = session.task(task).few_shot(shots, seed)
                 self.need(model, task).add("features", few + session.test(task, few))
 
+    def probes(self, session: Session, model: str, task: str, names: Iterable[str]) -> None:
+        """What the head-methods study reads for the probes ``names`` it compares with the head rules: each on its
+        baseline's seeds, scored on the rules' test sets (``session.test``: the profile's, not the baseline's, size)."""
+        if task in self.problems:
+            return
+        p = session.profile
+        with self._noting(task, f"the {p.shots}-shot sets of the head-methods study's probes"):
+            for name in names:
+                for seed in p.seeds_for(METHODS[name].baseline):
+                    few = session.task(task).few_shot(p.shots, seed)
+                    for kind in METHODS[name].reads:
+                        self.need(model, task).add(kind, few + session.test(task, few))
+
     @contextmanager
     def _noting(self, task: str, what: str) -> Iterator[None]:
         """Record a task that cannot be loaded or cannot give a set instead of stopping."""
@@ -110,8 +123,8 @@ def profile_plan(session: Session) -> Plan:
         for model in p.models:
             for task in p.study_tasks(study):
                 plan.study(session, model, task, p.shots, p.seeds)
+    probes = [m for m in HEAD_METHOD_PROBES if m in head_method_names(p)]
     for model in p.models:
         for task in p.study_tasks(p.head_methods):
-            for method in active_methods(p, task, [m for m in HEAD_METHOD_PROBES if m in head_method_names(p)]):
-                plan.method(session, model, task, method, p.shots, p.seeds)
+            plan.probes(session, model, task, active_methods(p, task, probes))
     return plan

@@ -2,11 +2,11 @@
 few-shot and test sets the notebooks will draw?
 
 ``python -m savs.preflight --profile paper`` (run by ``make reproduce`` before any notebook) first asks the hub for
-each model's config and each benchmark's data (the offline suite, ``tiny:`` models, local directories and copies
-under ``$SAVS_DATA`` need no hub). Then, with no model loaded, it draws every set of the profile's plan
-(``savs.plan``: each seed's few-shot sets at every shot count, each test set) and names every task that cannot
-give one, e.g. a class with fewer pool examples than shots, together, in one message, instead of letting a
-notebook stop hours in.
+the config of each model the run loads (its LMMs, the zero-shot-only ones, CLIP / SigLIP) and each benchmark's data
+(the offline suite, ``tiny:`` models, local directories and copies under ``$SAVS_DATA`` need no hub). Then, with no
+model loaded, it draws every set of the profile's plan (``savs.plan``: each seed's few-shot sets at every shot count,
+each test set) and names every task that cannot give one, e.g. a class with fewer pool examples than shots, together,
+in one message, instead of letting a notebook stop hours in.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from savs.data import local_source
 from savs.data.offline import OFFLINE_TASKS
@@ -69,6 +69,21 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
     return missing
 
 
+def checkpoints(profile: Profile) -> list[str]:
+    """Every model a run of ``profile`` loads: its LMMs (the ablation ones, and the zero-shot ones where zero-shot
+    runs) and the CLIP / SigLIP checkpoints of its contrastive baselines, as registry names, hub ids or directories."""
+    from savs.baselines.contrastive import CONTRASTIVE_MODELS
+    from savs.experiments import CONTRASTIVE
+
+    p = profile
+    zero_shot = p.zero_shot_models if any(p.runs("zero_shot", t) for t in p.tasks) else ()
+    contrastive = [
+        CONTRASTIVE_MODELS.get(name, name)
+        for name in (p.baselines[b].options.get("model", b) for b in CONTRASTIVE if any(p.runs(b, t) for t in p.tasks))
+    ]
+    return list(dict.fromkeys([*p.models, *p.ablation_models, *zero_shot, *contrastive]))
+
+
 def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[str]]:
     """Every task of ``profile`` that cannot give a set its notebooks draw (task -> why), and the warnings drawing
     them raised (e.g. a BLINK letter with too few items for 20 shots). Loads tasks, never a model."""
@@ -82,25 +97,45 @@ def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[
     return plan.problems, notes
 
 
+# load_profile's overrides that make passes the command-line steps (RUN_ARGS), as it passes them the notebooks
+OVERRIDES = ("model", "tasks", "shots", "seeds", "n_test", "dtype", "n_heads", "metric", "scoring", "selection",
+             "voting")  # fmt: skip
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--profile`` and the overrides ``make`` passes its command-line steps (``RUN_ARGS``), named as the notebooks'
+    parameters, so that preflight checks them as the notebooks' ``load_profile`` will."""
+    parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
+    parser.add_argument("--model", help="override the profile's models (comma-separated)")
+    parser.add_argument("--tasks", help="override the profile's tasks (comma-separated)")
+    parser.add_argument("--shots", type=int)
+    parser.add_argument("--seeds", help="comma-separated")
+    parser.add_argument("--n-test", type=int)
+    parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
+    parser.add_argument("--n-heads", help="the SAV rule's head count (an int or 'all')")
+    for key in ("metric", "scoring", "selection", "voting"):
+        parser.add_argument(f"--{key}", help=f"the SAV rule's {key}")
+
+
+def profile_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``load_profile``'s keyword arguments from ``add_profile_arguments``' (an empty one keeps the profile's)."""
+    return {key: value for key in OVERRIDES if (value := getattr(args, key)) not in (None, "")}
+
+
 def main(argv: list[str] | None = None) -> int:
     from savs.cache import default_cache_dir
     from savs.profiles import load_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="mini")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--tasks", default=None)
-    parser.add_argument("--shots", type=int, default=None)
-    parser.add_argument("--seeds", default=None)
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--dtype", default=None)
+    add_profile_arguments(parser)
     args = parser.parse_args(argv)
-    profile = load_profile(
-        args.profile, model=args.model or None, tasks=args.tasks or None, shots=args.shots, seeds=args.seeds or None,
-        n_test=args.n_test, dtype=args.dtype or None,
-    )  # fmt: skip
+    try:
+        profile = load_profile(args.profile, **profile_overrides(args))
+    except ValueError as err:  # a bad override or profile: say so before anything is loaded
+        print(f"preflight: {err}", file=sys.stderr)
+        return 1
     tasks = list(dict.fromkeys([*profile.tasks, *(t for st in profile.studies() for t in profile.study_tasks(st))]))
-    missing = unreachable(profile.models + profile.ablation_models, tasks)
+    missing = unreachable(checkpoints(profile), tasks)
     if missing:
         print(f"preflight: profile {profile.name!r} cannot run here; not reachable:", file=sys.stderr)
         print("\n".join(f"  - {m}" for m in missing), file=sys.stderr)

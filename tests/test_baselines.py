@@ -493,7 +493,7 @@ def test_blank_images_keeps_prompts_labels_and_sizes():
     for e, b in zip(examples, blank, strict=True):
         assert (b.text, b.label, b.uid) == (e.text, e.label, f"{e.uid}+blank")
         assert [im.size for im in b.images] == [im.size for im in e.images]
-        assert all(np.all(np.asarray(im) == [10, 20, 30]) for im in b.images)
+        assert all(np.all(np.asarray(im) == [10, 20, 30]) for im in b.pil_images())
         assert b.fingerprint() != e.fingerprint() and len(set(np.asarray(e.images[0]).ravel())) > 3
 
 

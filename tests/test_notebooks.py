@@ -149,7 +149,8 @@ def test_make_passes_parameters_through_to_papermill_and_preflight():
     commands = dry.stdout.replace("\\\n", " ").splitlines()  # a recipe line may continue over several
     papermill = [line for line in commands if "papermill notebooks/02_shot_scaling.ipynb" in line]
     assert len(papermill) == 1 and params in papermill[0]
-    run = "--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --dtype bfloat16"
+    run = ("--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --n-heads 3 "
+           "--metric euclidean --voting reliability --dtype bfloat16")  # fmt: skip
     assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
     assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
     helped = subprocess.run(["make", "help"], cwd=paths.ROOT, capture_output=True, text=True).stdout

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from savs.preflight import main
+import pytest
+
+from savs.preflight import checkpoints, main
+from savs.profiles import load_profile
 
 
 def test_paper_profile_without_the_hub_fails_fast_and_names_everything(capsys):
@@ -14,7 +17,25 @@ def test_paper_profile_without_the_hub_fails_fast_and_names_everything(capsys):
     assert time.perf_counter() - start < 30
     for name in ("llava-ov-7b", "qwen2-vl-7b", "mhalubench", "vlguard", "eurosat", "imagenet1k"):
         assert name in err
+    for name in ("llava-1.5-7b", "instructblip-7b", "openai/clip-vit-large-patch14-336", "google/siglip-so400m"):
+        assert f"- model {name}" in err, f"{name} (zero-shot rows, CLIP / SigLIP) is loaded by the run, not checked"
     assert "hub" in err
+
+
+def test_checkpoints_are_those_the_run_loads():
+    assert checkpoints(load_profile("paper", baselines="knn")) == ["llava-ov-7b", "qwen2-vl-7b"]
+    assert checkpoints(load_profile("paper", baselines="zero_shot,siglip")) == [
+        "llava-ov-7b", "qwen2-vl-7b", "llava-1.5-7b", "instructblip-7b", "google/siglip-so400m-patch14-384"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "message"), [(["--metric", "cosin"], "metric must be one of"),
+                                                    (["--n-heads", "0"], "n_heads must be")])  # fmt: skip
+def test_a_bad_sav_rule_stops_preflight_before_anything_loads(override, message, capsys):
+    start = time.perf_counter()
+    assert main(["--profile", "paper", *override]) == 1  # the paper profile: a hub check would take seconds
+    err = capsys.readouterr().err
+    assert message in err and "reachable" not in err and time.perf_counter() - start < 5
 
 
 def test_offline_profile_passes(capsys):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -18,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
-from savs.examples import Example, decode
+from savs.examples import BlankImage, Example, Fill, decode
 from savs.extract import extract_features
 from savs.models.base import Adapter
 
@@ -67,12 +66,10 @@ def probe_predict(
 
 
 # ----- blind control ------------------------------------------------------------------------------
-def blank_images(examples: Sequence[Example], fill: tuple[int, int, int] = (127, 127, 127)) -> list[Example]:
-    """The same prompts and labels with every image a uniform ``fill`` image of the same size (uid + "+blank")."""
-    return [
-        replace(e, images=tuple(Image.new("RGB", im.size, fill) for im in e.pil_images()), uid=f"{e.uid}+blank")
-        for e in examples
-    ]
+def blank_images(examples: Sequence[Example], fill: Fill = (127, 127, 127)) -> list[Example]:
+    """The same prompts and labels with every image a uniform ``fill`` image of the same size (uid + "+blank"); the
+    blanks are ``BlankImage``s, made only when a model reads them (a plan lists them without holding pixels)."""
+    return [replace(e, images=tuple(BlankImage(im, fill) for im in e.images), uid=f"{e.uid}+blank") for e in examples]
 
 
 # ----- vision encoder -----------------------------------------------------------------------------
