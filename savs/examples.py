@@ -154,6 +154,9 @@ def _image_bytes(h: hashlib._Hash, image: ImageLike) -> None:
         pixels = image.tobytes()
         h.update(f"\x00pixels\x00{image.mode}\x00{image.size[0]}x{image.size[1]}\x00{len(pixels)}\x00".encode())
         h.update(pixels)
+        if image.mode in ("P", "PA"):  # its pixels are palette indices: the colours are the palette's
+            palette = bytes(image.getpalette() or ())
+            h.update(f"\x00palette\x00{len(palette)}\x00{image.info.get('transparency')!r}\x00".encode() + palette)
 
 
 def _blank_pixels(h: hashlib._Hash, image: BlankImage) -> None:

@@ -82,6 +82,16 @@ def test_fingerprint_separates_text_from_pixels():
     assert Example("q", "x", images=(lazy,)).fingerprint() == Example("q", "y", images=(lazy,)).fingerprint()
 
 
+def test_palette_images_with_other_palettes_have_other_fingerprints():
+    """Two palette images with the same indices but other colours are other images (the cache must not mix them)."""
+    red, blue = Image.new("P", (2, 2), 0), Image.new("P", (2, 2), 0)
+    red.putpalette([255, 0, 0] * 256)
+    blue.putpalette([0, 0, 255] * 256)
+    assert red.tobytes() == blue.tobytes() and red.convert("RGB").tobytes() != blue.convert("RGB").tobytes()
+    assert Example("q", "x", images=(red,)).fingerprint() != Example("q", "x", images=(blue,)).fingerprint()
+    assert Example("q", "x", images=(red,)).fingerprint() == Example("q", "x", images=(red.copy(),)).fingerprint()
+
+
 def test_examples_are_hashable_and_equal_by_content():
     image = Image.new("RGB", (3, 3), (9, 9, 9))
     a = Example("q", "x", images=(image,), uid="u")
