@@ -64,6 +64,16 @@ def test_directory_digest_sees_content_not_names(tmp_path):
     assert directory_digest(tmp_path / "b") == directory_digest(tmp_path / "a")
 
 
+def test_directory_digest_ignores_hidden_files_and_folders(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    before = directory_digest(tmp_path)
+    meta = tmp_path / ".cache" / "huggingface" / "download"
+    meta.mkdir(parents=True)
+    (meta / "config.json.metadata").write_text("commit\netag\n1764500000.1")  # what `hf download --local-dir` leaves
+    (tmp_path / ".gitattributes").write_text("*.safetensors filter=lfs")
+    assert directory_digest(tmp_path) == before
+
+
 def test_large_file_digests_are_memoized_by_size_and_mtime(tmp_path, monkeypatch):
     import savs.identity as identity
 
