@@ -6,6 +6,7 @@ never converted the GGUF, the first load converts it once).
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -315,3 +316,20 @@ def test_vision_memo_gives_a_fresh_pass_features_shared_and_bounded(tiny: MiniAd
     monkeypatch.setattr(vision, "MEMO_SIZE", 2)
     encoder(preprocess([_image(s) for s in (105, 106, 107)]))
     assert len(vision._MEMO) == 2
+
+
+def test_bf16_savs_mini_extracts_with_its_own_vision_features(tiny: MiniAdapter) -> None:
+    """A bf16 savs-mini (``DTYPE=bfloat16``) runs its vision encoder in bf16 and extracts, also after an fp32 one
+    saw the same images in this process: the memo keeps the two dtypes' features apart."""
+    from savs.mini import vision
+
+    half = MiniAdapter(copy.deepcopy(tiny.model).to(torch.bfloat16), tiny.processor, "savs-mini-tiny-bf16", "untrained")
+    pixels = preprocess([_image(s) for s in (121, 122)])  # (2, 3, 224, 224) float32
+    before = len(vision._MEMO)
+    assert tiny.model.image_features(pixels).dtype == torch.float32
+    assert half.model.image_features(pixels).dtype == torch.bfloat16  # computed, not the fp32 entries
+    assert len(vision._MEMO) == before + 4
+    assert half.vision_encoder_features([_image(123)]).shape == (1, FEATURE_DIM)
+    heads = extract_heads(half, _examples(2), progress=False)
+    assert heads.shape == (2, half.n_layers, half.n_heads, half.head_dim) and np.isfinite(heads).all()
+

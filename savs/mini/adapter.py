@@ -107,8 +107,7 @@ class MiniAdapter(Adapter):
 
     def vision_encoder_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``(n_images, 1280)``: EfficientNet-Lite0's own features, before the projector, averaged over its grid."""
-        pixels = preprocess(images).to(self.device, self.model.dtype)  # (N, 3, H, W)
-        return self.model.image_features(pixels).float().mean(1)  # (N, 1280)
+        return self.model.image_features(preprocess(images)).float().mean(1)  # (N, 1280)
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:

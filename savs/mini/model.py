@@ -87,8 +87,8 @@ class MiniLMM(nn.Module):
         return self.lm.get_input_embeddings()
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` images -> ``(N, n_tokens, 1280)`` frozen vision features."""
-        return self.vision(pixel_values.to(self.lm.device))
+        """``(N, 3, H, W)`` images -> ``(N, n_tokens, 1280)`` frozen vision features, in the vision encoder's dtype."""
+        return self.vision(pixel_values)
 
     def embed(
         self,

