@@ -333,3 +333,11 @@ def test_bf16_savs_mini_extracts_with_its_own_vision_features(tiny: MiniAdapter)
     heads = extract_heads(half, _examples(2), progress=False)
     assert heads.shape == (2, half.n_layers, half.n_heads, half.head_dim) and np.isfinite(heads).all()
 
+
+def test_vision_memo_entries_do_not_hold_their_batch(tiny: MiniAdapter) -> None:
+    """Each memo entry owns its features' memory: a view into the batch's output would keep the whole batch alive."""
+    from savs.mini import vision
+
+    tiny.model.vision(preprocess([_image(s) for s in (131, 132, 133)]))
+    for entry in list(vision._MEMO.values())[-3:]:
+        assert entry.untyped_storage().nbytes() == entry.numel() * entry.element_size()

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 IMAGE_SIZE = 224
-MEMO_SIZE = 8192  # images whose features ``VisionEncoder`` keeps (~46 KB each at fp32)
+MEMO_SIZE = 8192  # images whose features ``VisionEncoder`` keeps (GRID * GRID * FEATURE_DIM values each)
 _MEMO: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # least recently used first
 GRID = 3  # 7x7 feature map average-pooled to 3x3 = 9 image tokens
 FEATURE_DIM = 1280
@@ -86,7 +86,8 @@ class VisionEncoder(nn.Module):
 
         The encoder is frozen, so each image's features are kept (``_MEMO``, by ``memo_key``, shared by every encoder
         with the same weights, dtype and device): an image seen again (by the other projector, another question on
-        it, a second LoRA epoch, MTV's repeated queries) costs no second pass.
+        it, a second LoRA epoch, MTV's repeated queries) costs no second pass. Each entry is a copy, so it does not
+        keep its whole batch's tensor alive.
         """
         weight = next(self.net.parameters())
         pixel_values = pixel_values.to(weight.device, weight.dtype)
@@ -99,7 +100,7 @@ class VisionEncoder(nn.Module):
             fmap = self.net.extract_features(pixel_values[todo])  # (n, 1280, 7, 7)
             pooled = F.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)  # (n, g*g, 1280)
             for i, features in zip(todo, pooled, strict=True):
-                found[keys[i]] = _MEMO[keys[i]] = features
+                found[keys[i]] = _MEMO[keys[i]] = features.clone()
                 while len(_MEMO) > MEMO_SIZE:
                     _MEMO.popitem(last=False)
         return torch.stack([found[k] for k in keys])  # (B, g*g, 1280)
