@@ -249,9 +249,9 @@ def test_real_load_is_fast_once_converted(real: MiniAdapter) -> None:
 def test_projector_variants_have_different_fingerprints(real: MiniAdapter) -> None:
     model = real.model
     untrained = MiniLMM(model.vision, load_projector("untrained"), model.lm, model.image_token_id)
-    other = MiniAdapter(untrained, real.processor, "savs-mini-untrained", "untrained")
+    other = MiniAdapter(untrained, real.processor, "savs-mini-untrained", "untrained", source=real.source)
     assert other.identity.namespace != real.identity.namespace
-    renamed = MiniAdapter(untrained, real.processor, "savs-mini", "aligned")  # same name, other weights
+    renamed = MiniAdapter(untrained, real.processor, "savs-mini", "aligned", source=real.source)  # other weights
     assert renamed.identity.namespace != real.identity.namespace
 
 
@@ -341,3 +341,28 @@ def test_vision_memo_entries_do_not_hold_their_batch(tiny: MiniAdapter) -> None:
     tiny.model.vision(preprocess([_image(s) for s in (131, 132, 133)]))
     for entry in list(vision._MEMO.values())[-3:]:
         assert entry.untyped_storage().nbytes() == entry.numel() * entry.element_size()
+
+
+def _tiny_mini(tiny: MiniAdapter, seed: int) -> MiniAdapter:
+    """``tiny``'s wiring around another tiny random LM (``seed``), with the projector ``tiny`` has."""
+    torch.manual_seed(seed)
+    lm = LlamaForCausalLM(tiny.model.lm.config).eval()
+    model = MiniLMM(tiny.model.vision, copy.deepcopy(tiny.model.projector), lm, tiny.model.image_token_id)
+    return MiniAdapter(model.eval(), tiny.processor, "savs-mini-tiny", "untrained")
+
+
+def test_an_lm_passed_in_is_identified_by_its_weights_not_as_smollm2(tiny: MiniAdapter) -> None:
+    """Only ``from_pretrained`` claims the SmolLM2 source; a savs-mini built around another LM digests its weights,
+    so two such LMs never share a cache namespace."""
+    assert tiny.identity.source.startswith("weights:")
+    a, b = _tiny_mini(tiny, 1), _tiny_mini(tiny, 2)
+    assert a.identity.source != b.identity.source and a.identity.namespace != b.identity.namespace
+
+
+def test_projector_trained_in_place_after_building_the_adapter_changes_the_identity(tiny: MiniAdapter) -> None:
+    """``savs.mini.train`` builds its adapter around the untrained projector, then trains it in place."""
+    before = _tiny_mini(tiny, 1).identity
+    trained = _tiny_mini(tiny, 1)
+    with torch.no_grad():
+        trained.model.projector.fc2.bias.add_(0.1)  # a training step
+    assert trained.identity.extra != before.extra and trained.identity.namespace != before.namespace

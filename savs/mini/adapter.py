@@ -45,10 +45,13 @@ class MiniAdapter(Adapter):
     model_types = ("savs_mini",)
     layers_path = "lm.model.layers"
 
-    def __init__(self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str) -> None:
-        super().__init__(model, processor, name, source=mini_source())
+    def __init__(
+        self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str, source: str | None = None
+    ) -> None:
+        """``source``: where the frozen weights came from (``mini_source`` when loaded by ``from_pretrained``); None
+        for a model built otherwise (a tiny LM in tests), whose identity then digests its parameters."""
+        super().__init__(model, processor, name, source=source)
         self.variant = variant
-        self.projector_hash = projector_digest(model.projector)
 
     @classmethod
     def from_pretrained(
@@ -71,7 +74,7 @@ class MiniAdapter(Adapter):
             raise ValueError(f"unknown projector variant {variant!r}; known: {', '.join(PROJECTOR_VARIANTS)}")
         model, tokenizer = build(variant, **kwargs)
         model.to(device=torch.device(device or "cpu"), dtype=as_dtype(dtype) or torch.float32)
-        return cls(model, tokenizer, name=name, variant=variant)
+        return cls(model, tokenizer, name=name, variant=variant, source=mini_source())
 
     @classmethod
     def load_processor(cls, name_or_path: str = "savs-mini", model_type: str = "savs_mini") -> PreTrainedTokenizerBase:
@@ -122,5 +125,6 @@ class MiniAdapter(Adapter):
         return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
-        """The projector variant and its weights' digest: activations of the two projectors never mix."""
-        return f"{self.variant}:{self.projector_hash}"
+        """The projector variant and its weights' digest, read when the identity is first asked for (``savs.mini.train``
+        trains a projector in place after building its adapter): activations of two projectors never mix."""
+        return f"{self.variant}:{projector_digest(self.model.projector)}"
