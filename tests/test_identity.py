@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,18 +89,33 @@ def test_large_file_digests_are_memoized_by_size_and_mtime(tmp_path, monkeypatch
     assert directory_digest(model, memo) != first
 
 
+def hub_snapshot(hub_cache: Path, repo_id: str, commit: str, monkeypatch) -> Path:
+    """The snapshot folder of ``repo_id`` at ``commit`` (its ``main``) in a local hub cache at ``hub_cache``, made the
+    hub client's cache: fill it with the repository's files."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub_cache))
+    return repo / "snapshots" / commit
+
+
 def test_registry_name_and_hub_id_resolve_to_one_source(tmp_path, monkeypatch):
     # A local hub cache holding Qwen2-VL-7B-Instruct at a known commit (only the layout matters).
     commit = "a" * 40
-    repo = tmp_path / "models--Qwen--Qwen2-VL-7B-Instruct"
-    (repo / "snapshots" / commit).mkdir(parents=True)
-    (repo / "snapshots" / commit / "config.json").write_text("{}")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    (hub_snapshot(tmp_path, "Qwen/Qwen2-VL-7B-Instruct", commit, monkeypatch) / "config.json").write_text("{}")
     assert hub_revision("Qwen/Qwen2-VL-7B-Instruct") == commit
     by_name = model_source(resolve("qwen2-vl-7b"))
     assert by_name == model_source("Qwen/Qwen2-VL-7B-Instruct") == f"hub:Qwen/Qwen2-VL-7B-Instruct@{commit}"
+
+
+def test_registry_name_and_hub_id_load_alike(tmp_path, monkeypatch):
+    """LLaVA-1.5 by hub id is the registry's llava-1.5-7b: single-image (side by side), in the same namespace."""
+    build_tiny_model("llava", hub_snapshot(tmp_path, "llava-hf/llava-1.5-7b-hf", "b" * 40, monkeypatch))
+    by_name = load_model("llava-1.5-7b", device="cpu")
+    by_hub_id = load_model("llava-hf/llava-1.5-7b-hf", device="cpu")
+    assert by_name.single_image and by_hub_id.single_image
+    assert by_name.identity == by_hub_id.identity
 
 
 def test_identity_round_trips_and_names_its_differences():
