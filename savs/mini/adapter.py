@@ -2,7 +2,7 @@
 
 Prompts put the question first and the image last ("{text}\\n<image>"), so in a batch of one task the
 system prompt, chat header and question form a shared prefix whose KV cache is computed once, and only
-the 9 image tokens plus the assistant header run per example.
+the image's ``GRID x GRID`` tokens (``savs.mini.vision.GRID``) plus the assistant header run per example.
 """
 
 from __future__ import annotations

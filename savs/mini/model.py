@@ -1,9 +1,9 @@
 """savs-mini: a LLaVA-style generative LMM built from real parts that ship on PyPI.
 
-Frozen EfficientNet-Lite0 (ImageNet-1k) -> trainable 2-layer GELU MLP projector -> 9 image tokens spliced
-into the prompt of the frozen SmolLM2-135M-Instruct at its ``<image>`` placeholders. Only the projector is
-trained (stage-1 alignment, ``savs.mini.train``); both its trained and its untrained (norm-matched random)
-weights ship in ``savs/weights/savs-mini-projector.safetensors``, one key prefix per variant.
+Frozen EfficientNet-Lite0 (ImageNet-1k) -> trainable 2-layer GELU MLP projector -> ``GRID x GRID`` image tokens
+(``savs.mini.vision``) spliced into the prompt of the frozen SmolLM2-135M-Instruct at its ``<image>`` placeholders.
+Only the projector is trained (stage-1 alignment, ``savs.mini.train``); both its trained and its untrained
+(norm-matched random) weights ship in ``savs/weights/savs-mini-projector.safetensors``, one key prefix per variant.
 """
 
 from __future__ import annotations
