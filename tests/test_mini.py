@@ -17,6 +17,7 @@ from PIL import Image
 from torch.nn import functional as F
 from transformers import AutoTokenizer, LlamaForCausalLM
 
+from savs import kvcache
 from savs.baselines import match_answer
 from savs.capture import capture_features
 from savs.data import load_task
@@ -132,6 +133,17 @@ def test_vision_runs_once_per_example(tiny: MiniAdapter) -> None:
     finally:
         handle.remove()
     assert calls == [3, 2]
+
+
+def test_generate_runs_a_shared_prefix_apart_only_where_it_pays(tiny: MiniAdapter, count_forwards, monkeypatch) -> None:
+    """One greedy step is one pass, plus one for the shared prefix when it is at least MIN_SHARED_PREFIX tokens (the
+    rule extraction follows)."""
+    calls = count_forwards(tiny)
+    tiny.generate(_examples(2), max_new_tokens=1)
+    assert len(calls) == 2
+    monkeypatch.setattr(kvcache, "MIN_SHARED_PREFIX", 10**6)
+    tiny.generate(_examples(2), max_new_tokens=1)
+    assert len(calls) == 3
 
 
 def test_generate_returns_text(tiny: MiniAdapter) -> None:

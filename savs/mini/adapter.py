@@ -16,7 +16,7 @@ from transformers import BatchFeature, PreTrainedTokenizerBase
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.identity import package_version
-from savs.kvcache import expanded, greedy, left_aligned_suffix, prefix_kv, shared_prefix_length
+from savs.kvcache import cached_prefix_length, expanded, greedy, left_aligned_suffix, prefix_kv
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -114,10 +114,10 @@ class MiniAdapter(Adapter):
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
-        """Greedy answers; the batch's shared token prefix runs once, as in extraction."""
+        """Greedy answers; the batch's shared token prefix runs once where that pays, as in extraction."""
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
-        n = shared_prefix_length(ids, mask, self.prefix_barrier_ids())
+        n = cached_prefix_length(ids, mask, self.prefix_barrier_ids())
         cache = None
         if n:
             prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
