@@ -23,13 +23,8 @@ from transformers import DynamicCache
 from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
-from savs.kvcache import KV, expanded, prefix_kv, shared_prefix_length, suffix
+from savs.kvcache import KV, cached_prefix_length, expanded, prefix_kv, suffix
 from savs.models.base import Adapter
-
-# The shortest shared prefix worth a pass of its own. Running it costs an extra model call (every weight read once
-# more) plus KV-cache bookkeeping, and saves each row only the prefix's tokens: a bare chat header or "USER:" of a
-# couple of tokens saves next to nothing in rows of tens to thousands of tokens (text plus image tokens).
-MIN_SHARED_PREFIX = 4
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -80,14 +75,14 @@ def _run_batch(
     adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
     """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path where it pays: a lone
-    example has no one to share a prefix with, and a prefix shorter than ``MIN_SHARED_PREFIX`` is run with the rest."""
+    example has no one to share a prefix with, and a short prefix is run with the rest (``cached_prefix_length``)."""
     if prefixes is None or len(examples) == 1:
         batch = _encode(adapter, examples, padding_side="left")
         return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
     batch = _encode(adapter, examples, padding_side="right")
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    n_prefix = shared_prefix_length(ids, mask, adapter.prefix_barrier_ids())
-    if n_prefix < MIN_SHARED_PREFIX:
+    n_prefix = cached_prefix_length(ids, mask, adapter.prefix_barrier_ids())
+    if not n_prefix:
         return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
     past = prefixes.expanded(ids[0, :n_prefix], len(examples))
     return capture.run(

@@ -17,8 +17,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-# Bump when a change to prompts or extraction changes the vectors: it invalidates cached activations.
-EXTRACTION_VERSION = "2"
+# Bump when a change to prompts or extraction changes the vectors: it invalidates cached activations. The identity
+# digests chat templates, not the prompts adapters build with them; tests/test_identity.py's BUILT_PROMPTS table
+# records those per version, so a change to them fails that test until this is bumped.
+EXTRACTION_VERSION = "3"
 # Files at least this large have their content digest memoized on disk (keyed by path, size and mtime): a 7B
 # checkpoint is hashed once per file version, not on every load.
 MEMO_BYTES = 64 * 2**20
@@ -56,10 +58,19 @@ def file_digest(path: Path, memo_dir: Path | None = None) -> str:
     return out
 
 
+def _hidden(relative: Path) -> bool:
+    """Whether a path (relative to a model directory) is hidden: any of its components starts with a dot."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def directory_digest(root: Path, memo_dir: Path | None = None) -> str:
-    """Digest of every regular file under a model directory (relative name + content): config, weights, tokenizer."""
+    """Digest of every regular file under a model directory (relative name + content): config, weights, tokenizer.
+
+    Hidden files and anything under a hidden folder are left out: tools keep their own state there (``hf download
+    --local-dir`` writes timestamped metadata under ``.cache/``), which says nothing about the model.
+    """
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p.relative_to(root)))
     if not files:
         raise FileNotFoundError(f"{root} holds no files to identify a model by")
     parts = [f"{p.relative_to(root).as_posix()}={file_digest(p, memo_dir)}" for p in files]

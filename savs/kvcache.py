@@ -22,6 +22,11 @@ from savs.models.base import Adapter
 # Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
 PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
 
+# The shortest shared prefix worth a pass of its own. Running it costs an extra model call (every weight read once
+# more) plus KV-cache bookkeeping, and saves each row only the prefix's tokens: a bare chat header or "USER:" of a
+# couple of tokens saves next to nothing in rows of tens to thousands of tokens (text plus image tokens).
+MIN_SHARED_PREFIX = 4
+
 # The keys and values of a prefix: per decoder layer, (keys, values), each (rows, kv_heads, tokens, head_dim).
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -38,6 +43,13 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     n = min(n, int(attention_mask.sum(1).min()) - 1)
     hits = [i for i, t in enumerate(first[:n].tolist()) if t in barrier]
     return min([n, *hits])
+
+
+def cached_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, barrier: set[int]) -> int:
+    """``shared_prefix_length`` where running that prefix once pays, else 0 (run the batch whole): a lone row shares
+    with no one, and a prefix shorter than ``MIN_SHARED_PREFIX`` saves less than its own pass costs."""
+    n = shared_prefix_length(input_ids, attention_mask, barrier)
+    return n if input_ids.shape[0] > 1 and n >= MIN_SHARED_PREFIX else 0
 
 
 def suffix(batch: Mapping[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:

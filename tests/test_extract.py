@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_examples
 
-from savs import extract
+from savs import extract, kvcache
 from savs.cache import ActivationCache
 from savs.capture import capture_features
 from savs.extract import extract_features, extract_heads
@@ -265,7 +265,8 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_forward_pass(tin
 
 
 def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
-    """A lone example, and a shared prefix shorter than MIN_SHARED_PREFIX, take the plain path, with equal results."""
+    """A lone example, and a shared prefix shorter than kvcache.MIN_SHARED_PREFIX, take the plain path, with equal
+    results."""
     adapter = tiny_adapter("llama")
     examples = examples_for(adapter, 4)
     plain = extract_heads(adapter, examples, batch_size=4, prefix_cache=False, progress=False)
@@ -279,12 +280,12 @@ def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
     assert not calls, "a batch of one ran a prefix pass"
     np.testing.assert_allclose(one_at_a_time, plain, atol=ATOL)
 
-    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared + 1)
+    monkeypatch.setattr(kvcache, "MIN_SHARED_PREFIX", shared + 1)
     short = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
     assert not calls, "a prefix shorter than the threshold ran a pass of its own"
     np.testing.assert_allclose(short, plain, atol=ATOL)
 
-    monkeypatch.setattr(extract, "MIN_SHARED_PREFIX", shared)
+    monkeypatch.setattr(kvcache, "MIN_SHARED_PREFIX", shared)
     at_threshold = extract_heads(adapter, examples, batch_size=4, prefix_cache=True, progress=False)
     assert calls == [shared]
     np.testing.assert_allclose(at_threshold, plain, atol=ATOL)

@@ -6,6 +6,7 @@ never converted the GGUF, the first load converts it once).
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from torch.nn import functional as F
 from transformers import AutoTokenizer, LlamaForCausalLM
 
+from savs import kvcache
 from savs.baselines import match_answer
 from savs.capture import capture_features
 from savs.data import load_task
@@ -133,6 +135,17 @@ def test_vision_runs_once_per_example(tiny: MiniAdapter) -> None:
     assert calls == [3, 2]
 
 
+def test_generate_runs_a_shared_prefix_apart_only_where_it_pays(tiny: MiniAdapter, count_forwards, monkeypatch) -> None:
+    """One greedy step is one pass, plus one for the shared prefix when it is at least MIN_SHARED_PREFIX tokens (the
+    rule extraction follows)."""
+    calls = count_forwards(tiny)
+    tiny.generate(_examples(2), max_new_tokens=1)
+    assert len(calls) == 2
+    monkeypatch.setattr(kvcache, "MIN_SHARED_PREFIX", 10**6)
+    tiny.generate(_examples(2), max_new_tokens=1)
+    assert len(calls) == 3
+
+
 def test_generate_returns_text(tiny: MiniAdapter) -> None:
     answers = tiny.generate(_examples(2), max_new_tokens=4)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
@@ -248,9 +261,9 @@ def test_real_load_is_fast_once_converted(real: MiniAdapter) -> None:
 def test_projector_variants_have_different_fingerprints(real: MiniAdapter) -> None:
     model = real.model
     untrained = MiniLMM(model.vision, load_projector("untrained"), model.lm, model.image_token_id)
-    other = MiniAdapter(untrained, real.processor, "savs-mini-untrained", "untrained")
+    other = MiniAdapter(untrained, real.processor, "savs-mini-untrained", "untrained", source=real.source)
     assert other.identity.namespace != real.identity.namespace
-    renamed = MiniAdapter(untrained, real.processor, "savs-mini", "aligned")  # same name, other weights
+    renamed = MiniAdapter(untrained, real.processor, "savs-mini", "aligned", source=real.source)  # other weights
     assert renamed.identity.namespace != real.identity.namespace
 
 
@@ -315,3 +328,53 @@ def test_vision_memo_gives_a_fresh_pass_features_shared_and_bounded(tiny: MiniAd
     monkeypatch.setattr(vision, "MEMO_SIZE", 2)
     encoder(preprocess([_image(s) for s in (105, 106, 107)]))
     assert len(vision._MEMO) == 2
+
+
+def test_bf16_savs_mini_extracts_with_its_own_vision_features(tiny: MiniAdapter) -> None:
+    """A bf16 savs-mini (``DTYPE=bfloat16``) runs its vision encoder in bf16 and extracts, also after an fp32 one
+    saw the same images in this process: the memo keeps the two dtypes' features apart."""
+    from savs.mini import vision
+
+    half = MiniAdapter(copy.deepcopy(tiny.model).to(torch.bfloat16), tiny.processor, "savs-mini-tiny-bf16", "untrained")
+    pixels = preprocess([_image(s) for s in (121, 122)])  # (2, 3, 224, 224) float32
+    before = len(vision._MEMO)
+    assert tiny.model.image_features(pixels).dtype == torch.float32
+    assert half.model.image_features(pixels).dtype == torch.bfloat16  # computed, not the fp32 entries
+    assert len(vision._MEMO) == before + 4
+    assert half.vision_encoder_features([_image(123)]).shape == (1, FEATURE_DIM)
+    heads = extract_heads(half, _examples(2), progress=False)
+    assert heads.shape == (2, half.n_layers, half.n_heads, half.head_dim) and np.isfinite(heads).all()
+
+
+def test_vision_memo_entries_do_not_hold_their_batch(tiny: MiniAdapter) -> None:
+    """Each memo entry owns its features' memory: a view into the batch's output would keep the whole batch alive."""
+    from savs.mini import vision
+
+    tiny.model.vision(preprocess([_image(s) for s in (131, 132, 133)]))
+    for entry in list(vision._MEMO.values())[-3:]:
+        assert entry.untyped_storage().nbytes() == entry.numel() * entry.element_size()
+
+
+def _tiny_mini(tiny: MiniAdapter, seed: int) -> MiniAdapter:
+    """``tiny``'s wiring around another tiny random LM (``seed``), with the projector ``tiny`` has."""
+    torch.manual_seed(seed)
+    lm = LlamaForCausalLM(tiny.model.lm.config).eval()
+    model = MiniLMM(tiny.model.vision, copy.deepcopy(tiny.model.projector), lm, tiny.model.image_token_id)
+    return MiniAdapter(model.eval(), tiny.processor, "savs-mini-tiny", "untrained")
+
+
+def test_an_lm_passed_in_is_identified_by_its_weights_not_as_smollm2(tiny: MiniAdapter) -> None:
+    """Only ``from_pretrained`` claims the SmolLM2 source; a savs-mini built around another LM digests its weights,
+    so two such LMs never share a cache namespace."""
+    assert tiny.identity.source.startswith("weights:")
+    a, b = _tiny_mini(tiny, 1), _tiny_mini(tiny, 2)
+    assert a.identity.source != b.identity.source and a.identity.namespace != b.identity.namespace
+
+
+def test_projector_trained_in_place_after_building_the_adapter_changes_the_identity(tiny: MiniAdapter) -> None:
+    """``savs.mini.train`` builds its adapter around the untrained projector, then trains it in place."""
+    before = _tiny_mini(tiny, 1).identity
+    trained = _tiny_mini(tiny, 1)
+    with torch.no_grad():
+        trained.model.projector.fc2.bias.add_(0.1)  # a training step
+    assert trained.identity.extra != before.extra and trained.identity.namespace != before.namespace

@@ -2,7 +2,7 @@
 
 Prompts put the question first and the image last ("{text}\\n<image>"), so in a batch of one task the
 system prompt, chat header and question form a shared prefix whose KV cache is computed once, and only
-the 9 image tokens plus the assistant header run per example.
+the image's ``GRID x GRID`` tokens (``savs.mini.vision.GRID``) plus the assistant header run per example.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from transformers import BatchFeature, PreTrainedTokenizerBase
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.identity import package_version
-from savs.kvcache import expanded, greedy, left_aligned_suffix, prefix_kv, shared_prefix_length
+from savs.kvcache import cached_prefix_length, expanded, greedy, left_aligned_suffix, prefix_kv
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -45,10 +45,13 @@ class MiniAdapter(Adapter):
     model_types = ("savs_mini",)
     layers_path = "lm.model.layers"
 
-    def __init__(self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str) -> None:
-        super().__init__(model, processor, name, source=mini_source())
+    def __init__(
+        self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str, source: str | None = None
+    ) -> None:
+        """``source``: where the frozen weights came from (``mini_source`` when loaded by ``from_pretrained``); None
+        for a model built otherwise (a tiny LM in tests), whose identity then digests its parameters."""
+        super().__init__(model, processor, name, source=source)
         self.variant = variant
-        self.projector_hash = projector_digest(model.projector)
 
     @classmethod
     def from_pretrained(
@@ -71,7 +74,7 @@ class MiniAdapter(Adapter):
             raise ValueError(f"unknown projector variant {variant!r}; known: {', '.join(PROJECTOR_VARIANTS)}")
         model, tokenizer = build(variant, **kwargs)
         model.to(device=torch.device(device or "cpu"), dtype=as_dtype(dtype) or torch.float32)
-        return cls(model, tokenizer, name=name, variant=variant)
+        return cls(model, tokenizer, name=name, variant=variant, source=mini_source())
 
     @classmethod
     def load_processor(cls, name_or_path: str = "savs-mini", model_type: str = "savs_mini") -> PreTrainedTokenizerBase:
@@ -107,15 +110,14 @@ class MiniAdapter(Adapter):
 
     def vision_encoder_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``(n_images, 1280)``: EfficientNet-Lite0's own features, before the projector, averaged over its grid."""
-        pixels = preprocess(images).to(self.device, self.model.dtype)  # (N, 3, H, W)
-        return self.model.image_features(pixels).float().mean(1)  # (N, 1280)
+        return self.model.image_features(preprocess(images)).float().mean(1)  # (N, 1280)
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
-        """Greedy answers; the batch's shared token prefix runs once, as in extraction."""
+        """Greedy answers; the batch's shared token prefix runs once where that pays, as in extraction."""
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
-        n = shared_prefix_length(ids, mask, self.prefix_barrier_ids())
+        n = cached_prefix_length(ids, mask, self.prefix_barrier_ids())
         cache = None
         if n:
             prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
@@ -123,5 +125,6 @@ class MiniAdapter(Adapter):
         return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
-        """The projector variant and its weights' digest: activations of the two projectors never mix."""
-        return f"{self.variant}:{self.projector_hash}"
+        """The projector variant and its weights' digest, read when the identity is first asked for (``savs.mini.train``
+        trains a projector in place after building its adapter): activations of two projectors never mix."""
+        return f"{self.variant}:{projector_digest(self.model.projector)}"

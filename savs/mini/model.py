@@ -1,9 +1,9 @@
 """savs-mini: a LLaVA-style generative LMM built from real parts that ship on PyPI.
 
-Frozen EfficientNet-Lite0 (ImageNet-1k) -> trainable 2-layer GELU MLP projector -> 9 image tokens spliced
-into the prompt of the frozen SmolLM2-135M-Instruct at its ``<image>`` placeholders. Only the projector is
-trained (stage-1 alignment, ``savs.mini.train``); both its trained and its untrained (norm-matched random)
-weights ship in ``savs/weights/savs-mini-projector.safetensors``, one key prefix per variant.
+Frozen EfficientNet-Lite0 (ImageNet-1k) -> trainable 2-layer GELU MLP projector -> ``GRID x GRID`` image tokens
+(``savs.mini.vision``) spliced into the prompt of the frozen SmolLM2-135M-Instruct at its ``<image>`` placeholders.
+Only the projector is trained (stage-1 alignment, ``savs.mini.train``); both its trained and its untrained
+(norm-matched random) weights ship in ``savs/weights/savs-mini-projector.safetensors``, one key prefix per variant.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class MiniLMM(nn.Module):
         return self.lm.get_input_embeddings()
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` images -> ``(N, n_tokens, 1280)`` frozen vision features."""
-        return self.vision(pixel_values.to(self.lm.device))
+        """``(N, 3, H, W)`` images -> ``(N, n_tokens, 1280)`` frozen vision features, in the vision encoder's dtype."""
+        return self.vision(pixel_values)
 
     def embed(
         self,

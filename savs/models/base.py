@@ -42,7 +42,7 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are ~200x slower."""
+    """bf16 on a GPU; fp32 on a CPU, where bf16 matrix products are much slower."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 

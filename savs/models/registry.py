@@ -80,6 +80,14 @@ def family_adapter(family: str) -> type[Adapter]:
     raise ValueError(f"unknown family {family!r}; known: {', '.join(a.family for a in ADAPTERS)}")
 
 
+def spec_of(name_or_path: str) -> ModelSpec | None:
+    """The registry's spec of a model given by its registry name or by its hub id (one model, one way of loading
+    it, one cache); None for anything else."""
+    if name_or_path in MODELS:
+        return MODELS[name_or_path]
+    return next((spec for spec in MODELS.values() if spec.hub_id == name_or_path), None)
+
+
 def resolve(name_or_path: str) -> str:
     """A registry name's hub id; anything else (hub id, local dir) unchanged."""
     spec = MODELS.get(name_or_path)
@@ -159,7 +167,7 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
         adapter = load_model(str(tiny_model_dir(name_or_path, cache_dir)), **kwargs)
         adapter.name = name_or_path
         return adapter
-    spec = MODELS.get(name_or_path)
+    spec = spec_of(name_or_path)
     if spec is not None and spec.hub_id is None:
         return family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)
     path = resolve(name_or_path)
