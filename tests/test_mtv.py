@@ -24,6 +24,7 @@ from savs.baselines.mtv import (
     validation_loss,
 )
 from savs.cache import CacheMissError
+from savs.identity import ModelIdentity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,6 +74,13 @@ def _run(adapter, batch, means=None, mask=None):
         {layer: ys[0] for layer, ys in recorder.outputs.items()},
         logits,
     )
+
+
+class _Stub:
+    """An adapter as ``mtv_identity`` reads it: its identity alone."""
+
+    identity = ModelIdentity(family="llava", source="dir:x", dtype="float32", attention="eager", template="t",
+                             processor="p")  # fmt: skip
 
 
 def _heads(x, adapter):
@@ -192,13 +200,27 @@ def test_cached_query_losses_equal_full_passes(tiny_adapter, family):
         assert validation_loss(adapter, means, mask, [query]) == pytest.approx(float(loss), rel=1e-4, abs=1e-4)
 
 
-def test_answer_token_is_the_token_generation_would_emit(tiny_adapter):
-    adapter = tiny_adapter("llava")
-    example = _examples("llava", 1)[0]
+@pytest.mark.parametrize("family", ["idefics3", "llava", "llama"])
+def test_answer_token_is_the_first_token_of_the_templates_answer(tiny_adapter, family):
+    """The token the ICL demonstrations show after the prompt: Idefics3 and LLaVA-1.5 write ``Assistant: 0`` (the
+    space's token first), ChatML the label right after the turn's opening line."""
+    adapter = tiny_adapter(family)
+    example = _examples(family, 1)[0]
     tok = adapter.tokenizer
-    prompt = adapter.render(example)
-    full = tok(prompt + example.label, add_special_tokens=False)["input_ids"]
-    assert answer_token(adapter, example) == full[len(tok(prompt, add_special_tokens=False)["input_ids"])]
+    messages = adapter.messages(example)
+    plain = isinstance(messages[-1]["content"], str)  # a text-only family's template takes no item lists
+    answer = {"role": "assistant", "content": example.label if plain else [{"type": "text", "text": example.label}]}
+    full = adapter.processor.apply_chat_template([*messages, answer], tokenize=False)
+    prompt = tok(adapter.render(example), add_special_tokens=False)["input_ids"]
+    assert answer_token(adapter, example) == tok(full, add_special_tokens=False)["input_ids"][len(prompt)]
+
+
+def test_mtv_identity_changes_with_the_way_answer_tokens_are_made(monkeypatch):
+    """A fit scored on the answer tokens of an older ``answer_ids`` is never served for the current ones."""
+    demos = _examples("llava", 4)
+    base = mtv_identity(_Stub, demos, 0, {}).namespace
+    monkeypatch.setattr(mtv_module, "ANSWER_IDS_VERSION", mtv_module.ANSWER_IDS_VERSION - 1)
+    assert mtv_identity(_Stub, demos, 0, {}).namespace != base
 
 
 def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter):
@@ -372,22 +394,16 @@ def test_identity_names_the_fit():
     """Defaults spelled out name the same fit; the few-shot set's labels, order, the seed and a setting change it."""
     from dataclasses import replace
 
-    from savs.identity import ModelIdentity
-
-    class Stub:
-        identity = ModelIdentity(family="llava", source="dir:x", dtype="float32", attention="eager", template="t",
-                                 processor="p")  # fmt: skip
-
     demos = _examples("llava", 4)
-    base = mtv_identity(Stub, demos, 0, {}).namespace
-    assert base == mtv_identity(Stub, demos, 0, {"steps": mtv_module.STEPS, "progress": False}).namespace
+    base = mtv_identity(_Stub, demos, 0, {}).namespace
+    assert base == mtv_identity(_Stub, demos, 0, {"steps": mtv_module.STEPS, "progress": False}).namespace
     relabelled = [replace(demos[0], label="other"), *demos[1:]]
     for other in (
-        mtv_identity(Stub, demos[::-1], 0, {}),
-        mtv_identity(Stub, relabelled, 0, {}),
-        mtv_identity(Stub, demos, 1, {}),
-        mtv_identity(Stub, demos, 0, {"steps": 5}),
+        mtv_identity(_Stub, demos[::-1], 0, {}),
+        mtv_identity(_Stub, relabelled, 0, {}),
+        mtv_identity(_Stub, demos, 1, {}),
+        mtv_identity(_Stub, demos, 0, {"steps": 5}),
     ):
         assert other.namespace != base
     with pytest.raises(TypeError, match="no option"):
-        mtv_identity(Stub, demos, 0, {"stepz": 5})
+        mtv_identity(_Stub, demos, 0, {"stepz": 5})

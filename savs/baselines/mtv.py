@@ -9,7 +9,8 @@ MTV compresses many-shot in-context learning into a few attention heads:
 2. **Where to patch** (``reinforce_heads`` then ``pick_heads``): one Bernoulli logit per (layer, head). Each
    REINFORCE step draws one few-shot example as a zero-shot query, samples ``n_samples`` head masks, patches
    each mask's heads with their means (``patch_heads``) and scores the mask by the cross-entropy of the query's
-   first answer token; the standardised losses weight the masks' log-probabilities (Adam on the logits).
+   first answer token (as the chat template writes the answer: ``answer_token``); the standardised losses weight
+   the masks' log-probabilities (Adam on the logits).
    Then ``n_candidates`` masks drawn from the trained probabilities are each scored by the mean first-token
    loss over ``n_validation`` few-shot examples, and the best one is kept.
 3. **Inference** (``mtv_generate``): the bare zero-shot prompt, with the chosen heads' outputs at its last token
@@ -64,7 +65,16 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from savs.baselines.generation import _prerendered, _prompted, answer_key, batches, icl_prompt, labelled
+from savs.baselines.generation import (
+    ANSWER_IDS_VERSION,
+    _prerendered,
+    _prompted,
+    answer_ids,
+    answer_key,
+    batches,
+    icl_prompt,
+    labelled,
+)
 from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts
 from savs.capture import capture_features
 from savs.examples import Example
@@ -254,17 +264,9 @@ def pick_heads(
 
 # ----- the losses on a model ----------------------------------------------------------------------------------------
 def answer_token(adapter: Adapter, example: Example) -> int:
-    """The first token of ``example.label`` where it follows the zero-shot prompt (what generation would emit)."""
-    tok = adapter.tokenizer
-    prompt = adapter.render(example)
-    before = tok(prompt, add_special_tokens=False)["input_ids"]
-    after = tok(prompt + example.label, add_special_tokens=False)["input_ids"]
-    if len(after) > len(before) and after[: len(before)] == before:
-        return after[len(before)]
-    ids = tok(example.label, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"label {example.label!r} has no tokens")
-    return ids[0]
+    """The first token of ``example.label`` as an answer to its zero-shot prompt (``answer_ids``: what the ICL
+    demonstrations show and generation would emit)."""
+    return answer_ids(adapter, example, example.label)[0]
 
 
 class _QueryLosses:
@@ -425,11 +427,12 @@ FITTED = ("means", "heads", "logits")  # the cached arrays of a fitted MTV, keys
 
 def mtv_identity(adapter: Adapter, demos: Sequence[Example], seed: int, settings: dict) -> ModelIdentity:
     """The MTV-patched model's identity: ``adapter``'s plus ``mtv-<hash>`` of the few-shot set (content, labels,
-    order), the seed and every ``mtv_fit`` setting (defaults filled in), so its cache namespace is its own."""
+    order), the seed, every ``mtv_fit`` setting (defaults filled in) and the way the answer tokens its losses score are
+    made (``ANSWER_IDS_VERSION``), so its cache namespace is its own."""
     unknown = set(settings) - set(FIT_OPTIONS)
     if unknown:
         raise TypeError(f"mtv_fit takes no option {sorted(unknown)}; it takes {sorted(FIT_OPTIONS)}")
-    fit = {**FIT_OPTIONS, **settings, "seed": seed}
+    fit = {**FIT_OPTIONS, **settings, "seed": seed, "answer_ids": ANSWER_IDS_VERSION}
     fit.pop("progress", None)
     run = "|".join([e.fingerprint() + e.label for e in demos] + [json.dumps(fit, sort_keys=True)])
     name = f"mtv-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
