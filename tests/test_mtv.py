@@ -390,6 +390,26 @@ def test_fit_and_answers_are_cached(tiny_adapter, tmp_path, monkeypatch, count_f
     assert len(fits) == 3
 
 
+def test_answers_of_finished_batches_are_cached_when_a_later_batch_fails(tiny_adapter, tmp_path, monkeypatch):
+    """A run killed mid-generation keeps the answers it finished: each batch is stored as it comes."""
+    adapter = tiny_adapter("llava")
+    demos, tests = _examples("llava", 6, seed=1), _examples("llava", 3, seed=2)
+    kw = {"seed": 0, "max_new_tokens": 2, "batch_size": 1, "progress": False, "cache_dir": tmp_path, **TINY}
+    real, calls = adapter.generate, []
+
+    def killed_at_the_second_batch(chosen, max_new_tokens):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real(chosen, max_new_tokens=max_new_tokens)
+
+    monkeypatch.setattr(adapter, "generate", killed_at_the_second_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        mtv_predict(adapter, demos, tests, ["0", "1"], **kw)
+    with pytest.raises(CacheMissError, match="2 of 3 MTV answers"):
+        mtv_predict(adapter, demos, tests, ["0", "1"], **{**kw, "cache_only": True})
+
+
 def test_identity_names_the_fit():
     """Defaults spelled out name the same fit; the few-shot set's labels, order, the seed and a setting change it."""
     from dataclasses import replace

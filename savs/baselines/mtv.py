@@ -390,6 +390,34 @@ def mtv_fit(
 
 
 # ----- 3. inference -------------------------------------------------------------------------------------------------
+def mtv_batches(
+    adapter: Adapter,
+    mtv: MTV,
+    examples: Sequence[Example],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+    every_token: bool = False,
+    progress: bool = True,
+) -> TextBatches:
+    """``mtv_generate``'s answers a batch at a time, as ``(positions in examples, texts)``: a caller that stores each
+    batch as it comes keeps the finished ones when a later batch fails.
+
+    Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
+    the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
+    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
+    """
+    own_generate = type(adapter).generate is Adapter.generate
+    for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
+        chosen = [examples[i] for i in group]
+        with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
+            if own_generate:
+                texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
+            else:
+                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
+        yield group, texts
+
+
 def mtv_generate(
     adapter: Adapter,
     mtv: MTV,
@@ -401,21 +429,19 @@ def mtv_generate(
     progress: bool = True,
 ) -> list[str]:
     """Greedy zero-shot answers with ``mtv``'s heads patched at the prompt's last token and, with ``every_token``
-    (the authors' code), at each generated token too (module docstring: why that is not the default).
-
-    Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
-    the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
-    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
-    """
-    own_generate = type(adapter).generate is Adapter.generate
+    (the authors' code), at each generated token too (module docstring: why that is not the default); in input
+    order (``mtv_batches``: how each batch is decoded)."""
     out = [""] * len(examples)
-    for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
-        chosen = [examples[i] for i in group]
-        with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
-            if own_generate:
-                texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
-            else:
-                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
+    answers = mtv_batches(
+        adapter,
+        mtv,
+        examples,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        every_token=every_token,
+        progress=progress,
+    )
+    for group, texts in answers:
         for i, text in zip(group, texts, strict=True):
             out[i] = text
     return out
@@ -482,17 +508,15 @@ def mtv_predict(
 
     def generate(todo: list[int]) -> TextBatches:
         mtv = _fitted(store, lambda: mtv_fit(adapter, demos, seed=seed, progress=progress, **settings))
-        chosen = [examples[i] for i in todo]
-        texts = mtv_generate(
+        yield from mtv_batches(
             adapter,
             mtv,
-            chosen,
+            [examples[i] for i in todo],
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             every_token=every_token,
             progress=progress,
         )
-        yield list(range(len(todo))), texts
 
     keys = [answer_key(e, adapter.render(e), max_new_tokens=max_new_tokens, every_token=every_token) for e in examples]
     return labelled(cached_texts(store, keys, generate, cache_only=only, what="MTV answers"), labels)
