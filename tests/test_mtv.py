@@ -325,6 +325,17 @@ def test_mtv_predict_is_seeded_and_answers_with_labels(tiny_adapter, family):
     assert mtv_predict(adapter, demos, [], labels, progress=False) == []
 
 
+def test_mtv_predict_fits_with_its_batch_size(tiny_adapter, monkeypatch):
+    """The profile's batch size (``mtv_predict``'s) batches the fit too, not only generation."""
+    adapter = tiny_adapter("llava")
+    demos, tests = _examples("llava", 6, seed=1), _examples("llava", 1, seed=2)
+    seen = []
+    real = mtv_module.mtv_fit
+    monkeypatch.setattr(mtv_module, "mtv_fit", lambda *a, **k: seen.append(k.get("batch_size")) or real(*a, **k))
+    mtv_predict(adapter, demos, tests, ["0", "1"], max_new_tokens=1, batch_size=3, progress=False, **TINY)
+    assert seen == [3]
+
+
 def test_defaults_are_the_authors():
     assert (mtv_module.N_SHOTS, mtv_module.N_TRIALS) == (4, 100)
     assert (mtv_module.STEPS, mtv_module.LR, mtv_module.N_SAMPLES, mtv_module.INIT_LOGIT) == (600, 0.1, 32, -1.0)

@@ -492,9 +492,9 @@ def mtv_predict(
     cache_only: bool | None = None,
     **settings,
 ) -> list[str]:
-    """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments), then its
-    patched greedy answers to ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted
-    wrong).
+    """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments, and
+    ``batch_size``, prompts per forward pass, is its as well as generation's), then its patched greedy answers to
+    ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted wrong).
 
     ``cache_dir``: the fitted vector and the raw answers are kept there under the patched model's namespace
     (``mtv_identity``): when every answer is cached nothing is fitted; otherwise a cached fit is reused.
@@ -503,6 +503,7 @@ def mtv_predict(
     if not examples:
         return []
     only = cache_only_mode(cache_only, cache_dir)
+    settings = {**settings, "batch_size": batch_size}
     identity = mtv_identity(adapter, demos, seed, settings)
     store = ActivationCache(cache_dir, identity.namespace) if cache_dir is not None else None
 
