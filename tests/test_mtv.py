@@ -223,10 +223,11 @@ def test_mtv_identity_changes_with_the_way_answer_tokens_are_made(monkeypatch):
     assert mtv_identity(_Stub, demos, 0, {}).namespace != base
 
 
-def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter):
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter, monkeypatch, side):
+    """Each prompt's heads at its last real token, whichever side its batch is padded on."""
     adapter = tiny_adapter("llava")
     pool = _examples("llava", 6)
-    got = mean_head_activations(adapter, pool, n_shots=2, n_trials=3, seed=7, batch_size=2, progress=False)
     view = _prerendered(adapter)
     expected = []
     for shots, query in icl_trials(pool, 2, 3, 7):  # one prompt at a time, no padding
@@ -235,6 +236,9 @@ def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adap
         )
         inputs, _, _ = _run(adapter, view.encode([prompt]))
         expected.append(torch.stack([_heads(inputs[layer], adapter)[0, -1] for layer in range(adapter.n_layers)]))
+    encode = type(adapter).encode
+    monkeypatch.setattr(type(adapter), "encode", lambda self, batch, padding_side="left": encode(self, batch, side))
+    got = mean_head_activations(adapter, pool, n_shots=2, n_trials=3, seed=7, batch_size=2, progress=False)
     torch.testing.assert_close(got, torch.stack(expected).mean(0), rtol=1e-4, atol=1e-5)
     assert got.shape == (adapter.n_layers, adapter.n_heads, adapter.head_dim)
     with pytest.raises(ValueError, match="at least 3"):

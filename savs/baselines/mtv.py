@@ -78,6 +78,7 @@ from savs.baselines.generation import (
 from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts
 from savs.capture import capture_features
 from savs.examples import Example
+from savs.extract import last_token_index
 from savs.identity import ModelIdentity
 from savs.kvcache import KV, PER_TOKEN_INPUTS, expanded, greedy, positions, prefix_kv
 from savs.models.base import Adapter
@@ -147,7 +148,7 @@ def mean_head_activations(
     with capture_features(adapter, heads=range(adapter.n_layers)) as capture:
         for group in tqdm(batches(prompts, batch_size), desc="MTV means", unit="batch", disable=not progress):
             batch = view.encode([prompts[i] for i in group], padding_side="left")
-            last = torch.full((len(group),), batch["input_ids"].shape[1] - 1)
+            last = last_token_index(batch["attention_mask"])
             heads = capture.run(lambda b=batch: adapter.forward({**b, "logits_to_keep": 1}), last)["heads"]
             total += heads.sum(0)  # (L, H, d)
     return total / len(prompts)
