@@ -480,6 +480,18 @@ def test_extract_hidden_cache_is_reused_and_kept_apart_from_heads(tiny_adapter, 
     np.testing.assert_array_equal(extract_hidden(adapter, examples, cache_dir=tmp_path, progress=False), first)
 
 
+def test_extract_hidden_in_cache_only_mode_reads_the_cache_alone(tiny_adapter, tmp_path, count_forwards):
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 3)
+    first = extract_hidden(adapter, examples[:2], cache_dir=tmp_path, progress=False)
+    forwards = count_forwards(adapter)
+    kw = {"cache_dir": tmp_path, "progress": False, "cache_only": True}
+    np.testing.assert_array_equal(extract_hidden(adapter, examples[:2], **kw), first)
+    with pytest.raises(CacheMissError):
+        extract_hidden(adapter, examples, **kw)
+    assert not forwards
+
+
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "mini"])
 def test_heads_and_hidden_from_one_pass_equal_separate_passes(adapter_of, family, tmp_path, monkeypatch):
     adapter = adapter_of(family)
