@@ -288,6 +288,17 @@ def test_reinforce_starts_from_the_authors_init_and_moves_only_with_signal():
         reinforce_heads(lambda masks, step: torch.ones(3), SHAPE, steps=1, n_samples=4, progress=False)
 
 
+def test_one_mask_per_step_is_refused_before_any_forward_pass(tiny_adapter, count_forwards):
+    """One mask's losses have no standard deviation (NaN weights, then no candidate): refused up front."""
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        reinforce_heads(lambda masks, step: _planted_loss(masks), SHAPE, steps=1, n_samples=1, progress=False)
+    adapter = tiny_adapter("llama")
+    forwards = count_forwards(adapter)
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        mtv_fit(adapter, _examples("llama", 6), progress=False, **{**TINY, "n_samples": 1})
+    assert not forwards
+
+
 def test_search_is_seeded():
     def run(seed):
         noise = torch.Generator().manual_seed(seed)

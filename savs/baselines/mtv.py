@@ -202,6 +202,15 @@ def patch_heads(adapter: Adapter, means: torch.Tensor, mask: torch.Tensor, passe
 
 
 # ----- 2. where to patch --------------------------------------------------------------------------------------------
+def _check_n_samples(n_samples: int) -> None:
+    """Refuse fewer than two masks per step: their losses are standardised by their standard deviation."""
+    if n_samples < 2:
+        raise ValueError(
+            f"MTV's REINFORCE needs n_samples >= 2 masks per step (their losses are standardised by their standard "
+            f"deviation); got {n_samples}"
+        )
+
+
 def reinforce_heads(
     loss_fn: Callable[[torch.Tensor, int], torch.Tensor],
     shape: tuple[int, int],
@@ -221,6 +230,7 @@ def reinforce_heads(
     standardised, weight the masks' log-probabilities and Adam (``lr``) takes one step on their sum. Seeded:
     the same ``seed`` and losses give the same logits.
     """
+    _check_n_samples(n_samples)
     generator = torch.Generator().manual_seed(seed)
     logits = torch.full(shape, float(init_logit), requires_grad=True)
     optim = torch.optim.Adam([logits], lr=lr)
@@ -351,6 +361,7 @@ def mtv_fit(
     Seeded throughout: ICL draws, REINFORCE queries and masks, candidate masks. ``sample_batch``: masks per
     forward pass in the search; ``batch_size``: prompts per pass elsewhere.
     """
+    _check_n_samples(n_samples)
     demos = list(demos)
     means = mean_head_activations(
         adapter, demos, n_shots=n_shots, n_trials=n_trials, seed=seed, batch_size=batch_size, progress=progress
