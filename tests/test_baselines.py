@@ -326,6 +326,53 @@ def test_lora_name_covers_what_decides_the_weights(tiny_adapter):
     assert lora.LoraRecipe().name([replace(train[0], label="1"), *train[1:]]) != name
 
 
+def _token_ids(adapter, text: str) -> list[int]:
+    return adapter.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _assistant_continuation(adapter, example) -> list[int]:
+    """The tokens the chat template writes after the prompt when an assistant turn answers it with the label."""
+    messages = adapter.messages(example)
+    plain = isinstance(messages[-1]["content"], str)  # a plain-text template (savs-mini's SmolLM2) takes no item lists
+    answer = {"role": "assistant", "content": example.label if plain else [{"type": "text", "text": example.label}]}
+    full = _token_ids(adapter, adapter.processor.apply_chat_template([*messages, answer], tokenize=False))
+    prompt = _token_ids(adapter, adapter.render(example))
+    assert full[: len(prompt)] == prompt
+    return full[len(prompt) :]
+
+
+@pytest.mark.parametrize("family", ["idefics3", "smolvlm"])
+def test_lora_targets_the_answer_as_the_template_writes_it(adapter_of, family):
+    """Idefics3's template writes an assistant turn as ``Assistant: 0``: LoRA's targets are the tokens that follow
+    the prompt in that turn, the space's included, up to its end of utterance (the tokenizer's EOS)."""
+    adapter = adapter_of(family)
+    example = examples_for(adapter, 1)[0]
+    continuation = _assistant_continuation(adapter, example)
+    assert adapter.tokenizer.decode(continuation).startswith(f" {example.label}")
+    _, targets = lora.answer_batch(adapter, [example])
+    assert targets[targets != -100].tolist() == continuation[: continuation.index(adapter.tokenizer.eos_token_id) + 1]
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2_vl", "mini"])
+def test_lora_targets_stay_the_label_where_the_template_puts_nothing_before_it(adapter_of, family):
+    """ChatML opens the assistant turn with a newline, which the prompt already ends in: the targets are the label's
+    own tokens and EOS, as before."""
+    adapter = adapter_of(family)
+    example = examples_for(adapter, 1)[0]
+    _, targets = lora.answer_batch(adapter, [example])
+    eos = adapter.tokenizer.eos_token
+    assert targets[targets != -100].tolist() == _token_ids(adapter, example.label + eos)
+    assert _assistant_continuation(adapter, example)[0] == _token_ids(adapter, example.label)[0]
+
+
+def test_lora_name_changes_with_the_way_answer_tokens_are_made(tiny_adapter, monkeypatch):
+    """Weights trained on the answer tokens of an older ``answer_ids`` are never served for the current ones."""
+    train = examples_for(tiny_adapter("llama"), 4)
+    name = lora.LoraRecipe().name(train)
+    monkeypatch.setattr(lora, "ANSWER_IDS_VERSION", lora.ANSWER_IDS_VERSION - 1)
+    assert lora.LoraRecipe().name(train) != name
+
+
 def test_cached_lora_weights_reproduce_the_trained_adapter(tiny_adapter, tmp_path, monkeypatch):
     adapter = tiny_adapter("llava")
     train = examples_for(adapter, 4)
@@ -431,6 +478,18 @@ def test_extract_hidden_cache_is_reused_and_kept_apart_from_heads(tiny_adapter, 
     assert len(ActivationCache(tmp_path, adapter.identity.namespace)) == 8  # 4 hidden + 4 head entries
     monkeypatch.setattr(extract, "_run_batch", lambda *a: pytest.fail("cached examples ran again"))
     np.testing.assert_array_equal(extract_hidden(adapter, examples, cache_dir=tmp_path, progress=False), first)
+
+
+def test_extract_hidden_in_cache_only_mode_reads_the_cache_alone(tiny_adapter, tmp_path, count_forwards):
+    adapter = tiny_adapter("llama")
+    examples = examples_for(adapter, 3)
+    first = extract_hidden(adapter, examples[:2], cache_dir=tmp_path, progress=False)
+    forwards = count_forwards(adapter)
+    kw = {"cache_dir": tmp_path, "progress": False, "cache_only": True}
+    np.testing.assert_array_equal(extract_hidden(adapter, examples[:2], **kw), first)
+    with pytest.raises(CacheMissError):
+        extract_hidden(adapter, examples, **kw)
+    assert not forwards
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "mini"])

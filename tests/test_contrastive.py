@@ -82,6 +82,19 @@ def test_similarity_is_the_models_own_logits(tiny_contrastive, kind):
 
 
 @pytest.mark.parametrize("kind", CONTRASTIVE_KINDS)
+def test_paired_scores_are_the_similarity_matrix_diagonal_without_the_matrix(tiny_contrastive, kind, monkeypatch):
+    """Each pair's logit, as the images x texts matrix has it, images shared and texts repeated included; scored pair
+    by pair (the full matrix of a benchmark of distinct captions would grow with the square of its size)."""
+    model, _ = tiny_contrastive[kind]
+    images = _images(3, seed=2)
+    examples = [Example(text="q", label="Yes", images=(images[i],), uid=f"p{j}") for j, i in enumerate([0, 1, 1, 2])]
+    texts = ["a dog", "a cat on a mat", "a dog", "two red ships"]
+    full = similarity(model, examples, texts, progress=False)[np.arange(4), np.arange(4)]
+    monkeypatch.setattr(type(model), "logits", lambda *a: pytest.fail("the images x texts matrix was built"))
+    np.testing.assert_allclose(paired_scores(model, examples, texts, batch_size=2, progress=False), full, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", CONTRASTIVE_KINDS)
 def test_classification_is_the_argmax_of_the_similarity_matrix(tiny_contrastive, kind):
     model, reference = tiny_contrastive[kind]
     images = _images(6, seed=1)

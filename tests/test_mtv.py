@@ -24,6 +24,7 @@ from savs.baselines.mtv import (
     validation_loss,
 )
 from savs.cache import CacheMissError
+from savs.identity import ModelIdentity
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,6 +74,13 @@ def _run(adapter, batch, means=None, mask=None):
         {layer: ys[0] for layer, ys in recorder.outputs.items()},
         logits,
     )
+
+
+class _Stub:
+    """An adapter as ``mtv_identity`` reads it: its identity alone."""
+
+    identity = ModelIdentity(family="llava", source="dir:x", dtype="float32", attention="eager", template="t",
+                             processor="p")  # fmt: skip
 
 
 def _heads(x, adapter):
@@ -192,19 +200,34 @@ def test_cached_query_losses_equal_full_passes(tiny_adapter, family):
         assert validation_loss(adapter, means, mask, [query]) == pytest.approx(float(loss), rel=1e-4, abs=1e-4)
 
 
-def test_answer_token_is_the_token_generation_would_emit(tiny_adapter):
-    adapter = tiny_adapter("llava")
-    example = _examples("llava", 1)[0]
+@pytest.mark.parametrize("family", ["idefics3", "llava", "llama"])
+def test_answer_token_is_the_first_token_of_the_templates_answer(tiny_adapter, family):
+    """The token the ICL demonstrations show after the prompt: Idefics3 and LLaVA-1.5 write ``Assistant: 0`` (the
+    space's token first), ChatML the label right after the turn's opening line."""
+    adapter = tiny_adapter(family)
+    example = _examples(family, 1)[0]
     tok = adapter.tokenizer
-    prompt = adapter.render(example)
-    full = tok(prompt + example.label, add_special_tokens=False)["input_ids"]
-    assert answer_token(adapter, example) == full[len(tok(prompt, add_special_tokens=False)["input_ids"])]
+    messages = adapter.messages(example)
+    plain = isinstance(messages[-1]["content"], str)  # a text-only family's template takes no item lists
+    answer = {"role": "assistant", "content": example.label if plain else [{"type": "text", "text": example.label}]}
+    full = adapter.processor.apply_chat_template([*messages, answer], tokenize=False)
+    prompt = tok(adapter.render(example), add_special_tokens=False)["input_ids"]
+    assert answer_token(adapter, example) == tok(full, add_special_tokens=False)["input_ids"][len(prompt)]
 
 
-def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter):
+def test_mtv_identity_changes_with_the_way_answer_tokens_are_made(monkeypatch):
+    """A fit scored on the answer tokens of an older ``answer_ids`` is never served for the current ones."""
+    demos = _examples("llava", 4)
+    base = mtv_identity(_Stub, demos, 0, {}).namespace
+    monkeypatch.setattr(mtv_module, "ANSWER_IDS_VERSION", mtv_module.ANSWER_IDS_VERSION - 1)
+    assert mtv_identity(_Stub, demos, 0, {}).namespace != base
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adapter, monkeypatch, side):
+    """Each prompt's heads at its last real token, whichever side its batch is padded on."""
     adapter = tiny_adapter("llava")
     pool = _examples("llava", 6)
-    got = mean_head_activations(adapter, pool, n_shots=2, n_trials=3, seed=7, batch_size=2, progress=False)
     view = _prerendered(adapter)
     expected = []
     for shots, query in icl_trials(pool, 2, 3, 7):  # one prompt at a time, no padding
@@ -213,6 +236,9 @@ def test_mean_activations_are_the_per_prompt_last_token_heads_averaged(tiny_adap
         )
         inputs, _, _ = _run(adapter, view.encode([prompt]))
         expected.append(torch.stack([_heads(inputs[layer], adapter)[0, -1] for layer in range(adapter.n_layers)]))
+    encode = type(adapter).encode
+    monkeypatch.setattr(type(adapter), "encode", lambda self, batch, padding_side="left": encode(self, batch, side))
+    got = mean_head_activations(adapter, pool, n_shots=2, n_trials=3, seed=7, batch_size=2, progress=False)
     torch.testing.assert_close(got, torch.stack(expected).mean(0), rtol=1e-4, atol=1e-5)
     assert got.shape == (adapter.n_layers, adapter.n_heads, adapter.head_dim)
     with pytest.raises(ValueError, match="at least 3"):
@@ -262,6 +288,17 @@ def test_reinforce_starts_from_the_authors_init_and_moves_only_with_signal():
         reinforce_heads(lambda masks, step: torch.ones(3), SHAPE, steps=1, n_samples=4, progress=False)
 
 
+def test_one_mask_per_step_is_refused_before_any_forward_pass(tiny_adapter, count_forwards):
+    """One mask's losses have no standard deviation (NaN weights, then no candidate): refused up front."""
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        reinforce_heads(lambda masks, step: _planted_loss(masks), SHAPE, steps=1, n_samples=1, progress=False)
+    adapter = tiny_adapter("llama")
+    forwards = count_forwards(adapter)
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        mtv_fit(adapter, _examples("llama", 6), progress=False, **{**TINY, "n_samples": 1})
+    assert not forwards
+
+
 def test_search_is_seeded():
     def run(seed):
         noise = torch.Generator().manual_seed(seed)
@@ -301,6 +338,17 @@ def test_mtv_predict_is_seeded_and_answers_with_labels(tiny_adapter, family):
     assert fitted.heads.shape == (adapter.n_layers, adapter.n_heads) and fitted.heads.dtype == torch.bool
     assert fitted.locations == [tuple(ij) for ij in fitted.heads.nonzero().tolist()]
     assert mtv_predict(adapter, demos, [], labels, progress=False) == []
+
+
+def test_mtv_predict_fits_with_its_batch_size(tiny_adapter, monkeypatch):
+    """The profile's batch size (``mtv_predict``'s) batches the fit too, not only generation."""
+    adapter = tiny_adapter("llava")
+    demos, tests = _examples("llava", 6, seed=1), _examples("llava", 1, seed=2)
+    seen = []
+    real = mtv_module.mtv_fit
+    monkeypatch.setattr(mtv_module, "mtv_fit", lambda *a, **k: seen.append(k.get("batch_size")) or real(*a, **k))
+    mtv_predict(adapter, demos, tests, ["0", "1"], max_new_tokens=1, batch_size=3, progress=False, **TINY)
+    assert seen == [3]
 
 
 def test_defaults_are_the_authors():
@@ -368,26 +416,40 @@ def test_fit_and_answers_are_cached(tiny_adapter, tmp_path, monkeypatch, count_f
     assert len(fits) == 3
 
 
+def test_answers_of_finished_batches_are_cached_when_a_later_batch_fails(tiny_adapter, tmp_path, monkeypatch):
+    """A run killed mid-generation keeps the answers it finished: each batch is stored as it comes."""
+    adapter = tiny_adapter("llava")
+    demos, tests = _examples("llava", 6, seed=1), _examples("llava", 3, seed=2)
+    kw = {"seed": 0, "max_new_tokens": 2, "batch_size": 1, "progress": False, "cache_dir": tmp_path, **TINY}
+    real, calls = adapter.generate, []
+
+    def killed_at_the_second_batch(chosen, max_new_tokens):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return real(chosen, max_new_tokens=max_new_tokens)
+
+    monkeypatch.setattr(adapter, "generate", killed_at_the_second_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        mtv_predict(adapter, demos, tests, ["0", "1"], **kw)
+    with pytest.raises(CacheMissError, match="2 of 3 MTV answers"):
+        mtv_predict(adapter, demos, tests, ["0", "1"], **{**kw, "cache_only": True})
+
+
 def test_identity_names_the_fit():
     """Defaults spelled out name the same fit; the few-shot set's labels, order, the seed and a setting change it."""
     from dataclasses import replace
 
-    from savs.identity import ModelIdentity
-
-    class Stub:
-        identity = ModelIdentity(family="llava", source="dir:x", dtype="float32", attention="eager", template="t",
-                                 processor="p")  # fmt: skip
-
     demos = _examples("llava", 4)
-    base = mtv_identity(Stub, demos, 0, {}).namespace
-    assert base == mtv_identity(Stub, demos, 0, {"steps": mtv_module.STEPS, "progress": False}).namespace
+    base = mtv_identity(_Stub, demos, 0, {}).namespace
+    assert base == mtv_identity(_Stub, demos, 0, {"steps": mtv_module.STEPS, "progress": False}).namespace
     relabelled = [replace(demos[0], label="other"), *demos[1:]]
     for other in (
-        mtv_identity(Stub, demos[::-1], 0, {}),
-        mtv_identity(Stub, relabelled, 0, {}),
-        mtv_identity(Stub, demos, 1, {}),
-        mtv_identity(Stub, demos, 0, {"steps": 5}),
+        mtv_identity(_Stub, demos[::-1], 0, {}),
+        mtv_identity(_Stub, relabelled, 0, {}),
+        mtv_identity(_Stub, demos, 1, {}),
+        mtv_identity(_Stub, demos, 0, {"steps": 5}),
     ):
         assert other.namespace != base
     with pytest.raises(TypeError, match="no option"):
-        mtv_identity(Stub, demos, 0, {"stepz": 5})
+        mtv_identity(_Stub, demos, 0, {"stepz": 5})

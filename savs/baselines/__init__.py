@@ -7,8 +7,12 @@ Vectors (``mtv_predict``: mean many-shot ICL head activations patched into REINF
 ``savs.baselines.contrastive``). Added here: linear-probe and k-NN on a decoder layer's last-token hidden state
 (``extract_hidden`` + ``probe_predict``), the blind control (``blank_images``: same prompts, images blanked) and a
 linear probe on the vision encoder's own features (``vision_features``). Generated answers are scored with
-``match_answer``. Given a ``cache_dir``, each keeps what it computes (features, generated answers, LoRA and MTV
-results) in the activation cache, so a rerun recomputes only what is missing.
+``match_answer``.
+
+Given a ``cache_dir``, the functions that run the LMM keep what they compute in the activation cache, so a rerun
+recomputes only what is missing: ``zero_shot`` and ``in_context`` their answers, ``lora_finetune`` its weights
+(``lora_predict`` those and its answers), ``mtv_predict`` its fit and answers, ``extract_hidden`` and
+``vision_features`` their features. ``contrastive_predict`` and ``probe_predict`` keep nothing.
 """
 
 from savs.baselines.answers import match_answer

@@ -136,11 +136,22 @@ class ContrastiveModel:
             out.append(_pooled(self.model.get_text_features(**inputs)))
         return torch.nn.functional.normalize(torch.cat(out).float().cpu(), dim=-1)
 
-    def logits(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> np.ndarray:
-        """The model's image-text logits ``(N, M)``: ``exp(logit_scale) * cos`` (+ ``logit_bias`` for SigLIP)."""
+    def _scale_and_bias(self) -> tuple[float, float]:
+        """``exp(logit_scale)`` and ``logit_bias`` (SigLIP's; 0 for CLIP)."""
         scale = float(self.model.logit_scale.detach().float().exp())
         bias = float(self.model.logit_bias.detach().float()) if hasattr(self.model, "logit_bias") else 0.0
+        return scale, bias
+
+    def logits(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> np.ndarray:
+        """The model's image-text logits ``(N, M)``: ``exp(logit_scale) * cos`` (+ ``logit_bias`` for SigLIP)."""
+        scale, bias = self._scale_and_bias()
         return (scale * (image_embeds @ text_embeds.T) + bias).numpy()
+
+    def pair_logits(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> np.ndarray:
+        """The logit of each image with the text of its own row, ``(N,)`` from two ``(N, D)``: ``logits``' diagonal
+        without its ``N x N`` matrix."""
+        scale, bias = self._scale_and_bias()
+        return (scale * (image_embeds * text_embeds).sum(-1) + bias).numpy()
 
 
 def _pooled(out) -> torch.Tensor:
@@ -160,6 +171,38 @@ def _single_image(example: Example):
     return example.images[0]
 
 
+def _distinct_images(examples: Sequence[Example]) -> tuple[list, list[int]]:
+    """The distinct images of ``examples`` (the same object shared by several examples, e.g. one image's claims, is
+    one) and each example's position among them."""
+    images, rows = [], []
+    seen: dict[int, int] = {}
+    for e in examples:
+        image = _single_image(e)
+        if id(image) not in seen:
+            seen[id(image)] = len(images)
+            images.append(image)
+        rows.append(seen[id(image)])
+    return images, rows
+
+
+def _embedded(
+    model: ContrastiveModel, examples: Sequence[Example], texts: Sequence[str], batch_size: int, progress: bool
+) -> tuple[torch.Tensor, list[int], torch.Tensor, list[int]]:
+    """Embeddings of the distinct images of ``examples`` and of the distinct ``texts``, each embedded once; with each
+    example's row among the images and each text's row among the texts."""
+    images, rows = _distinct_images(examples)
+    embeds = []
+    for start in tqdm(
+        range(0, len(images), batch_size), desc=f"{model.kind} images", unit="batch", disable=not progress
+    ):
+        decoded = [decode(im).convert("RGB") for im in images[start : start + batch_size]]
+        embeds.append(model.image_embeddings(decoded, batch_size))
+    image_embeds = torch.cat(embeds) if embeds else torch.zeros(0, 1)
+    unique_texts = list(dict.fromkeys(texts))
+    column = {t: j for j, t in enumerate(unique_texts)}
+    return image_embeds, rows, model.text_embeddings(unique_texts), [column[t] for t in texts]
+
+
 def similarity(
     model: ContrastiveModel,
     examples: Sequence[Example],
@@ -168,37 +211,26 @@ def similarity(
     batch_size: int = 32,
     progress: bool = True,
 ) -> np.ndarray:
-    """Logits ``(n_examples, n_texts)`` of every example's image against every text; each distinct image (the same
-    object shared by several examples, e.g. one image's claims) is embedded once."""
-    images, row = [], []
-    seen: dict[int, int] = {}
-    for e in examples:
-        image = _single_image(e)
-        if id(image) not in seen:
-            seen[id(image)] = len(images)
-            images.append(image)
-        row.append(seen[id(image)])
-    unique_texts = list(dict.fromkeys(texts))
-    embeds = []
-    for start in tqdm(
-        range(0, len(images), batch_size), desc=f"{model.kind} images", unit="batch", disable=not progress
-    ):
-        decoded = [decode(im).convert("RGB") for im in images[start : start + batch_size]]
-        embeds.append(model.image_embeddings(decoded, batch_size))
-    image_embeds = torch.cat(embeds) if embeds else torch.zeros(0, 1)
-    text_embeds = model.text_embeddings(unique_texts)
-    column = {t: j for j, t in enumerate(unique_texts)}
-    logits = model.logits(image_embeds, text_embeds)  # (distinct images, distinct texts)
-    return logits[np.array(row)][:, [column[t] for t in texts]]
+    """Logits ``(n_examples, n_texts)`` of every example's image against every text; each distinct image and text is
+    embedded once."""
+    image_embeds, rows, text_embeds, columns = _embedded(model, examples, texts, batch_size, progress)
+    return model.logits(image_embeds, text_embeds)[np.ix_(rows, columns)]
 
 
-def paired_scores(model: ContrastiveModel, examples: Sequence[Example], texts: Sequence[str], **kwargs) -> np.ndarray:
-    """Each example's image against its own text: ``(n,)`` logits."""
+def paired_scores(
+    model: ContrastiveModel,
+    examples: Sequence[Example],
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> np.ndarray:
+    """Each example's image against its own text: ``(n,)`` logits, pair by pair (no images x texts matrix, which for
+    a benchmark of distinct captions grows with the square of its size)."""
     if len(texts) != len(examples):
         raise ValueError(f"{len(examples)} examples but {len(texts)} texts")
-    sims = similarity(model, examples, list(dict.fromkeys(texts)), **kwargs)
-    column = {t: j for j, t in enumerate(dict.fromkeys(texts))}
-    return sims[np.arange(len(examples)), [column[t] for t in texts]]
+    image_embeds, rows, text_embeds, columns = _embedded(model, examples, texts, batch_size, progress)
+    return model.pair_logits(image_embeds[rows], text_embeds[columns])
 
 
 def query(example: Example) -> str:
@@ -328,15 +360,11 @@ def contrastive_predict(
             threshold = fit_threshold(fitted, [e.label == YES for e in calibration], yes_below=True)
         return below_threshold(paired_scores(model, examples, [query(e) for e in examples], **kw), threshold)
     if task.name == "naturalbench":
-        texts, candidates = [], []
-        for e in examples:
-            answers = ["Yes", "No"] if e.meta.get("question_type", "yes_no") == "yes_no" else ["A", "B"]
-            statements = answer_statements(query(e), answers)
-            texts += statements
-            candidates.append(list(zip(answers, statements, strict=True)))
-        sims = similarity(model, examples, list(dict.fromkeys(texts)), **kw)
-        columns = {t: j for j, t in enumerate(dict.fromkeys(texts))}
-        return [pairs[int(np.argmax([sims[i, columns[s]] for _, s in pairs]))][0] for i, pairs in enumerate(candidates)]
+        answers = [["Yes", "No"] if e.meta.get("question_type", "yes_no") == "yes_no" else ["A", "B"] for e in examples]
+        statements = [answer_statements(query(e), a) for e, a in zip(examples, answers, strict=True)]
+        pairs = [(e, t) for e, own in zip(examples, statements, strict=True) for t in own]  # two per example
+        scores = paired_scores(model, [e for e, _ in pairs], [t for _, t in pairs], **kw).reshape(len(examples), 2)
+        return [a[int(np.argmax(row))] for a, row in zip(answers, scores, strict=True)]
     if set(task.labels) == set(YES_NO_LABELS):
         raise ValueError(f"no contrastive scoring rule for the Yes/No task {task.name!r}")
     options = [list(e.meta.get("options") or task.labels) for e in examples]

@@ -32,14 +32,16 @@ def extract_hidden(
     prefix_cache: bool = True,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache_only: bool | None = None,
 ) -> np.ndarray:
     """Hidden state at the last prompt token, float32 ``(n_examples, hidden_size)``.
 
     ``layer`` indexes transformers' ``hidden_states``: 0 is the embeddings, ``i`` the output of decoder layer
     ``i - 1``, and ``-1`` (= ``n_layers``) the last layer's output after the final norm, which is what the
     LM head reads. One forward pass per example, stopped right there (deeper layers and the LM head never
-    run), batched, shared-prefix cached and kept on disk like ``extract_heads``; to get the head vectors
-    from the same pass, call ``savs.extract.extract_features`` with both.
+    run), batched, shared-prefix cached and kept on disk like ``extract_heads`` (``cache_only`` as there: read
+    ``cache_dir`` alone, raising ``CacheMissError`` for what it lacks); to get the head vectors from the same pass,
+    call ``savs.extract.extract_features`` with both.
     """
     return extract_features(
         adapter,
@@ -49,6 +51,7 @@ def extract_hidden(
         prefix_cache=prefix_cache,
         cache_dir=cache_dir,
         progress=progress,
+        cache_only=cache_only,
     )["hidden"]
 
 

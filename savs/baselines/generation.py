@@ -148,15 +148,61 @@ def pick_demos(pool: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
     return picked
 
 
+def assistant_turn(user: dict, text: str) -> dict:
+    """An assistant turn answering ``user`` with ``text``: plain-text templates take a string, multimodal ones a list
+    of items (the form of ``user``'s content says which)."""
+    content = text if isinstance(user["content"], str) else [{"type": "text", "text": text}]
+    return {"role": "assistant", "content": content}
+
+
 def demo_turns(adapter: Adapter, demos: Sequence[Example]) -> list[dict]:
     """The adapter's system turns, then each demonstration as its user turn and an assistant turn holding its label."""
     turns = adapter.system_turns()
     for demo in demos:
         user = adapter.user_turn(demo)
-        # plain-text templates take a string, multimodal ones a list of items
-        answer = demo.label if isinstance(user["content"], str) else [{"type": "text", "text": demo.label}]
-        turns += [user, {"role": "assistant", "content": answer}]
+        turns += [user, assistant_turn(user, demo.label)]
     return turns
+
+
+# How ``answer_ids`` makes an answer's tokens, in the identities of what is trained on them (LoRA weights, MTV fits):
+# bumped when it changes, so that nothing fitted to the old tokens is served from a cache.
+ANSWER_IDS_VERSION = 2  # 1: the label glued to the generation prompt; 2: as the chat template writes it
+
+
+def _token_ids(adapter: Adapter, text: str) -> list[int]:
+    return adapter.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _templated_answer(adapter: Adapter, example: Example, label: str, prompt: str) -> str | None:
+    """``prompt`` followed by what the chat template writes in an assistant turn holding ``label``, up to the label's
+    end; None where the adapter has no chat template or its conversation with that turn does not extend ``prompt``
+    (a family whose prompt is not the template's, as InstructBLIP's)."""
+    if not getattr(adapter.processor, "chat_template", None):
+        return None
+    messages = adapter.messages(example)
+    full = adapter.processor.apply_chat_template([*messages, assistant_turn(messages[-1], label)], tokenize=False)
+    rest = full[len(prompt) :] if full.startswith(prompt) else ""
+    end = rest.find(label)
+    return prompt + rest[: end + len(label)] if end >= 0 else None
+
+
+def answer_ids(adapter: Adapter, example: Example, label: str) -> list[int]:
+    """The tokens of ``label`` answering ``example``'s zero-shot prompt, as the chat template writes an assistant
+    turn: what ICL demonstrations show and generation emits (a template whose prompt ends in ``Assistant:`` writes
+    ``Assistant: cat``, so the answer starts with `` cat``'s tokens, not ``cat``'s; the targets of LoRA and MTV).
+
+    Without such a template, the tokens ``label`` gets right after the prompt; failing that, its own tokens.
+    """
+    prompt = adapter.render(example)
+    before = _token_ids(adapter, prompt)
+    for text in (_templated_answer(adapter, example, label, prompt), prompt + label):
+        after = _token_ids(adapter, text) if text is not None else []
+        if len(after) > len(before) and after[: len(before)] == before:
+            return after[len(before) :]
+    ids = _token_ids(adapter, label)
+    if not ids:
+        raise ValueError(f"label {label!r} has no tokens")
+    return ids
 
 
 def icl_prompt(adapter: Adapter, demos: Sequence[Example], query: Example) -> str:

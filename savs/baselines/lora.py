@@ -3,8 +3,9 @@
 Recipe: LoRA (``peft``) on the decoder layers' ``target_modules`` only (the vision tower is never adapted),
 rank ``r``, alpha ``2 r``, no dropout; the model stays in eval mode, so the run is deterministic given
 ``seed`` (LoRA init and batch order). Each example is its zero-shot prompt (chat template plus generation
-prompt, exactly what generation sees) followed by the label and the tokenizer's EOS; cross-entropy on
-those answer tokens only. AdamW at a constant ``lr``, ``epochs`` passes over the set.
+prompt, exactly what generation sees) followed by the label as the chat template writes an assistant turn
+(``answer_ids``: `` cat`` after ``Assistant:``) and the tokenizer's EOS; cross-entropy on those answer tokens only.
+AdamW at a constant ``lr``, ``epochs`` passes over the set.
 
 Given a ``cache_dir``, the trained LoRA weights and the tuned model's answers are kept in the activation cache under
 the tuned model's own namespace (the base model's identity plus a hash of the train set and the recipe): a rerun
@@ -27,7 +28,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from savs.baselines.generation import generated, labelled, zero_shot_keys
+from savs.baselines.generation import ANSWER_IDS_VERSION, answer_ids, generated, labelled, zero_shot_keys
 from savs.cache import ActivationCache, CacheMissError, TextBatches, cache_only_mode, cached_texts
 from savs.examples import Example
 from savs.identity import ModelIdentity
@@ -50,9 +51,10 @@ class LoraRecipe:
     prefix_cache: bool = True  # how the loss is computed, not what it is (``answer_loss``): not in the name
 
     def name(self, train: Sequence[Example]) -> str:
-        """``lora-<hash>`` of the train set (content, labels, order) and the options that decide the weights."""
+        """``lora-<hash>`` of the train set (content, labels, order), the options that decide the weights and the way
+        the answer tokens are made (``ANSWER_IDS_VERSION``)."""
         options = (self.epochs, self.lr, self.r, self.seed, tuple(self.target_modules), self.batch_size)
-        run = "|".join([e.fingerprint() + e.label for e in train] + [str(options)])
+        run = "|".join([e.fingerprint() + e.label for e in train] + [str(options), f"answers {ANSWER_IDS_VERSION}"])
         return f"lora-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
 
     def identity(self, adapter: Adapter, train: Sequence[Example]) -> ModelIdentity:
@@ -81,7 +83,8 @@ def answer_batch(adapter: Adapter, examples: Sequence[Example]) -> tuple[dict, t
     tok = adapter.tokenizer
     prompts = dict(adapter.encode(examples, padding_side="right"))
     lengths = prompts["attention_mask"].sum(1).tolist()
-    answers = [tok(e.label + (tok.eos_token or ""), add_special_tokens=False)["input_ids"] for e in examples]
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    answers = [answer_ids(adapter, e, e.label) + eos for e in examples]
     width = max(n + len(a) for n, a in zip(lengths, answers, strict=True))
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     batch = dict(prompts)

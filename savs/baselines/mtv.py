@@ -9,7 +9,8 @@ MTV compresses many-shot in-context learning into a few attention heads:
 2. **Where to patch** (``reinforce_heads`` then ``pick_heads``): one Bernoulli logit per (layer, head). Each
    REINFORCE step draws one few-shot example as a zero-shot query, samples ``n_samples`` head masks, patches
    each mask's heads with their means (``patch_heads``) and scores the mask by the cross-entropy of the query's
-   first answer token; the standardised losses weight the masks' log-probabilities (Adam on the logits).
+   first answer token (as the chat template writes the answer: ``answer_token``); the standardised losses weight
+   the masks' log-probabilities (Adam on the logits).
    Then ``n_candidates`` masks drawn from the trained probabilities are each scored by the mean first-token
    loss over ``n_validation`` few-shot examples, and the best one is kept.
 3. **Inference** (``mtv_generate``): the bare zero-shot prompt, with the chosen heads' outputs at its last token
@@ -64,10 +65,20 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from savs.baselines.generation import _prerendered, _prompted, answer_key, batches, icl_prompt, labelled
+from savs.baselines.generation import (
+    ANSWER_IDS_VERSION,
+    _prerendered,
+    _prompted,
+    answer_ids,
+    answer_key,
+    batches,
+    icl_prompt,
+    labelled,
+)
 from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts
 from savs.capture import capture_features
 from savs.examples import Example
+from savs.extract import last_token_index
 from savs.identity import ModelIdentity
 from savs.kvcache import KV, PER_TOKEN_INPUTS, expanded, greedy, positions, prefix_kv
 from savs.models.base import Adapter
@@ -137,7 +148,7 @@ def mean_head_activations(
     with capture_features(adapter, heads=range(adapter.n_layers)) as capture:
         for group in tqdm(batches(prompts, batch_size), desc="MTV means", unit="batch", disable=not progress):
             batch = view.encode([prompts[i] for i in group], padding_side="left")
-            last = torch.full((len(group),), batch["input_ids"].shape[1] - 1)
+            last = last_token_index(batch["attention_mask"])
             heads = capture.run(lambda b=batch: adapter.forward({**b, "logits_to_keep": 1}), last)["heads"]
             total += heads.sum(0)  # (L, H, d)
     return total / len(prompts)
@@ -191,6 +202,15 @@ def patch_heads(adapter: Adapter, means: torch.Tensor, mask: torch.Tensor, passe
 
 
 # ----- 2. where to patch --------------------------------------------------------------------------------------------
+def _check_n_samples(n_samples: int) -> None:
+    """Refuse fewer than two masks per step: their losses are standardised by their standard deviation."""
+    if n_samples < 2:
+        raise ValueError(
+            f"MTV's REINFORCE needs n_samples >= 2 masks per step (their losses are standardised by their standard "
+            f"deviation); got {n_samples}"
+        )
+
+
 def reinforce_heads(
     loss_fn: Callable[[torch.Tensor, int], torch.Tensor],
     shape: tuple[int, int],
@@ -210,6 +230,7 @@ def reinforce_heads(
     standardised, weight the masks' log-probabilities and Adam (``lr``) takes one step on their sum. Seeded:
     the same ``seed`` and losses give the same logits.
     """
+    _check_n_samples(n_samples)
     generator = torch.Generator().manual_seed(seed)
     logits = torch.full(shape, float(init_logit), requires_grad=True)
     optim = torch.optim.Adam([logits], lr=lr)
@@ -254,17 +275,9 @@ def pick_heads(
 
 # ----- the losses on a model ----------------------------------------------------------------------------------------
 def answer_token(adapter: Adapter, example: Example) -> int:
-    """The first token of ``example.label`` where it follows the zero-shot prompt (what generation would emit)."""
-    tok = adapter.tokenizer
-    prompt = adapter.render(example)
-    before = tok(prompt, add_special_tokens=False)["input_ids"]
-    after = tok(prompt + example.label, add_special_tokens=False)["input_ids"]
-    if len(after) > len(before) and after[: len(before)] == before:
-        return after[len(before)]
-    ids = tok(example.label, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"label {example.label!r} has no tokens")
-    return ids[0]
+    """The first token of ``example.label`` as an answer to its zero-shot prompt (``answer_ids``: what the ICL
+    demonstrations show and generation would emit)."""
+    return answer_ids(adapter, example, example.label)[0]
 
 
 class _QueryLosses:
@@ -348,6 +361,7 @@ def mtv_fit(
     Seeded throughout: ICL draws, REINFORCE queries and masks, candidate masks. ``sample_batch``: masks per
     forward pass in the search; ``batch_size``: prompts per pass elsewhere.
     """
+    _check_n_samples(n_samples)
     demos = list(demos)
     means = mean_head_activations(
         adapter, demos, n_shots=n_shots, n_trials=n_trials, seed=seed, batch_size=batch_size, progress=progress
@@ -388,6 +402,34 @@ def mtv_fit(
 
 
 # ----- 3. inference -------------------------------------------------------------------------------------------------
+def mtv_batches(
+    adapter: Adapter,
+    mtv: MTV,
+    examples: Sequence[Example],
+    *,
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+    every_token: bool = False,
+    progress: bool = True,
+) -> TextBatches:
+    """``mtv_generate``'s answers a batch at a time, as ``(positions in examples, texts)``: a caller that stores each
+    batch as it comes keeps the finished ones when a later batch fails.
+
+    Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
+    the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
+    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
+    """
+    own_generate = type(adapter).generate is Adapter.generate
+    for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
+        chosen = [examples[i] for i in group]
+        with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
+            if own_generate:
+                texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
+            else:
+                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
+        yield group, texts
+
+
 def mtv_generate(
     adapter: Adapter,
     mtv: MTV,
@@ -399,21 +441,19 @@ def mtv_generate(
     progress: bool = True,
 ) -> list[str]:
     """Greedy zero-shot answers with ``mtv``'s heads patched at the prompt's last token and, with ``every_token``
-    (the authors' code), at each generated token too (module docstring: why that is not the default).
-
-    Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
-    the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
-    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
-    """
-    own_generate = type(adapter).generate is Adapter.generate
+    (the authors' code), at each generated token too (module docstring: why that is not the default); in input
+    order (``mtv_batches``: how each batch is decoded)."""
     out = [""] * len(examples)
-    for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
-        chosen = [examples[i] for i in group]
-        with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
-            if own_generate:
-                texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
-            else:
-                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
+    answers = mtv_batches(
+        adapter,
+        mtv,
+        examples,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        every_token=every_token,
+        progress=progress,
+    )
+    for group, texts in answers:
         for i, text in zip(group, texts, strict=True):
             out[i] = text
     return out
@@ -425,11 +465,12 @@ FITTED = ("means", "heads", "logits")  # the cached arrays of a fitted MTV, keys
 
 def mtv_identity(adapter: Adapter, demos: Sequence[Example], seed: int, settings: dict) -> ModelIdentity:
     """The MTV-patched model's identity: ``adapter``'s plus ``mtv-<hash>`` of the few-shot set (content, labels,
-    order), the seed and every ``mtv_fit`` setting (defaults filled in), so its cache namespace is its own."""
+    order), the seed, every ``mtv_fit`` setting (defaults filled in) and the way the answer tokens its losses score are
+    made (``ANSWER_IDS_VERSION``), so its cache namespace is its own."""
     unknown = set(settings) - set(FIT_OPTIONS)
     if unknown:
         raise TypeError(f"mtv_fit takes no option {sorted(unknown)}; it takes {sorted(FIT_OPTIONS)}")
-    fit = {**FIT_OPTIONS, **settings, "seed": seed}
+    fit = {**FIT_OPTIONS, **settings, "seed": seed, "answer_ids": ANSWER_IDS_VERSION}
     fit.pop("progress", None)
     run = "|".join([e.fingerprint() + e.label for e in demos] + [json.dumps(fit, sort_keys=True)])
     name = f"mtv-{hashlib.sha256(run.encode()).hexdigest()[:12]}"
@@ -463,9 +504,9 @@ def mtv_predict(
     cache_only: bool | None = None,
     **settings,
 ) -> list[str]:
-    """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments), then its
-    patched greedy answers to ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted
-    wrong).
+    """MTV fitted on the few-shot set ``demos`` (``mtv_fit``; ``settings`` are its keyword arguments, and
+    ``batch_size``, prompts per forward pass, is its as well as generation's), then its patched greedy answers to
+    ``examples`` (``mtv_generate``) mapped onto ``labels`` ("" where none is named: counted wrong).
 
     ``cache_dir``: the fitted vector and the raw answers are kept there under the patched model's namespace
     (``mtv_identity``): when every answer is cached nothing is fitted; otherwise a cached fit is reused.
@@ -474,22 +515,21 @@ def mtv_predict(
     if not examples:
         return []
     only = cache_only_mode(cache_only, cache_dir)
+    settings = {**settings, "batch_size": batch_size}
     identity = mtv_identity(adapter, demos, seed, settings)
     store = ActivationCache(cache_dir, identity.namespace) if cache_dir is not None else None
 
     def generate(todo: list[int]) -> TextBatches:
         mtv = _fitted(store, lambda: mtv_fit(adapter, demos, seed=seed, progress=progress, **settings))
-        chosen = [examples[i] for i in todo]
-        texts = mtv_generate(
+        yield from mtv_batches(
             adapter,
             mtv,
-            chosen,
+            [examples[i] for i in todo],
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             every_token=every_token,
             progress=progress,
         )
-        yield list(range(len(todo))), texts
 
     keys = [answer_key(e, adapter.render(e), max_new_tokens=max_new_tokens, every_token=every_token) for e in examples]
     return labelled(cached_texts(store, keys, generate, cache_only=only, what="MTV answers"), labels)
