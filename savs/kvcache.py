@@ -94,6 +94,15 @@ def expanded(kv: KV, rows: int) -> DynamicCache:
     )
 
 
+def shared_prefix_cache(
+    adapter: Adapter, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int
+) -> DynamicCache:
+    """The batch's shared first ``n`` tokens run once (row 0's), their keys and values expanded to every row: the
+    cache a pass over ``suffix(batch, n)`` continues."""
+    prefix = {"input_ids": input_ids[:1, :n], "attention_mask": attention_mask[:1, :n], "logits_to_keep": 1}
+    return expanded(prefix_kv(lambda cache: adapter.forward(prefix, cache=cache, use_cache=True)), len(input_ids))
+
+
 def stacked(kvs: Sequence[KV]) -> tuple[DynamicCache, torch.Tensor]:
     """One cache for rows whose prefixes differ: each row's one-row ``kv`` left-padded with zeros to the longest
     prefix, and the prefixes' attention mask ``(rows, P)``, 0 on the padding."""

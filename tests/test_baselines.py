@@ -295,8 +295,8 @@ def test_lora_shared_prefix_trains_like_the_plain_pass(adapter_of, monkeypatch, 
     adapter = adapter_of(family)
     train = [replace(e, text="Look closely at the picture. " + e.text) for e in examples_for(adapter, 4)]
     prefixes = []
-    real = lora.shared_prefix_length
-    monkeypatch.setattr(lora, "shared_prefix_length", lambda *a: prefixes.append(real(*a)) or prefixes[-1])
+    real = lora.cached_prefix_length
+    monkeypatch.setattr(lora, "cached_prefix_length", lambda *a: prefixes.append(real(*a)) or prefixes[-1])
     tuned_logits = []
     for prefix_cache in (False, True):
         with lora_finetune(

@@ -16,7 +16,7 @@ from transformers import BatchFeature, PreTrainedTokenizerBase
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.identity import package_version
-from savs.kvcache import cached_prefix_length, expanded, greedy, left_aligned_suffix, prefix_kv
+from savs.kvcache import cached_prefix_length, greedy, left_aligned_suffix, shared_prefix_cache
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -118,10 +118,7 @@ class MiniAdapter(Adapter):
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         n = cached_prefix_length(ids, mask, self.prefix_barrier_ids())
-        cache = None
-        if n:
-            prefix = {"input_ids": ids[:1, :n], "attention_mask": mask[:1, :n], "logits_to_keep": 1}
-            cache = expanded(prefix_kv(lambda c: self.forward(prefix, cache=c, use_cache=True)), len(examples))
+        cache = shared_prefix_cache(self, ids, mask, n) if n else None
         return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
