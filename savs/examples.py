@@ -11,9 +11,69 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 ImageSource = bytes | str | os.PathLike | Callable[[], "bytes | str | os.PathLike"]
+
+
+class ImageModeError(ValueError):
+    """An image whose pixel mode has no one right 8-bit RGB reading (float, or 32-bit int not from a 16-bit file)."""
+
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+SIXTEEN_BIT_FORMATS = ("PNG", "PPM")  # formats whose 16-bit grayscale Pillow opens as mode "I" (PGM does)
+TRANSPARENT = ("LA", "La", "PA", "RGBA", "RGBa")
+BACKGROUND = (255, 255, 255)  # where transparency is composited onto: white, as transformers' convert_to_rgb does
+
+
+def _is_sixteen_bit(image: Image.Image) -> bool:
+    return image.mode in SIXTEEN_BIT or (image.mode == "I" and image.format in SIXTEEN_BIT_FORMATS)
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    return image.mode in TRANSPARENT or (image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
+def mode_problem(image: Image.Image) -> str | None:
+    """Why ``image``'s mode cannot be read as 8-bit RGB (None: it can). Float pixels, and 32-bit int pixels that do
+    not come from a 16-bit file, have no fixed white level: any scaling would be a guess."""
+    if image.mode == "F" or (image.mode == "I" and not _is_sixteen_bit(image)):
+        bits = "32-bit float" if image.mode == "F" else "32-bit integer"
+        return (
+            f"pixel mode {image.mode!r} ({bits}) has no fixed white level, so no 8-bit RGB reading is right; scale it "
+            "to 8 bits yourself (e.g. Image.fromarray(np.uint8(255 * a / a.max())).convert('RGB'))"
+        )
+    if image.mode not in Image.MODES:
+        return f"pixel mode {image.mode!r} is not one Pillow converts to RGB"
+    return None
+
+
+def to_rgb(image: Image.Image, name: str = "image") -> Image.Image:
+    """``image`` as 8-bit RGB, read as its mode means it: 16-bit grayscale scaled by 255/65535 (a plain
+    ``convert("RGB")`` clips it to white), transparency composited onto white (``BACKGROUND``), the rest (1, L, P,
+    CMYK, YCbCr, LAB, HSV, RGBX) by Pillow's conversion. An ``ImageModeError`` naming ``name`` for float and 32-bit
+    int pixels (``mode_problem``)."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    problem = mode_problem(image)
+    if problem:
+        raise ImageModeError(f"{name}: {problem}")
+    if _is_sixteen_bit(image):
+        values = np.asarray(image).astype(np.int64)  # (H, W) 0..65535
+        if values.min() < 0 or values.max() > 65535:
+            raise ImageModeError(f"{name}: 16-bit image with values outside 0..65535 ({values.min()}..{values.max()})")
+        return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), "L").convert("RGB")
+    if _has_transparency(image):
+        rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", image.size, (*BACKGROUND, 255)), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _reads_differently(image: Image.Image) -> bool:
+    """Whether ``to_rgb`` reads ``image`` otherwise than the plain ``convert("RGB")`` earlier savs used: fingerprints
+    of such images are tagged, so vectors cached from the old reading are never returned for them."""
+    return _is_sixteen_bit(image) or _has_transparency(image)
 
 
 class LazyImage:
@@ -41,17 +101,30 @@ class LazyImage:
         return data if isinstance(data, bytes) else Path(data).read_bytes()
 
     def open(self) -> Image.Image:
-        """The decoded image, RGB; an unreadable image raises a ValueError naming its source."""
+        """The decoded image, 8-bit RGB (``to_rgb``); an unreadable image raises a ValueError naming its source, a
+        mode with no RGB reading an ``ImageModeError``."""
         try:
             with Image.open(io.BytesIO(self.read())) as im:
-                return im.convert("RGB")
+                im.load()
+                return to_rgb(im, repr(self))
+        except ImageModeError:
+            raise
         except (OSError, SyntaxError, ValueError) as e:
             raise ValueError(f"cannot decode image {self!r}: {e}") from e
 
     def digest(self) -> str:
-        """sha256 of the encoded bytes (memoized)."""
+        """sha256 of the encoded bytes, tagged where ``to_rgb`` reads the image otherwise than earlier savs did
+        (memoized)."""
         if self._digest is None:
-            self._digest = hashlib.sha256(self.read()).hexdigest()
+            data = self.read()
+            digest = hashlib.sha256(data).hexdigest()
+            try:
+                with Image.open(io.BytesIO(data)) as im:  # the header only: mode and transparency
+                    if _reads_differently(im):
+                        digest = hashlib.sha256(f"{digest}\x00to_rgb-2".encode()).hexdigest()
+            except (OSError, SyntaxError, ValueError):
+                pass  # undecodable: open() names it when a model needs the pixels
+            self._digest = digest
         return self._digest
 
     def __repr__(self) -> str:
@@ -106,8 +179,8 @@ ImageLike = Image.Image | LazyImage | BlankImage
 
 
 def decode(image: ImageLike) -> Image.Image:
-    """A PIL image as is; a LazyImage read and decoded now (RGB); a BlankImage made now."""
-    return image.open() if isinstance(image, LazyImage | BlankImage) else image
+    """The image as 8-bit RGB (``to_rgb``): a LazyImage read and decoded now, a BlankImage made now."""
+    return image.open() if isinstance(image, LazyImage | BlankImage) else to_rgb(image)
 
 
 def side_by_side(images: Sequence[Image.Image], margin: int = 10) -> Image.Image:
@@ -117,7 +190,7 @@ def side_by_side(images: Sequence[Image.Image], margin: int = 10) -> Image.Image
     canvas = Image.new("RGB", (width, max(im.height for im in images)))
     x = 0
     for im in images:
-        canvas.paste(im.convert("RGB"), (x, (canvas.height - im.height) // 2))
+        canvas.paste(to_rgb(im), (x, (canvas.height - im.height) // 2))
         x += im.width + margin
     return canvas
 
@@ -136,6 +209,8 @@ def joined_image(images: Sequence[ImageLike], margin: int = 10) -> LazyImage:
 
 def _as_image(value: object, where: str) -> ImageLike:
     """A PIL, lazy or blank image as is; a file path as a LazyImage; anything else a TypeError saying what to pass."""
+    if isinstance(value, Image.Image) and (problem := mode_problem(value)):
+        raise ImageModeError(f"{where}: {problem}")
     if isinstance(value, Image.Image | LazyImage | BlankImage):
         return value
     if isinstance(value, str | os.PathLike):
@@ -154,6 +229,8 @@ def _image_bytes(h: hashlib._Hash, image: ImageLike) -> None:
         pixels = image.tobytes()
         h.update(f"\x00pixels\x00{image.mode}\x00{image.size[0]}x{image.size[1]}\x00{len(pixels)}\x00".encode())
         h.update(pixels)
+        if _reads_differently(image):
+            h.update(b"\x00to_rgb-2\x00")
         if image.mode in ("P", "PA"):  # its pixels are palette indices: the colours are the palette's
             palette = bytes(image.getpalette() or ())
             h.update(f"\x00palette\x00{len(palette)}\x00{image.info.get('transparency')!r}\x00".encode() + palette)
@@ -200,7 +277,7 @@ class Example:
         object.__setattr__(self, "images", tuple(_as_image(im, f"images[{i}]") for i, im in enumerate(images)))
 
     def pil_images(self) -> tuple[Image.Image, ...]:
-        """The images decoded, RGB (lazy ones are read now; nothing is kept)."""
+        """The images decoded, 8-bit RGB (lazy ones are read now; nothing is kept)."""
         return tuple(decode(im) for im in self.images)
 
     def fingerprint(self) -> str:

@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from savs.data.prompts import classification_prompt
-from savs.examples import Example, LazyImage, Task
+from savs.examples import Example, ImageModeError, LazyImage, Task, mode_problem
 
 if TYPE_CHECKING:
     import datasets
@@ -83,10 +83,13 @@ def check_image(source: str | Path | bytes, name: str | None = None) -> None:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             im.draft(im.mode, (1, 1))  # JPEG only; other formats ignore it
             im.load()
+            problem = mode_problem(im)
     except FileNotFoundError:
         raise FileNotFoundError(f"image {name} does not exist") from None
     except Exception as e:  # PIL raises many kinds for a bad file: UnidentifiedImageError, OSError, SyntaxError...
         raise ValueError(f"cannot read image {name}: {type(e).__name__}: {e}") from e
+    if problem:
+        raise ImageModeError(f"cannot read image {name}: {problem}")
 
 
 def check_shots(task: Task, k: int) -> None:
