@@ -323,6 +323,8 @@ class Task:
     pool_is_test: bool = False
 
     def __post_init__(self) -> None:
+        if twice := sorted({lab for lab in self.labels if self.labels.count(lab) > 1}):
+            raise ValueError(f"task {self.name!r}: labels {twice} appear more than once in {list(self.labels)}")
         known = set(self.labels)
         for split, items in (("train", self.train), ("test", self.test)):
             bad = {e.label for e in items} - known

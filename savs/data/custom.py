@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -131,6 +132,29 @@ def stratified_split(
     return train, test
 
 
+MISSING_MARKERS = ("nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity", "none", "null", "<na>", "nat")
+
+
+def _label_text(value: Any, where: str) -> str:
+    """A row's label as a class name: a string (surrounding spaces dropped: "cat, dog" in a CSV gives " dog") or an
+    integer. Anything else is refused, naming the row: a missing one, a boolean, a float (NaN and inf are what
+    pandas and numpy write for a missing value; 1.0 and 1 would be two classes), a list or an object, and the text
+    of a missing value ("nan", "None", "null", ...) that ``str()`` of one leaves in a CSV."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where} has no label")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{where}: label {value!r} is a {type(value).__name__}; labels are class names (strings) "
+                         "or integers")  # fmt: skip
+    if isinstance(value, float):
+        what = "a missing value" if not math.isfinite(value) else "a float (1.0 and 1 would be two classes)"
+        raise ValueError(f"{where}: label {value!r} is {what}; labels are class names (strings) or integers")
+    text = str(value).strip()
+    if text.lower() in MISSING_MARKERS:
+        raise ValueError(f"{where}: label {text!r} is how a missing value is written, not a class name; fix the row "
+                         "or drop it")  # fmt: skip
+    return text
+
+
 def _label_set(found: Iterable[str], labels: Sequence[str] | None, where: str) -> tuple[str, ...]:
     """The task's labels: ``labels`` as given (every found label must be in it), else the found ones sorted."""
     found = set(found)
@@ -138,6 +162,8 @@ def _label_set(found: Iterable[str], labels: Sequence[str] | None, where: str) -
         out = tuple(sorted(found))
     else:
         out = tuple(labels)
+        if twice := sorted({lab for lab in out if out.count(lab) > 1}):
+            raise ValueError(f"the given label set {list(out)} names {twice} more than once")
         unknown = sorted(found - set(out))
         if unknown:
             raise ValueError(f"{where} has classes {unknown} outside the given label set {list(out)}")
@@ -289,10 +315,7 @@ def _rows_to_task(
     ``rows`` hold each row's label (and question, split) already as plain values; ``image_of(i)`` makes row ``i``'s
     image; errors name the row as ``where`` row ``i + 1``. Labels (the rows' and ``labels``) lose surrounding spaces.
     """
-    values = ["" if row[label] is None else str(row[label]).strip() for row in rows]  # "cat, dog" in a CSV: "dog"
-    for i, value in enumerate(values):
-        if not value:
-            raise ValueError(f"{where} row {i + 1} has no label")
+    values = [_label_text(row[label], f"{where} row {i + 1}") for i, row in enumerate(rows)]
     label_set = _label_set(values, None if labels is None else [lab.strip() for lab in labels], where)
     if split is not None:
         parts: dict[str, list[int]] = {s: [] for s in SPLITS}
@@ -511,14 +534,14 @@ def from_dataset(
 
 
 def _label_values(table: datasets.Dataset, label: str) -> list[str | None]:
-    """The label column as strings: a ClassLabel's names, anything else as ``str`` (None stays None)."""
+    """The label column: a ClassLabel's names (None for a missing one), anything else as stored."""
     import datasets
 
     feature = table.features[label]
     values = list(table[label])
     if isinstance(feature, datasets.ClassLabel):
         return [None if v is None or v < 0 else feature.names[v] for v in values]
-    return [None if v is None else str(v) for v in values]
+    return values  # as stored: _label_text refuses what is no class name (NaN, a boolean, ...)
 
 
 def _table_images(
