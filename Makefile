@@ -103,6 +103,16 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(NOTEBOOKS:notebooks/%=notebooks/executed/%)
 SAVS_SOURCES := $(shell find savs -name '*.py')
 PROFILE_YAML := $(if $(filter %.yaml %.yml,$(PROFILE)),$(PROFILE),savs/profiles/$(PROFILE).yaml)
+# A misspelt PROFILE must stop every target that reads it: a missing YAML would otherwise disable the notebooks'
+# pattern rule, and make would call the committed notebook up to date ("Nothing to be done", exit 0).
+PROFILE_GOALS := reproduce preflight extract quickstart main-results shot-scaling head-sparsity cross-task \
+	where-heads beyond-savs own-task notebooks/executed/%
+ifneq ($(filter $(PROFILE_GOALS),$(MAKECMDGOALS)),)
+ifeq ($(wildcard $(PROFILE_YAML)),)
+$(error unknown PROFILE '$(PROFILE)': $(PROFILE_YAML) does not exist; known: $(sort $(basename $(notdir \
+	$(wildcard savs/profiles/*.yaml)))) (or a path to a YAML file))
+endif
+endif
 PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
 	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(N_TEST),-p n_test $(N_TEST)) \
 	$(if $(N_HEADS),-p n_heads $(N_HEADS)) $(if $(METRIC),-p metric $(METRIC)) $(if $(SCORING),-p scoring $(SCORING)) \

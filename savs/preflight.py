@@ -108,9 +108,9 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
     parser.add_argument("--model", help="override the profile's models (comma-separated)")
     parser.add_argument("--tasks", help="override the profile's tasks (comma-separated)")
-    parser.add_argument("--shots", type=int)
+    parser.add_argument("--shots", help="examples per class")
     parser.add_argument("--seeds", help="comma-separated")
-    parser.add_argument("--n-test", type=int)
+    parser.add_argument("--n-test", help="test examples per task")
     parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
     parser.add_argument("--n-heads", help="the SAV rule's head count (an int or 'all')")
     for key in ("metric", "scoring", "selection", "voting"):
@@ -124,16 +124,16 @@ def profile_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from savs.cache import default_cache_dir
-    from savs.profiles import load_profile
+    from savs.profiles import ProfileError, load_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_profile_arguments(parser)
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile, **profile_overrides(args))
-    except ValueError as err:  # a bad override or profile: say so before anything is loaded
+    except ProfileError as err:  # a bad override or profile: say so before anything is loaded
         print(f"preflight: {err}", file=sys.stderr)
-        return 1
+        return 2
     tasks = list(dict.fromkeys([*profile.tasks, *(t for st in profile.studies() for t in profile.study_tasks(st))]))
     missing = unreachable(checkpoints(profile), tasks)
     if missing:

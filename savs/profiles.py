@@ -3,11 +3,16 @@
 ``load_profile("mini", tasks="digits,fashion_mnist", seeds="0,1")`` reads ``savs/profiles/mini.yaml`` (or any
 YAML path) and applies a notebook's overrides on top; an override left ``None`` keeps the profile's value.
 Overrides arrive from papermill / ``make`` as plain values, so lists may also be comma-separated strings.
-A profile may start from another (``extends: paper``): its own keys replace the other's.
+A profile may start from another (``extends: paper``, or a YAML path relative to the profile's folder): its own keys
+replace the other's. Every value is checked here (``check_profile``), with the overrides applied, before any model
+or data set loads: preflight, the extraction step and the notebooks all read profiles through ``load_profile``, so
+a bad value is a ``ProfileError`` naming it, and the allowed values, at once.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,12 @@ from savs.paths import PROFILES
 DTYPES = ("float32", "bfloat16", "float16")  # what a profile or an override may load models in
 BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
 STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
+DEVICE = re.compile(r"(cpu|cuda|mps|xpu|npu|hpu|meta)(:\d+)?")  # what torch.device takes (a GPU is "cuda")
+
+
+class ProfileError(ValueError):
+    """A profile or override that cannot run: an unknown key, task or baseline, a value of the wrong kind, a
+    repeated seed; the message names the field, the value and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -117,13 +128,23 @@ class Profile:
         return min(caps) if caps else None
 
 
-def _as_tuple(value: Any, kind: type = str) -> tuple:
-    """A YAML list, a single value, or a comma-separated string (from papermill ``-p``) as a tuple."""
+def _as_tuple(value: Any, kind: type = str, name: str = "value") -> tuple:
+    """A YAML list, a single value, or a comma-separated string (from papermill ``-p``) as a tuple; ints stay ints
+    ("3" from the command line becomes 3), anything else given for one is a ProfileError naming ``name``."""
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     elif not isinstance(value, list | tuple):
         value = [value]
-    return tuple(v if kind is str or v == "all" else kind(v) for v in value)
+    return tuple(v if kind is str or v == "all" else _int(v, name) for v in value)
+
+
+def _int(value: Any, name: str) -> int:
+    """``value`` as an int (a string of digits from the command line included); a ProfileError naming ``name``."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProfileError(f"{name} must be whole numbers; got {value!r}")
+    return value
 
 
 def _study(raw: dict | None) -> Study:
@@ -131,7 +152,7 @@ def _study(raw: dict | None) -> Study:
     raw = dict(raw or {})
     _check_keys(raw, {"tasks", "grid", "methods"}, "study")
     tasks = _as_tuple(raw["tasks"]) if raw.get("tasks") is not None else None
-    return Study(tasks, _as_tuple(raw.get("grid", []), int), _as_tuple(raw.get("methods", [])))
+    return Study(tasks, _as_tuple(raw.get("grid", []), int, "a study's grid"), _as_tuple(raw.get("methods", [])))
 
 
 def _baselines(raw: dict | None) -> dict[str, Baseline]:
@@ -139,7 +160,7 @@ def _baselines(raw: dict | None) -> dict[str, Baseline]:
     out = {}
     for name, spec in (raw or {}).items():
         if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+            raise ProfileError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
         spec = dict(spec or {})
         tasks = spec.pop("tasks", None)
         out[name] = Baseline(
@@ -154,40 +175,54 @@ def _check_rule(raw: dict) -> None:
 
     for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS)):
         if key in raw and raw[key] not in allowed:
-            raise ValueError(f"{key} must be one of {allowed}; got {raw[key]!r}")
+            raise ProfileError(f"{key} must be one of {allowed}; got {raw[key]!r}")
     n = raw.get("n_heads", 20)
     if n != "all" and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-        raise ValueError(f"n_heads must be an int >= 1 or 'all'; got {n!r}")
+        raise ProfileError(f"n_heads must be an int >= 1 or 'all'; got {n!r}")
 
 
 def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
     """Refuse keys a profile does not know (a typo would otherwise be silently ignored)."""
     unknown = set(raw) - allowed
     if unknown:
-        raise ValueError(f"unknown {where} keys {sorted(unknown)}; known: {sorted(allowed)}")
+        raise ProfileError(f"unknown {where} keys {sorted(unknown)}; known: {sorted(allowed)}")
 
 
-def profile_path(name_or_path: str | Path) -> Path:
-    """``savs/profiles/<name>.yaml`` for a bare name, else the given path."""
+def profile_path(name_or_path: str | Path, folder: Path | None = None) -> Path:
+    """``savs/profiles/<name>.yaml`` for a bare name, else the given YAML path (relative to ``folder`` where given:
+    the folder of the profile that ``extends`` it)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
+        path = folder / path if folder is not None and not path.is_absolute() else path
+        if not path.is_file():
+            raise ProfileError(f"profile file {path} does not exist")
         return path
     path = PROFILES / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
-        raise ValueError(f"unknown profile {name_or_path!r}; known: {known} (or pass a path to a YAML file)")
+        raise ProfileError(f"unknown profile {name_or_path!r}; known: {known} (or pass a path to a YAML file)")
     return path
 
 
 def read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """A profile's YAML mapping, with the profile it ``extends`` underneath (its own keys win)."""
-    if path in seen:
-        raise ValueError(f"profile {path} extends itself through {' -> '.join(map(str, seen))}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    """A profile's YAML mapping, with the profile it ``extends`` underneath (its own keys win); a relative YAML path
+    in ``extends`` is read from this profile's folder."""
+    if path.resolve() in seen:
+        raise ProfileError(f"profile {path} extends itself through {' -> '.join(map(str, seen))}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ProfileError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path} must hold a mapping of profile keys; got a {type(raw).__name__}")
     base = raw.pop("extends", None)
     if base is None:
         return raw
-    return {**read_profile(profile_path(base), (*seen, path)), **raw}
+    try:
+        base_path = profile_path(base, path.parent)
+    except ProfileError as err:
+        raise ProfileError(f"{path}: extends: {err}") from err
+    return {**read_profile(base_path, (*seen, path.resolve())), **raw}
 
 
 def parse_profile(raw: dict, name: str) -> Profile:
@@ -195,14 +230,17 @@ def parse_profile(raw: dict, name: str) -> Profile:
     raw = dict(raw)
     _check_keys(raw, {f.name for f in fields(Profile)} - {"name"}, "profile")
     if raw.get("protocol") not in (None, "authors", "savs"):
-        raise ValueError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
+        raise ProfileError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
     _check_rule(raw)
     for key in ("models", "tasks", "ablation_models", "zero_shot_models"):
         raw[key] = _as_tuple(raw.get(key, []))
-    raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int)
+    raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int, "seeds")
     raw["baselines"] = _baselines(raw.get("baselines"))
     for key in STUDIES:
         raw[key] = _study(raw.get(key))
+    raw["task_options"] = raw.get("task_options") or {}
+    if not isinstance(raw["task_options"], dict):
+        raise ProfileError(f"task_options must map tasks to their loader options; got {raw['task_options']!r}")
     return Profile(name=name, **raw)
 
 
@@ -242,29 +280,134 @@ def load_profile(
         for key in STUDIES:
             changes[key] = replace(getattr(profile, key), tasks=None)
     if seeds is not None:
-        changes["seeds"] = _as_tuple(seeds, int)
+        changes["seeds"] = _as_tuple(seeds, int, "seeds")
     if baselines is not None:
         keep = set(_as_tuple(baselines))
         unknown = keep - set(BASELINES)
         if unknown:
-            raise ValueError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
+            raise ProfileError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
         missing = keep - set(profile.baselines)
         if missing:
-            raise ValueError(
+            raise ProfileError(
                 f"profile {profile.name!r} does not set up baselines {sorted(missing)} (their options, e.g. a model or "
                 f"test size): add them to its YAML; it has {', '.join(profile.baselines)}"
             )
         changes["baselines"] = {k: v for k, v in profile.baselines.items() if k in keep}
     if dtype is not None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
         changes["dtype"] = dtype
-    for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
+    for key, value in (("shots", shots), ("n_test", n_test)):
         if value is not None:
-            changes[key] = value
+            changes[key] = _as_tuple(value, int, key)[0] if isinstance(value, str) and value.strip() else value
+    if device is not None:
+        changes["device"] = device
     rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting}
     rule = {k: v for k, v in rule.items() if v is not None}
-    if "n_heads" in rule and rule["n_heads"] != "all":
-        rule["n_heads"] = int(rule["n_heads"])  # from the command line: "10"
+    if isinstance(rule.get("n_heads"), str) and rule["n_heads"] != "all":  # from the command line: "10"
+        try:
+            rule["n_heads"] = _int(rule["n_heads"], "n_heads")
+        except ProfileError:
+            raise ProfileError(f"n_heads must be an int >= 1 or 'all'; got {rule['n_heads']!r}") from None
     _check_rule(rule)
-    return replace(profile, **changes, **rule)
+    profile = replace(profile, **changes, **rule)
+    check_profile(profile)
+    return profile
+
+
+def _count(value: Any, name: str, minimum: int = 1, optional: bool = False) -> None:
+    """An int (not a bool) of at least ``minimum`` (None too, where ``optional``), or a ProfileError naming it."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        none = " or null" if optional else ""
+        raise ProfileError(f"{name} must be an int >= {minimum}{none}; got {value!r}")
+
+
+def _distinct(values: tuple, name: str) -> None:
+    """No value twice: two copies of one seed (or task, or model) would be averaged as if independent."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ProfileError(f"{name} lists {', '.join(twice)} more than once: {list(values)}")
+
+
+def _known_tasks(tasks: tuple[str, ...], where: str, known: dict) -> None:
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        raise ProfileError(f"{where}: unknown tasks {unknown}; known tasks: {', '.join(sorted(known))}")
+
+
+def check_profile(p: Profile) -> None:
+    """Every value of ``p`` that a run would otherwise reject late (in extraction, a notebook's table, a loader) or
+    use wrongly (a repeated seed), checked now: counts and sizes, dtype and device, task names and their loader
+    options, baselines' sizes, study grids and methods. A ProfileError names the field."""
+    from savs.data import TASKS
+    from savs.methods import HEAD_METHODS, METHOD_NAMES
+
+    where = f"profile {p.name!r}"
+    for key in ("models", "tasks"):
+        if not getattr(p, key):
+            raise ProfileError(f"{where}: {key} is empty; name at least one")
+    for key in ("models", "tasks", "seeds", "ablation_models", "zero_shot_models"):
+        _distinct(getattr(p, key), key)
+    _known_tasks(p.tasks, "tasks", TASKS)
+    for seed in p.seeds:
+        _count(seed, "seeds", minimum=0)
+    _count(p.shots, "shots")
+    _count(p.batch_size, "batch_size")
+    for key in ("n_train", "n_test", "ablation_n_seeds"):
+        _count(getattr(p, key), key, optional=True)
+    dtypes = p.dtype.values() if isinstance(p.dtype, dict) else [p.dtype]
+    if any(d is not None and d not in DTYPES for d in dtypes):
+        raise ProfileError(f"dtype must be one of {DTYPES} (or one per model); got {p.dtype!r}")
+    if p.device is not None and not (isinstance(p.device, str) and DEVICE.fullmatch(p.device)):
+        raise ProfileError(f"device must be cpu, cuda, cuda:<index>, mps or null (the GPU if any); got {p.device!r}")
+    for name, spec in p.baselines.items():
+        _count(spec.n_seeds, f"baselines.{name}.n_seeds", optional=True)
+        _count(spec.n_test, f"baselines.{name}.n_test", optional=True)
+        _known_tasks(spec.tasks or (), f"baselines.{name}.tasks", TASKS)
+    for key in STUDIES:
+        study = getattr(p, key)
+        _known_tasks(study.tasks or (), f"{key}.tasks", TASKS)
+        _distinct(study.grid, f"{key}.grid")
+        for value in study.grid:
+            if not (value == "all" and key != "shot_scaling"):
+                _count(value, f"{key}.grid ({'shots' if key == 'shot_scaling' else 'heads'})")
+        allowed = tuple(HEAD_METHODS) if key == "head_methods" else METHOD_NAMES
+        if unknown := [m for m in study.methods if m not in allowed]:
+            raise ProfileError(f"{key}.methods: unknown {unknown}; known: {', '.join(allowed)}")
+    for task, options in p.task_options.items():
+        _known_tasks((task,), "task_options", TASKS)
+        _check_loader_options(task, options, TASKS[task])
+
+
+ANY: Any = None  # _keywords' answer for a function whose keyword arguments cannot be listed
+
+
+def _keywords(function: Any) -> set[str] | Any:
+    """The keyword arguments ``function`` takes; where it takes ``**kwargs``, also those of the module functions its
+    body calls (a benchmark loader passes them on to its family's builder). ``ANY`` when that cannot be known."""
+    params = inspect.signature(function).parameters
+    names = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return names
+    called = [function.__globals__.get(n) for n in function.__code__.co_names]
+    called = [f for f in called if inspect.isfunction(f) and f is not function]
+    if not called:
+        return ANY
+    for callee in called:
+        more = _keywords(callee)
+        if more is ANY:
+            return ANY
+        names |= more
+    return names
+
+
+def _check_loader_options(task: str, options: Any, loader: Any) -> None:
+    """``task_options[task]`` must be keyword arguments its loader takes (a typo would be a TypeError much later)."""
+    if not isinstance(options, dict):
+        raise ProfileError(f"task_options.{task} must map option names to values; got {options!r}")
+    taken = _keywords(loader)
+    if taken is ANY:
+        return
+    taken -= {"protocol", "n_train", "n_test", "seed"}  # the profile sets these itself
+    if unknown := sorted(set(options) - taken):
+        raise ProfileError(f"task_options.{task}: unknown options {unknown}; {task}'s loader takes {sorted(taken)}")

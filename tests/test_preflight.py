@@ -33,7 +33,7 @@ def test_checkpoints_are_those_the_run_loads():
                                                     (["--n-heads", "0"], "n_heads must be")])  # fmt: skip
 def test_a_bad_sav_rule_stops_preflight_before_anything_loads(override, message, capsys):
     start = time.perf_counter()
-    assert main(["--profile", "paper", *override]) == 1  # the paper profile: a hub check would take seconds
+    assert main(["--profile", "paper", *override]) == 2  # the paper profile: a hub check would take seconds
     err = capsys.readouterr().err
     assert message in err and "reachable" not in err and time.perf_counter() - start < 5
 
