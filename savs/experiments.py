@@ -315,8 +315,8 @@ def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[di
 
 def main_plan(profile: Profile) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
     """(model, task, methods, seeds) of the main table: every active method on every model x task; the ablation
-    models run ``ABLATION_METHODS`` (zero-shot only where the profile runs it) on their first ``ablation_n_seeds`` seeds; the zero-shot models (the paper's
-    other LMMs) answer zero-shot only."""
+    models run ``ABLATION_METHODS`` (zero-shot only where the profile runs it) on their first ``ablation_n_seeds``
+    seeds; the zero-shot models (the paper's other LMMs) answer zero-shot only."""
     p = profile
     plan = [(m, t, active_methods(p, t), p.seeds) for m in p.models for t in p.tasks]
     plan += [(m, t, active_methods(p, t, ABLATION_METHODS), p.seeds[: p.ablation_n_seeds])

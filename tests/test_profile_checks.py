@@ -131,7 +131,8 @@ def test_preflight_exits_2_naming_a_bad_override_before_any_hub_check(argv, mess
 
 
 NOTEBOOK_GOALS = ["reproduce", "preflight", "extract", "quickstart", "main-results", "shot-scaling", "head-sparsity",
-                  "cross-task", "where-heads", "beyond-savs", "own-task", "notebooks/executed/01_main_results.ipynb"]  # fmt: skip
+                  "cross-task", "where-heads", "beyond-savs", "own-task",
+                  "notebooks/executed/01_main_results.ipynb"]  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
