@@ -24,12 +24,13 @@ import safetensors.numpy
 from savs.classifier import METRICS, VOTINGS, SAVClassifier
 from savs.examples import Example
 from savs.extract import extract_heads
-from savs.identity import ModelIdentity, digest
+from savs.identity import ModelIdentity, digest, json_digest
 from savs.models import Adapter, load_model
 
 # sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity;
-# version 2 no voting rule.
-FORMAT_VERSION = 3
+# version 2 no voting rule; version 3 no checksum of sav.json itself nor of the extra files (an edited class order
+# or prompt loaded silently).
+FORMAT_VERSION = 4
 JSON_FILE, ARRAYS_FILE = "sav.json", "sav.safetensors"
 GEOMETRY = ("n_layers", "n_heads", "head_dim")
 
@@ -42,7 +43,13 @@ class SavedSAVError(ValueError):
 
 
 class ModelMismatchError(ValueError):
-    """A saved SAV given a model other than the one it was fitted on (its class means would be meaningless)."""
+    """A saved SAV given a model other than the one it was fitted on (its class means would be meaningless).
+
+    ``reason`` is the message without the advice on what to pass the API (a command line words its own)."""
+
+    def __init__(self, reason: str, advice: str = "") -> None:
+        super().__init__(f"{reason}. {advice}" if advice else reason)
+        self.reason = reason
 
 
 class SAVPipeline:
@@ -122,11 +129,13 @@ class SAVPipeline:
             "fit": {"scoring": clf.scoring, "selection": clf.selection},  # for the record: how the heads were chosen
             "arrays_sha256": digest(arrays),
         }
-        files = {ARRAYS_FILE: arrays, JSON_FILE: json.dumps(meta, indent=2).encode()}
-        clash = set(extra or {}) & set(files)
+        extra = {name: data.encode() if isinstance(data, str) else data for name, data in (extra or {}).items()}
+        clash = set(extra) & {ARRAYS_FILE, JSON_FILE}
         if clash:
             raise ValueError(f"extra files {sorted(clash)} would overwrite the SAV's own")
-        files |= {name: data.encode() if isinstance(data, str) else data for name, data in (extra or {}).items()}
+        meta["files_sha256"] = {name: digest(data) for name, data in sorted(extra.items())}
+        meta["json_sha256"] = _json_checksum(meta)  # every other field: an edited class order is caught
+        files = {ARRAYS_FILE: arrays, JSON_FILE: json.dumps(meta, indent=2).encode(), **extra}
         _write_directory(Path(os.path.abspath(path)), files)
 
     @classmethod
@@ -191,7 +200,7 @@ def _check_model(saved: SavedSAV, adapter: Adapter, path: Path, allow_mismatch: 
         f"{'; '.join(diffs)} (saved != given), so its heads' vectors are not those the class means were taken from"
     )
     if not allow_mismatch:
-        raise ModelMismatchError(f"{message}. Pass allow_model_mismatch=True to use it anyway.")
+        raise ModelMismatchError(message, "Pass allow_model_mismatch=True to use it anyway.")
     warnings.warn(f"{message}; used anyway (allow_model_mismatch=True).", stacklevel=3)
 
 
@@ -211,6 +220,7 @@ class SavedSAV:
     heads: np.ndarray  # (k, 2) int64 (layer, head), best first
     class_means: np.ndarray  # (C, k, d) float64
     head_weights: np.ndarray  # (k, C) float64: each head's weight per class (uniform for majority voting)
+    files: tuple[str, ...] = ()  # the extra files saved with it (e.g. task.json), each checked against its checksum
 
 
 def read_saved(path: Path) -> SavedSAV:
@@ -220,6 +230,10 @@ def read_saved(path: Path) -> SavedSAV:
     meta = _read_json(meta_file)
     if meta.get("format") != FORMAT_VERSION:
         raise SavedSAVError(meta_file, "format", _format_problem(meta.get("format")))
+    if _field(meta, "json_sha256", str, meta_file) != _json_checksum(meta):
+        raise SavedSAVError(meta_file, "json_sha256", "the fields do not match the checksum saved with them (sav.json "
+                            "was edited or damaged); fit and save it again")  # fmt: skip
+    files = _check_files(path, _field(meta, "files_sha256", dict, meta_file), meta_file)
     model = _field(meta, "model", str, meta_file)
     metric = _field(meta, "metric", str, meta_file)
     if metric not in METRICS:
@@ -241,7 +255,26 @@ def read_saved(path: Path) -> SavedSAV:
     heads = _read_heads(arrays, shape, arrays_file)
     means = _read_means(arrays, len(classes), len(heads), shape["head_dim"], arrays_file, meta_file)
     weights = _read_weights(arrays, len(heads), len(classes), arrays_file)
-    return SavedSAV(model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights)
+    return SavedSAV(model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights, files)
+
+
+def _json_checksum(meta: dict) -> str:
+    """sha256 of sav.json's fields but the checksum itself, keys sorted (so it does not depend on the layout)."""
+    return json_digest({k: v for k, v in meta.items() if k != "json_sha256"})
+
+
+def _check_files(path: Path, sums: dict, meta_file: Path) -> tuple[str, ...]:
+    """Each extra file saved with the SAV (``files_sha256``: name -> sha256) present and unchanged."""
+    for name, sha256 in sums.items():
+        file = path / name
+        if not isinstance(name, str) or Path(name).name != name or not isinstance(sha256, str):
+            raise SavedSAVError(meta_file, "files_sha256", f"expected file names and checksums, got {name!r}")
+        if not file.is_file():
+            raise SavedSAVError(file, "file", "missing (sav.json records it)")
+        if digest(file.read_bytes()) != sha256:
+            raise SavedSAVError(file, "content", "does not match the checksum in sav.json (edited or damaged); fit "
+                                "and save it again")  # fmt: skip
+    return tuple(sums)
 
 
 def _positive(value: float, name: str, file: Path) -> float:
@@ -274,6 +307,11 @@ def _check_directory(path: Path) -> None:
 def _format_problem(found: Any) -> str:
     if found is None:
         return "missing: written by an older savs that recorded no model identity; fit and save it again"
+    if isinstance(found, int) and 2 <= found < FORMAT_VERSION:
+        return (
+            f"format {found}, written by an older savs whose checksums left sav.json and its extra files unchecked (an "
+            f"edited class order or prompt would load silently); this savs reads format {FORMAT_VERSION}: fit again"
+        )
     return f"unknown format {found!r}; this savs reads format {FORMAT_VERSION}"
 
 

@@ -21,9 +21,9 @@ from conftest import make_examples
 
 import savs.pipeline
 from savs import SAVClassifier, SAVPipeline, extract_heads, fit_sav
-from savs.identity import digest
+from savs.identity import digest, json_digest
 from savs.models import load_model
-from savs.pipeline import ModelMismatchError, SavedSAVError
+from savs.pipeline import ModelMismatchError, SavedSAVError, read_saved
 from savs.tiny import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -148,7 +148,8 @@ def test_the_later_head_rules_survive_fit_sav_save_and_load(tiny_adapter, tmp_pa
 
 
 def rewrite(path: Path, meta: Callable[[dict], None] | None = None, arrays: Callable[[dict], None] | None = None):
-    """Change a saved SAV's JSON and/or arrays in place, keeping the arrays' checksum true to them."""
+    """Change a saved SAV's JSON and/or arrays in place, keeping the checksums true to them (so that each field's own
+    check is what is tested; edits that leave the checksum: ``test_an_edited_sav_json_or_extra_file_is_refused``)."""
     meta_file, arrays_file = path / "sav.json", path / "sav.safetensors"
     m = json.loads(meta_file.read_text())
     if arrays is not None:
@@ -159,6 +160,7 @@ def rewrite(path: Path, meta: Callable[[dict], None] | None = None, arrays: Call
         m["arrays_sha256"] = digest(data)
     if meta is not None:
         meta(m)
+    m["json_sha256"] = json_digest({k: v for k, v in m.items() if k != "json_sha256"})
     meta_file.write_text(json.dumps(m))
 
 
@@ -216,6 +218,53 @@ def test_load_refuses_arrays_from_another_save(copy, no_model_loading):
     arrays["class_means"] = arrays["class_means"] + 1
     (copy / "sav.safetensors").write_bytes(safetensors.numpy.save(arrays))
     with pytest.raises(SavedSAVError, match="sav.safetensors: arrays_sha256: content does not match"):
+        SAVPipeline.load(copy)
+
+
+EDITS = {
+    "classes permuted": lambda m: m.update(classes=m["classes"][::-1]),
+    "metric changed": lambda m: m.update(metric="euclidean"),
+    "voting changed": lambda m: m.update(voting="reliability"),
+    "temperature changed": lambda m: m.update(temperature=2 * m["temperature"]),
+    "model renamed": lambda m: m.update(model=m["model"] + "-other"),
+    "checksum dropped": lambda m: m.pop("json_sha256"),
+}
+
+
+@pytest.mark.parametrize("case", EDITS, ids=list(EDITS))
+def test_an_edited_sav_json_or_extra_file_is_refused(case, saved, tiny_adapter, tmp_path, no_model_loading):
+    """sav.json's checksum covers every field that decides a prediction (it covered the arrays only: permuted classes
+    loaded and flipped every answer), and the extra files saved with it (the command line's task.json: its prompt)."""
+    pipe = SAVPipeline.load(saved, adapter=tiny_adapter("llava"))
+    path = tmp_path / "sav"
+    pipe.save(path, extra={"task.json": '{"prompt": "What is it?"}'})
+    meta = json.loads((path / "sav.json").read_text())
+    EDITS[case](meta)
+    (path / "sav.json").write_text(json.dumps(meta, indent=2))
+    match = "json_sha256: missing" if case == "checksum dropped" else "sav.json: json_sha256: the fields do not match"
+    with pytest.raises(SavedSAVError, match=match):
+        SAVPipeline.load(path)
+
+
+def test_an_edited_or_missing_extra_file_is_refused(saved, tiny_adapter, tmp_path, no_model_loading):
+    pipe = SAVPipeline.load(saved, adapter=tiny_adapter("llava"))
+    path = tmp_path / "sav"
+    pipe.save(path, extra={"task.json": '{"prompt": "What is it?"}'})
+    assert read_saved(path).files == ("task.json",)
+    (path / "task.json").write_text('{"prompt": "Which animal?"}')
+    with pytest.raises(SavedSAVError, match="task.json: content: does not match the checksum in sav.json"):
+        SAVPipeline.load(path)
+    (path / "task.json").unlink()
+    with pytest.raises(SavedSAVError, match="task.json: file: missing .sav.json records it."):
+        SAVPipeline.load(path)
+
+
+def test_a_format_3_save_is_refused_with_what_to_do(copy, no_model_loading):
+    meta = json.loads((copy / "sav.json").read_text())
+    for key in ("json_sha256", "files_sha256"):
+        meta.pop(key)
+    (copy / "sav.json").write_text(json.dumps({**meta, "format": 3}))
+    with pytest.raises(SavedSAVError, match="format: format 3, written by an older savs .* fit again"):
         SAVPipeline.load(copy)
 
 
