@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import textwrap
 import traceback
@@ -32,6 +31,7 @@ import numpy as np
 from savs.classifier import METRICS, SCORE_NAMES, SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
+from savs.outputs import check_output, lock_output, write_atomic
 
 TASK_FILE = "task.json"  # beside SAVPipeline's sav.json / sav.safetensors
 FORMAT = 1
@@ -170,6 +170,13 @@ def _read_classifier(folder: str) -> dict[str, Any]:
     missing = [f for f in ("sav.json", "sav.safetensors", TASK_FILE) if not (path / f).is_file()]
     if missing:
         raise CommandError(f"{folder} is not a savs classifier folder: it lacks {', '.join(missing)} (run savs fit)")
+    from savs.pipeline import SavedSAVError, read_saved
+
+    try:  # every file checked against sav.json's checksums: an edited prompt or class order is refused here
+        if TASK_FILE not in read_saved(path.resolve()).files:
+            raise CommandError(f"{path / TASK_FILE} is not covered by the checksums in sav.json; fit it again")
+    except SavedSAVError as e:
+        raise CommandError(f"cannot load the classifier in {folder}: {_one_line(e)}") from e
     try:
         meta = json.loads((path / TASK_FILE).read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -188,7 +195,14 @@ def _load_pipeline(folder: str, args: argparse.Namespace):
         _info(args, f"loading the classifier in {folder} and its model")
     try:
         return SAVPipeline.load(folder, adapter=adapter, **_load_kwargs(args))
-    except (SavedSAVError, ModelMismatchError) as e:  # the folder or --model is wrong, not the run
+    except ModelMismatchError as e:  # the API's advice (allow_model_mismatch=True) is no option of the command
+        advice = "leave out --model to use the classifier's own" if args.model else "pass --model with its new place"
+        raise CommandError(
+            f"cannot load the classifier in {folder}: {_one_line(ValueError(e.reason))}. Fit a classifier on this "
+            f"model (savs fit), or, if the classifier's model has moved, {advice}",
+            2,
+        ) from e
+    except SavedSAVError as e:  # the folder is wrong, not the run
         raise CommandError(f"cannot load the classifier in {folder}: {_one_line(e)}", 2) from e
     except Exception as e:
         raise CommandError(f"cannot load the classifier in {folder}: {_one_line(e)}", 1) from e
@@ -204,28 +218,35 @@ def _features(pipeline, examples: Sequence[Example], args: argparse.Namespace) -
         raise
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # --- savs fit ------------------------------------------------------------------------------------------------------
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    with bad_input():
+        out = check_output(args.out, "--out", folder=True)
+        lock = lock_output(out)
+    with lock:  # a second fit on this --out exits 2 until this one ends
+        _check_out_free(out, args.force)
+        return _fit(args, out)
+
+
+def _check_out_free(out: Path, force: bool) -> None:
+    """``out`` is new, empty, or (with --force) a classifier: the folder is replaced as a whole."""
+    from savs.pipeline import ARRAYS_FILE, JSON_FILE
+
+    held = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if foreign := held - {JSON_FILE, ARRAYS_FILE, TASK_FILE}:
+        raise CommandError(f"--out {out} holds other files ({', '.join(sorted(foreign))}); name a new or empty folder")
+    if held and not force:
+        raise CommandError(f"{out} already holds a classifier; --force replaces it")
+
+
+def _fit(args: argparse.Namespace, out: Path) -> int:
+    """``savs fit`` once ``out`` is checked and locked."""
     from savs.classifier import SAVClassifier
     from savs.extract import extract_heads
-    from savs.pipeline import ARRAYS_FILE, JSON_FILE, SAVPipeline
+    from savs.pipeline import SAVPipeline
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"--out {out} is a file; name a folder")
-    held = {p.name for p in out.iterdir()} if out.is_dir() else set()
-    if foreign := held - {JSON_FILE, ARRAYS_FILE, TASK_FILE}:  # the folder is replaced as a whole
-        raise CommandError(f"--out {out} holds other files ({', '.join(sorted(foreign))}); name a new or empty folder")
-    if held and not args.force:
-        raise CommandError(f"{out} already holds a classifier; --force replaces it")
     rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting}
     with bad_input():
         needs = SAVClassifier(n_heads=args.heads, **rules).examples_needed()
@@ -266,6 +287,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "few_shot": [e.uid for e in few_shot],
         "few_shot_fingerprints": [e.fingerprint() for e in few_shot],
     }
+    _check_out_free(out, args.force)  # again: something other than a savs fit may have written there meanwhile
     sav.save(out, extra={TASK_FILE: json.dumps(meta, indent=1)})  # the classifier and its task.json at once
     L, H = scores.shape
     best = ", ".join(f"L{layer}.H{head} ({score:.2f})" for layer, head, score in meta["heads"][:5])
@@ -302,6 +324,9 @@ def format_confusion(labels: Sequence[str], matrix: np.ndarray) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     meta = _read_classifier(args.dir)
+    if args.json:
+        with bad_input():
+            check_output(args.json, "--json")
     data = args.data or meta["data"]
     task = _read_data(
         data, args, _data_options(args, meta["data_options"]), prompt=meta["prompt"], labels=meta["labels"]
@@ -310,6 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         test = task.test if args.limit is None else task.test_subset(args.limit, seed=0)
     if not test:
         raise CommandError(f"the test part of {data} is empty")
+    _check_prompts(meta, test, data)
     pipeline = _load_pipeline(args.dir, args)
     X = _features(pipeline, test, args)
     pred = pipeline.classifier.predict(X).tolist()
@@ -349,9 +375,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ],
         }
         with bad_input():
-            _write_atomic(Path(args.json), json.dumps(report, indent=1))
+            write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
         _info(args, f"report written to {args.json}")
     return 0
+
+
+def _check_prompts(meta: dict[str, Any], test: Sequence[Example], data: str) -> None:
+    """The test examples are asked as the classifier was fit: a fixed-prompt classifier's text on every one (a
+    question column in DATA would replace it row by row, as ``predict --question`` would, which is refused), and
+    per-row questions where it was fit on them."""
+    if not meta["questions"]:
+        if other := next((e for e in test if e.text != meta["text"]), None):
+            raise CommandError(
+                f"this classifier was fit on one fixed prompt, but {data} gives {other.uid} another text (a question "
+                f"column?): {other.text!r}; evaluate it on data without per-row questions (or fit one on them)"
+            )
+        return
+    try:
+        fixed = render_prompt(meta["labels"], meta["prompt"])
+    except ValueError:  # the prompt needs a {question}: rows without one were refused when DATA was read
+        return
+    if all(e.text == fixed for e in test):
+        raise CommandError(
+            f"this classifier was fit on per-row questions, but {data} has none (no question column; "
+            "--text-column names it)"
+        )
 
 
 # --- savs predict ----------------------------------------------------------------------------------------------------
@@ -443,6 +491,8 @@ def cmd_heads(args: argparse.Namespace) -> int:
         mark = ("\tyes" if (layer, head) in selected else "\t") if args.all else ""
         print(f"{rank}\t{layer}\t{head}\t{scores[layer, head]:.4f}{mark}")
     if args.plot:
+        with bad_input():
+            check_output(args.plot, "--plot")
         try:
             from savs import plots
         except ImportError as e:
@@ -469,7 +519,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     from savs.extract import extract_heads
 
-    out = Path(args.out)
+    with bad_input():
+        out = check_output(args.out, "--out")
     if out.exists() and not args.force:
         raise CommandError(f"{out} exists; --force replaces it")
     task = _read_data(args.data, args, _data_options(args), prompt=args.prompt)
@@ -500,9 +551,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     }
     with bad_input():
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, out)
+        write_atomic(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     n, L, H, d = X.shape
     print(f"wrote {out}: heads {n} x {L} x {H} x {d} float32 (examples, layers, heads, head_dim), labels, split")
     return 0
