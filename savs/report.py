@@ -32,8 +32,17 @@ def paper_model(model: str) -> str | None:
 def summarize(
     results: pd.DataFrame, by: Sequence[str] = ("model", "task", "method", "shots", "metric")
 ) -> pd.DataFrame:
-    """Mean, std (over seeds; NaN for one seed), seeds and test size per group of per-seed rows."""
+    """Mean, std (over seeds; NaN for one seed), seeds and test size per group of per-seed rows. A seed twice in a
+    group is a ValueError: its std would be over copies of one run ("± 0.0")."""
     value = "value" if "value" in results else "accuracy"
+    if "seed" in results:
+        twice = results[results.duplicated([*by, "seed"], keep=False)]
+        if len(twice):
+            first = twice.iloc[0]
+            raise ValueError(
+                f"{len(twice)} rows repeat a seed of their group, e.g. seed {first['seed']} of "
+                f"{', '.join(f'{k}={first[k]}' for k in by)}: the std over seeds would be over copies of one run"
+            )
     grouped = results.groupby(list(by), sort=False)
     out = grouped[value].agg(mean="mean", std="std", n_seeds="count")
     out["n_test"] = grouped["n_test"].max()

@@ -151,3 +151,16 @@ def test_make_help_and_test_do_not_read_the_profile():
                           timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert Path(paths.ROOT / "Makefile").is_file()
+
+
+def test_a_table_over_a_repeated_seed_is_refused():
+    """SEEDS=0,0 printed "± 0.0" over two copies of one run; the summary refuses such rows however they came."""
+    import pandas as pd
+
+    from savs import report
+
+    rows = [{"model": "m", "task": "t", "method": "SAVs", "shots": 20, "metric": "accuracy", "seed": s, "value": v,
+             "n_test": 10} for s, v in ((0, 80.0), (1, 90.0))]  # fmt: skip
+    assert report.summarize(pd.DataFrame(rows))["std"].round(3).tolist() == [7.071]
+    with pytest.raises(ValueError, match="repeat a seed of their group, e.g. seed 0 of model=m, task=t, method=SAVs"):
+        report.summarize(pd.DataFrame([rows[0], rows[0]]))
