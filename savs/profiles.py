@@ -361,6 +361,7 @@ def check_profile(p: Profile) -> None:
     if p.device is not None and not (isinstance(p.device, str) and DEVICE.fullmatch(p.device)):
         raise ProfileError(f"device must be cpu, cuda, cuda:<index>, mps or null (the GPU if any); got {p.device!r}")
     for name, spec in p.baselines.items():
+        _check_baseline_options(name, spec.options)
         _count(spec.n_seeds, f"baselines.{name}.n_seeds", optional=True)
         _count(spec.n_test, f"baselines.{name}.n_test", optional=True)
         _known_tasks(spec.tasks or (), f"baselines.{name}.tasks", TASKS)
@@ -382,23 +383,56 @@ def check_profile(p: Profile) -> None:
 ANY: Any = None  # _keywords' answer for a function whose keyword arguments cannot be listed
 
 
-def _keywords(function: Any) -> set[str] | Any:
-    """The keyword arguments ``function`` takes; where it takes ``**kwargs``, also those of the module functions its
-    body calls (a benchmark loader passes them on to its family's builder). ``ANY`` when that cannot be known."""
+def _keywords(function: Any, seen: frozenset = frozenset()) -> set[str] | Any:
+    """The keyword arguments ``function`` (or class) takes; where it takes ``**kwargs``, also those of the savs
+    functions and classes its body calls (a benchmark loader passes them on to its family's builder). ``ANY`` when
+    that cannot be known."""
     params = inspect.signature(function).parameters
     names = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return names
-    called = [function.__globals__.get(n) for n in function.__code__.co_names]
-    called = [f for f in called if inspect.isfunction(f) and f is not function]
+    code = getattr(function, "__code__", None)
+    called = [function.__globals__.get(n) for n in code.co_names] if code is not None else []
+    called = [f for f in called if (inspect.isfunction(f) or inspect.isclass(f)) and f not in seen | {function}
+              and getattr(f, "__module__", "").startswith("savs.")]  # fmt: skip
     if not called:
         return ANY
     for callee in called:
-        more = _keywords(callee)
+        more = _keywords(callee, seen | {function})
         if more is ANY:
             return ANY
         names |= more
     return names
+
+
+# What a baseline's options go to in savs.baselines (its function, and those that function passes them on to);
+# empty: it takes none, the experiments set everything
+BASELINE_FUNCTIONS = {"zero_shot": ("zero_shot",), "icl": ("in_context",),
+                      "lora": ("lora_predict", "lora_finetune", "lora.LoraRecipe"), "mtv": ("mtv_predict", "mtv_fit"),
+                      "clip": ("contrastive_predict",), "siglip": ("contrastive_predict",), "linear_probe": (),
+                      "knn": (), "blind": (), "vision_probe": ()}  # fmt: skip
+
+
+def _check_baseline_options(name: str, options: dict[str, Any]) -> None:
+    """A baseline's options must be keyword arguments its function takes (a typo was silently ignored or failed
+    as a TypeError hours in); CLIP / SigLIP also take ``model``, the checkpoint."""
+    if not options:
+        return
+    targets = BASELINE_FUNCTIONS[name]
+    if not targets:
+        raise ProfileError(f"baselines.{name} takes no options (only n_seeds, n_test, tasks); got {sorted(options)}")
+    import savs.baselines
+
+    taken = {"model"} if name in ("clip", "siglip") else set()
+    for target in targets:
+        module, _, attr = target.rpartition(".")
+        function = getattr(getattr(savs.baselines, module) if module else savs.baselines, attr)
+        params = inspect.signature(function).parameters
+        taken |= {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    taken -= {"adapter", "examples", "labels", "train", "demos", "task", "cache_dir", "cache_only", "progress", "seed",
+              "calibration", "model" if name not in ("clip", "siglip") else ""}  # fmt: skip
+    if unknown := sorted(set(options) - taken):
+        raise ProfileError(f"baselines.{name}: unknown options {unknown}; it takes {sorted(taken)}")
 
 
 def _check_loader_options(task: str, options: Any, loader: Any) -> None:

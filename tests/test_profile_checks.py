@@ -65,6 +65,10 @@ def test_bad_overrides_are_named(override, message):
         ("task_options: {flowers102: {pool_min_per_clas: 20}}", r"unknown options \['pool_min_per_clas'\]"),
         ("task_options: {nope: {}}", r"task_options: unknown tasks \['nope'\]"),
         ("seeds: [a]", "seeds must be whole numbers; got 'a'"),
+        ("baselines: {lora: {epoch: 2}}", r"baselines.lora: unknown options \['epoch'\]; it takes \[.*'epochs'"),
+        ("baselines: {mtv: {step: 3}}", r"baselines.mtv: unknown options \['step'\]"),
+        ("baselines: {zero_shot: {max_tokens: 8}}", r"baselines.zero_shot: unknown options \['max_tokens'\]"),
+        ("baselines: {knn: {k: 5}}", r"baselines.knn takes no options .* got \['k'\]"),
     ],
 )
 def test_bad_profile_values_are_named(tmp_path, yaml, message):
