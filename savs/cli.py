@@ -515,12 +515,19 @@ def cmd_heads(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    with bad_input():
+        out = check_output(args.out, "--out")
+        lock = lock_output(out)
+    with lock:  # a second extract to this file exits 2 until this one ends
+        return _extract(args, out)
+
+
+def _extract(args: argparse.Namespace, out: Path) -> int:
+    """``savs extract`` once ``out`` is checked and locked."""
     from safetensors.numpy import save_file
 
     from savs.extract import extract_heads
 
-    with bad_input():
-        out = check_output(args.out, "--out")
     if out.exists() and not args.force:
         raise CommandError(f"{out} exists; --force replaces it")
     task = _read_data(args.data, args, _data_options(args), prompt=args.prompt)
@@ -549,8 +556,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
         "uids": json.dumps([e.uid for e in examples]),
         "prompt": json.dumps(args.prompt),
     }
+    if out.exists() and not args.force:  # again: something other than savs may have written it meanwhile
+        raise CommandError(f"{out} appeared while the model ran; --force replaces it")
     with bad_input():
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     n, L, H, d = X.shape
     print(f"wrote {out}: heads {n} x {L} x {H} x {d} float32 (examples, layers, heads, head_dim), labels, split")

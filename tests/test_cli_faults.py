@@ -140,7 +140,11 @@ def test_a_failed_write_leaves_no_tmp_file(fitted, tmp_path, monkeypatch):
     out = tmp_path / "x" / "heads.safetensors"
     monkeypatch.setattr(savs.extract, "extract_heads", occupy(out, savs.extract.extract_heads))
     res = run("extract", fitted.model, fitted.data, "--out", out, *fitted.args())
-    assert res.code == 2 and [p.name for p in out.parent.iterdir()] == ["heads.safetensors"] and out.is_dir()
+    assert res.code == 2 and res.error.endswith(f"{out} appeared while the model ran; --force replaces it")
+    shutil.rmtree(out)
+    res = run("extract", fitted.model, fitted.data, "--out", out, "--force", *fitted.args())  # on to the rename
+    assert res.code == 2 and "Is a directory" in res.error
+    assert [p.name for p in out.parent.iterdir()] == ["heads.safetensors"] and out.is_dir()
 
 
 def test_a_question_column_on_a_fixed_prompt_classifier_exits_2(fitted, tmp_path, no_model):
@@ -174,3 +178,20 @@ def test_a_model_mismatch_names_what_the_command_offers(fitted, tmp_path):
     assert res.code == 2 and "differs in" in res.error
     assert "allow_model_mismatch" not in res.error
     assert "Fit a classifier on this model (savs fit)" in res.error and "leave out --model" in res.error
+
+
+def test_a_second_extract_to_the_same_file_at_once_exits_2(fitted, tmp_path, monkeypatch):
+    import savs.cli
+
+    out, load = tmp_path / "heads.safetensors", savs.cli._load_model
+    argv = ("extract", fitted.model, fitted.data, "--out", out, *fitted.args())
+    second = []
+
+    def load_while_another_extract_starts(name, args):
+        second.append(run(*argv))
+        return load(name, args)
+
+    monkeypatch.setattr(savs.cli, "_load_model", load_while_another_extract_starts)
+    assert run(*argv).code == 0
+    assert second[0].code == 2 and f"another savs process is writing {out} now" in second[0].error
+    assert [p.name for p in tmp_path.iterdir()] == ["heads.safetensors"]
