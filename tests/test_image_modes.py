@@ -136,3 +136,22 @@ def test_side_by_side_composites_each_image(tmp_path: Path):
     image, want = _cases(1)["RGBA"]
     joined = np.asarray(side_by_side([image, image], margin=0))
     np.testing.assert_allclose(joined[:, :5], want, atol=1)
+
+
+def test_sixteen_bit_files_give_the_vectors_of_their_eight_bit_reading(tiny_adapter, tmp_path):
+    """End to end on a tiny model: a 16-bit PNG gives the vectors of the same picture at 8 bits (v = 257 * g), and
+    two different 16-bit pictures give different vectors (the plain conversion gave both those of a white image)."""
+    from savs.extract import extract_heads
+
+    adapter = tiny_adapter("llava")
+    paths = {}
+    for seed in (1, 2):
+        gray = np.random.default_rng(seed).integers(0, 256, (24, 24)).astype(np.uint8)
+        Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / f"{seed}-16.png")
+        Image.fromarray(gray).save(tmp_path / f"{seed}-8.png")
+        paths[seed] = (tmp_path / f"{seed}-16.png", tmp_path / f"{seed}-8.png")
+    examples = [Example("What is it?", "x", p, uid=str(p)) for pair in paths.values() for p in pair]
+    X = extract_heads(adapter, examples, progress=False)  # (4, L, H, d)
+    np.testing.assert_allclose(X[0], X[1], atol=1e-6)
+    np.testing.assert_allclose(X[2], X[3], atol=1e-6)
+    assert not np.allclose(X[0], X[2], atol=1e-4)
