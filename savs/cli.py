@@ -578,6 +578,15 @@ def _positive(value: str) -> int:
     return n
 
 
+def _device(value: str) -> str:
+    """A device torch knows (``cpu``, ``cuda``, ``cuda:1``, ``mps``): ``gpu`` failed only once the model loaded."""
+    from savs.profiles import DEVICE
+
+    if not DEVICE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:<index> or mps, got {value!r}")
+    return value
+
+
 def _n_heads(value: str) -> int | str:
     return "all" if value == "all" else _positive(value)
 
@@ -605,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--no-cache", action="store_true", help="keep no activations on disk")
     g.add_argument("--batch-size", type=_positive, default=8, help="examples per forward pass (default 8)")
-    g.add_argument("--device", help="cpu, cuda, cuda:1, mps... (default: a GPU if there is one)")
+    g.add_argument("--device", type=_device, help="cpu, cuda, cuda:1, mps... (default: a GPU if there is one)")
     g.add_argument(
         "--dtype", choices=("float32", "bfloat16", "float16"), help="default: bfloat16 on a GPU, else float32"
     )

@@ -195,3 +195,10 @@ def test_a_second_extract_to_the_same_file_at_once_exits_2(fitted, tmp_path, mon
     assert run(*argv).code == 0
     assert second[0].code == 2 and f"another savs process is writing {out} now" in second[0].error
     assert [p.name for p in tmp_path.iterdir()] == ["heads.safetensors"]
+
+
+def test_an_unknown_device_is_a_usage_error(fitted, tmp_path, no_model):
+    """``--device gpu`` failed as "cannot load model" (exit 1) once loading began."""
+    argv = ("fit", fitted.model, fitted.data, "--shots", 2, "--out", tmp_path / "s", "--device", "gpu")
+    res = run(*argv, *fitted.args())
+    assert res.code == 2 and "argument --device: expected cpu, cuda, cuda:<index> or mps, got 'gpu'" in res.err
