@@ -155,3 +155,12 @@ def test_sixteen_bit_files_give_the_vectors_of_their_eight_bit_reading(tiny_adap
     np.testing.assert_allclose(X[0], X[1], atol=1e-6)
     np.testing.assert_allclose(X[2], X[3], atol=1e-6)
     assert not np.allclose(X[0], X[2], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "RGBA", "P+transparency"])
+def test_hub_images_decoded_by_the_benchmark_loaders_are_read_alike(mode):
+    """The paper benchmarks' decoded hub images went through a plain ``convert("RGB")`` too."""
+    from savs.data.benchmarks._common import rgb
+
+    image, want = _cases(3)[mode]
+    np.testing.assert_allclose(np.asarray(rgb(image)), want, atol=1)

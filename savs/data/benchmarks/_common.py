@@ -25,7 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from savs.examples import Example, ImageLike, LazyImage, Task, _check_count
+from savs.examples import Example, ImageLike, LazyImage, Task, _check_count, to_rgb
 
 if TYPE_CHECKING:
     import datasets
@@ -305,8 +305,9 @@ def describe(title: str, train: list[Example], test: list[Example], held_out: bo
 
 
 def rgb(image: ImageLike) -> ImageLike:
-    """A decoded image as RGB (hub images come in every mode); a LazyImage as is (it decodes to RGB)."""
-    return image if isinstance(image, LazyImage) or image.mode == "RGB" else image.convert("RGB")
+    """A decoded image as 8-bit RGB (hub images come in every mode: ``to_rgb`` scales 16-bit ones and composites
+    transparency); a LazyImage as is (it decodes the same way)."""
+    return image if isinstance(image, LazyImage) else to_rgb(image)
 
 
 def present_images(images: Iterable[ImageLike | None]) -> tuple[ImageLike, ...]:
