@@ -88,3 +88,19 @@ def test_a_label_set_naming_a_class_twice_is_refused(tmp_path):
     train = [Example("q", lab, uid=str(i)) for i, lab in enumerate("aabb")]
     with pytest.raises(ValueError, match=r"task 't': labels \['a'\] appear more than once"):
         Task("t", ("a", "a", "b"), train, train)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("NaN", "row 3 has an empty 'question'"), ('"nan"', r"row 3: question 'nan' is no question"),
+     ("5", "row 3: question 5 is no question"), ('"  "', "row 3 has an empty 'question'")],
+)  # fmt: skip
+def test_per_row_questions_that_are_missing_values_are_refused(tmp_path, bad, message):
+    """A NaN question cell was asked as the question "nan"."""
+    images = _images(tmp_path, 6)
+    lines = [json.dumps({"image": im, "label": lab, "question": "What is it?"})
+             for im, lab in zip(images, GOOD, strict=True)]  # fmt: skip
+    lines[2] = f'{{"image": "{images[2]}", "label": "a", "question": {bad}}}'
+    (tmp_path / "t.jsonl").write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=message):
+        from_table(tmp_path / "t.jsonl", split=None)

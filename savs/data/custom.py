@@ -155,6 +155,15 @@ def _label_text(value: Any, where: str) -> str:
     return text
 
 
+def _question_text(value: Any, column: str, where: str) -> str:
+    """A row's question: text, not empty, and not the text of a missing value (a NaN cell became "nan")."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or not str(value).strip():
+        raise ValueError(f"{where} has an empty {column!r}")
+    if not isinstance(value, str) or value.strip().lower() in MISSING_MARKERS:
+        raise ValueError(f"{where}: {column} {value!r} is no question (a missing value?); questions are text")
+    return value
+
+
 def _label_set(found: Iterable[str], labels: Sequence[str] | None, where: str) -> tuple[str, ...]:
     """The task's labels: ``labels`` as given (every found label must be in it), else the found ones sorted."""
     found = set(found)
@@ -340,9 +349,7 @@ def _rows_to_task(
     def examples(indices: list[int]) -> list[Example]:
         out = []
         for i in indices:
-            question = rows[i][text] if text is not None else None
-            if text is not None and (question is None or not str(question).strip()):
-                raise ValueError(f"{where} row {i + 1} has an empty {text!r}")
+            question = _question_text(rows[i][text], text, f"{where} row {i + 1}") if text is not None else None
             out.append(
                 Example(
                     text=render_prompt(label_set, prompt, None if question is None else str(question).strip()),
