@@ -91,14 +91,20 @@ class Adapter:
         **kwargs,
     ) -> Adapter:
         """Load model and processor (hub id or local dir): on a GPU bf16, ``device_map="auto"`` and FlashAttention-2
-        when installed; on a CPU fp32 and SDPA."""
+        when installed; on a CPU fp32 and SDPA; eager attention where the architecture has neither."""
         device = torch.device(device) if device is not None else default_device()
         dtype = as_dtype(dtype) or default_dtype(device)
+        chosen = attn_implementation
         attn_implementation = attn_implementation or default_attention(device)
         model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, **kwargs}
         if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all
             model_kwargs.setdefault("device_map", "auto" if device.index is None else {"": device})
-        model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        try:
+            model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        except ValueError as err:  # an architecture without SDPA (or FlashAttention) runs eager unless told otherwise
+            if chosen is not None or "does not support an attention implementation" not in str(err):
+                raise
+            model = cls.auto_model.from_pretrained(name_or_path, **{**model_kwargs, "attn_implementation": "eager"})
         if "device_map" not in model_kwargs:
             model = model.to(device)
         processor = cls.load_processor(name_or_path, model.config.model_type)

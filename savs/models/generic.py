@@ -7,8 +7,9 @@ only where this model, on a probe example, gives the same vectors with them as w
 The five families of the paper (``qwen2_vl``, ``llava``, ``idefics3``, ``instructblip``, ``text``) are this adapter
 plus a few declared differences each, in their own small modules.
 
-Where a processor ships no chat template, the prompt is the plain default: one ``processor.image_token`` per image,
-then the text, the tokenizer adding its own special tokens (BOS); a PaliGemma-style processor then adds its own.
+Where a processor ships no chat template, the prompt is the plain default: one ``processor.image_token`` per image
+(none where the processor has no such token and places the images itself, as GIT's and BLIP's do), then the text,
+the tokenizer adding its own special tokens (BOS); a PaliGemma-style processor then adds its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from transformers import BatchFeature
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.models.base import Adapter
-from savs.models.discovery import HeadLayout, UnsupportedModelError, find_heads
+from savs.models.discovery import HeadLayout, find_heads
 
 
 class GenericAdapter(Adapter):
@@ -78,20 +79,17 @@ class GenericAdapter(Adapter):
     # ----- prompts ------------------------------------------------------------------------------------------------
     @property
     def chat_template(self) -> str | None:
-        """The processor's (or its tokenizer's) chat template; None where neither ships one."""
-        return getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        """The processor's chat template (a text model's processor is its tokenizer); None where it ships none (a
+        tokenizer's own template, where a processor has none, knows nothing of images)."""
+        return getattr(self.processor, "chat_template", None)
 
     def render(self, example: Example) -> str:
         """The chat template's prompt; without a template, the plain default (module docstring)."""
         if self.chat_template:
             return super().render(example)
         example = self.shown(example)
-        token = getattr(self.processor, "image_token", None)
-        if example.images and token is None:
-            raise UnsupportedModelError(
-                f"{self.name}: its processor has neither a chat template nor an image_token to place images with"
-            )
-        return (token or "") * len(example.images) + strip_image_markers(example.text, len(example.images))
+        token = getattr(self.processor, "image_token", None) or ""  # none: the processor places the images itself
+        return token * len(example.images) + strip_image_markers(example.text, len(example.images))
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """As ``Adapter.encode``; a prompt without a chat template gets the tokenizer's special tokens (BOS)."""
