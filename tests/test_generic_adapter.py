@@ -263,3 +263,18 @@ def test_unpadded_models_run_one_example_per_pass(tiny_dir, monkeypatch):
     assert sizes == [1] * 5
     reference = np.concatenate([extract_heads(adapter, [e], progress=False) for e in examples])
     np.testing.assert_allclose(X, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_family_options_are_checked_and_enter_the_identity(tiny_dir):
+    from savs.models.llava import LlavaAdapter
+
+    class WithOption(LlavaAdapter):
+        default_options = {"crops_per_image": False}
+
+    adapter = WithOption.from_pretrained(tiny_dir("llava"), device="cpu")
+    plain = adapter.identity.namespace
+    assert adapter.identity == load_model(tiny_dir("llava"), device="cpu").identity, "defaults change nothing"
+    adapter.set_options({"crops_per_image": True})
+    assert adapter.options == {"crops_per_image": True} and adapter.identity.namespace != plain
+    with pytest.raises(ValueError, match="unknown options \\['crop'\\] .* crops_per_image"):
+        adapter.set_options({"crop": True})

@@ -123,7 +123,10 @@ def _is_softmax_attention(name: str, module: nn.Module) -> bool:
 def _geometry(attention: nn.Module, text_config) -> tuple[int | None, int | None]:
     """(n_heads, head_dim) as the attention module, else its config, else the text config says."""
     config = getattr(attention, "config", None) or text_config
-    head_dim = getattr(attention, "head_dim", None)
+    # what each head hands the output projection: its value size (MLA's v_head_dim differs from its query/key size)
+    head_dim = getattr(attention, "v_head_dim", None) or getattr(attention, "head_dim", None)
+    if not isinstance(head_dim, int):
+        head_dim = getattr(config, "v_head_dim", None)
     if not isinstance(head_dim, int):
         head_dim = getattr(config, "head_dim", None) or getattr(text_config, "head_dim", None)
     counts = [getattr(attention, k, None) for k in ("num_heads", "num_attention_heads", "n_heads")]

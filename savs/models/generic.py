@@ -15,7 +15,9 @@ the tokenizer adding its own special tokens (BOS); a PaliGemma-style processor t
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from torch import nn
 from transformers import BatchFeature
@@ -36,10 +38,35 @@ class GenericAdapter(Adapter):
 
     family = "generic"
     model_types = ()  # any model type that ``savs.models.refusal`` does not rule out
+    # Per-family options, name -> default (e.g. how a family's processor lays out several images): a family subclass
+    # declares them and reads ``self.options``; ``load_model(..., options={...})`` sets them. A value other than the
+    # default is part of the model's identity (it changes the vectors), so caches and saved SAVs keep them apart.
+    default_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: nn.Module, processor, name: str, source: str | None = None) -> None:
         super().__init__(model, processor, name, source=source)
         self.layout: HeadLayout = find_heads(self.model, self.text_config)
+        self.options: dict[str, Any] = dict(self.default_options)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, options: dict[str, Any] | None = None, **kwargs) -> GenericAdapter:
+        """``Adapter.from_pretrained``, then the family's ``options`` (see ``default_options``)."""
+        adapter = super().from_pretrained(name_or_path, **kwargs)
+        adapter.set_options(options or {})
+        return adapter
+
+    def set_options(self, options: dict[str, Any]) -> None:
+        """Set family options by name; an unknown name is an error, not ignored."""
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            known = ", ".join(self.default_options) or "none"
+            raise ValueError(f"unknown options {unknown} for the {self.family} adapter; its options: {known}")
+        self.options = {**self.default_options, **options}
+        self.__dict__.pop("identity", None)  # the identity includes the options
+
+    def identity_extra(self) -> str:
+        changed = {k: v for k, v in self.options.items() if v != self.default_options[k]}
+        return f"options:{json.dumps(changed, sort_keys=True)}" if changed else ""
 
     # ----- geometry: what discovery found -----------------------------------------------------------------------
     @property
