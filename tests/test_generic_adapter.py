@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from savs import extract
 from savs.examples import Example
-from savs.extract import extract_heads
+from savs.extract import extract_features, extract_heads
 from savs.models import load_model
 from savs.models.discovery import UnsupportedModelError
 from savs.models.evidence import decide, measure, shortcut_evidence
@@ -106,6 +106,10 @@ def test_hybrid_decoders_have_heads_only_in_attention_layers_under_their_real_nu
                 h.remove()
         for column, layer in enumerate((1, 3)):
             np.testing.assert_allclose(heads[i, column].reshape(-1), kept[layer].numpy(), rtol=1e-5, atol=1e-6)
+    features = extract_features(adapter, examples[:1], heads=adapter.head_layers, hidden=-1, progress=False)
+    with torch.inference_mode():
+        states = adapter.model(**adapter.encode(examples[:1]), output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(features["hidden"][0], states[-1][0, -1].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"layers \[2\] .* no softmax-attention heads"):
         extract_heads(adapter, examples, layers=[2], progress=False)
     np.testing.assert_array_equal(extract_heads(adapter, examples, layers=[3], progress=False)[:, 0], heads[:, 1])

@@ -56,12 +56,16 @@ class HeadLayout:
         return tuple(self.o_projs)
 
     def final_norm(self) -> nn.Module | None:
-        """The norm the decoder applies after its last layer (what the LM head reads), if it has one by that name."""
+        """The norm the decoder applies after its last layer (what the LM head reads): by its usual names, else the
+        decoder's one child norm; None for a decoder with no norm of its own (post-norm layers)."""
         for name in ("norm", "final_layernorm", "final_norm", "ln_f", "norm_f", "final_layer_norm"):
             module = getattr(self.decoder, name, None)
             if isinstance(module, nn.Module):
                 return module
-        return None
+        norms = [m for m in self.decoder.children() if "norm" in type(m).__name__.lower()]
+        if len(norms) > 1:
+            raise UnsupportedModelError(f"{type(self.decoder).__name__} has several norms; which is the final one?")
+        return norms[0] if norms else None
 
 
 def _attr_path(obj: object, path: str) -> object | None:

@@ -98,10 +98,10 @@ class GenericAdapter(Adapter):
             ) from None
 
     def final_norm(self) -> nn.Module:
+        """The decoder's final norm; where it has none (a post-norm BERT-style decoder: GIT, BLIP), its last layer,
+        whose output is then what the LM head reads."""
         norm = self.layout.final_norm()
-        if norm is None:
-            raise NotImplementedError(f"no final norm found beside the decoder layers of {self.name}")
-        return norm
+        return self.layout.layers[-1] if norm is None else norm
 
     # ----- prompts ------------------------------------------------------------------------------------------------
     @property
