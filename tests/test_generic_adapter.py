@@ -3,6 +3,7 @@ a reason, and extraction's shortcuts taken only where a probe shows they change 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -282,3 +283,25 @@ def test_family_options_are_checked_and_enter_the_identity(tiny_dir):
     assert adapter.options == {"crops_per_image": True} and adapter.identity.namespace != plain
     with pytest.raises(ValueError, match="unknown options \\['crop'\\] .* crops_per_image"):
         adapter.set_options({"crop": True})
+
+
+def test_savs_heads_names_a_hybrids_heads_by_real_layer(hybrid_dir, tmp_path, capsys):
+    from savs.classifier import SAVClassifier
+    from savs.cli import FORMAT, TASK_FILE, main
+
+    adapter = load_model(hybrid_dir("lfm2"), device="cpu")
+    examples = [Example(text=f"{word} {i}", label=word, uid=f"h/{i}") for i in range(4) for word in ("red", "blue")]
+    X = extract_heads(adapter, examples, progress=False)  # (n, 2, H, d): layers 1 and 3
+    full = SAVClassifier(n_heads=3).fit(X, [e.label for e in examples])
+    sav = SAVPipeline.from_classifier(adapter, full)
+    scores = full.head_scores_  # (2, H)
+    meta = {"format": FORMAT, "model": adapter.name, "data": "d", "labels": ["blue", "red"], "shots": 4, "seed": 0,
+            "head_scores": scores.tolist(), "head_layers": list(adapter.head_layers)}  # fmt: skip
+    sav.save(tmp_path / "sav", extra={TASK_FILE: json.dumps(meta)})
+    assert main(["heads", str(tmp_path / "sav"), "--all"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert len(rows) == scores.size and {int(r[1]) for r in rows} == {1, 3}
+    for _, layer, head, score, vote in rows:
+        row = adapter.head_layers.index(int(layer))
+        assert float(score) == pytest.approx(scores[row, int(head)], abs=1e-4)
+        assert (vote == "yes") == ([int(layer), int(head)] in sav.heads.tolist())
