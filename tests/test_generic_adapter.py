@@ -305,3 +305,18 @@ def test_savs_heads_names_a_hybrids_heads_by_real_layer(hybrid_dir, tmp_path, ca
         row = adapter.head_layers.index(int(layer))
         assert float(score) == pytest.approx(scores[row, int(head)], abs=1e-4)
         assert (vote == "yes") == ([int(layer), int(head)] in sav.heads.tolist())
+
+
+def test_no_video_processors_build_save_and_load_without_torchvision(tiny_dir, tmp_path):
+    from transformers import AutoProcessor, Qwen3VLProcessor
+
+    from savs.models.processors import no_video_processor, no_video_subclass
+
+    cls = no_video_processor("qwen3_vl")
+    assert cls is no_video_subclass(Qwen3VLProcessor) and issubclass(cls, Qwen3VLProcessor)
+    assert "video_processor" not in cls.get_attributes() and no_video_processor("paligemma") is None
+    source = AutoProcessor.from_pretrained(tiny_dir("qwen2_vl"))  # its image processor and tokenizer serve
+    processor = cls(source.image_processor, source.tokenizer, chat_template=source.chat_template)
+    processor.save_pretrained(tmp_path)
+    again = AutoProcessor.from_pretrained(tmp_path)  # registered: not the bare tokenizer
+    assert type(again) is cls and again.to_dict() == processor.to_dict()

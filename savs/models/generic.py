@@ -26,6 +26,7 @@ from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.models.base import Adapter
 from savs.models.discovery import HeadLayout, find_heads
+from savs.models.processors import no_video_processor
 
 
 class GenericAdapter(Adapter):
@@ -54,6 +55,24 @@ class GenericAdapter(Adapter):
         adapter = super().from_pretrained(name_or_path, **kwargs)
         adapter.set_options(options or {})
         return adapter
+
+    @classmethod
+    def load_processor(cls, name_or_path: str, model_type: str):
+        """The family's processor (``Adapter.load_processor``); where that fails or comes back without an image
+        processor (``AutoProcessor`` falls back to the bare tokenizer when a video processor cannot be built: it needs
+        torchvision), the type's processor without its video processor (SAVs feeds no video)."""
+        try:
+            processor = super().load_processor(name_or_path, model_type)
+        except Exception as err:  # noqa: BLE001 - retried below; raised again where no retry applies
+            processor, error = None, err
+        if processor is not None and hasattr(processor, "image_processor"):
+            return processor
+        no_video = no_video_processor(model_type)
+        if no_video is None:
+            if processor is None:
+                raise error
+            return processor
+        return no_video.from_pretrained(name_or_path)
 
     def set_options(self, options: dict[str, Any]) -> None:
         """Set family options by name; an unknown name is an error, not ignored."""
@@ -120,6 +139,11 @@ class GenericAdapter(Adapter):
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """As ``Adapter.encode``; a prompt without a chat template gets the tokenizer's special tokens (BOS)."""
+        if any(e.images for e in examples) and not hasattr(self.processor, "image_processor"):
+            raise ValueError(
+                f"{self.name}: its processor ({type(self.processor).__name__}) has no image processor, so it cannot "
+                "take images (AutoProcessor may have fallen back to the bare tokenizer: is torchvision missing?)"
+            )
         if self.chat_template:
             return super().encode(examples, padding_side)
         return self._encode(examples, padding_side, add_special_tokens=True)
