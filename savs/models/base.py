@@ -1,8 +1,8 @@
 """What every model family shares: loading, chat prompts, batching, and where the attention heads are.
 
-A family adapter subclasses ``Adapter`` and overrides only what differs (the auto class, the path to
-the decoder layers, whether a shared token prefix may be cached). Geometry (layers, heads, head size)
-always comes from the model's own config.
+Models loaded from transformers use ``savs.models.generic.GenericAdapter``, which finds the heads on the model;
+this base keeps an attribute path to the decoder layers (``layers_path``) for adapters of models built here
+(savs-mini). Geometry (layers, heads, head size) always comes from the model itself.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Adapter:
     model_types: ClassVar[tuple[str, ...]]
     auto_model: ClassVar[type] = AutoModelForImageTextToText
     layers_path: ClassVar[str] = "model.language_model.layers"
-    # A shared token prefix can be run once and its KV cache reused only where positions are plain 1-D
-    # RoPE indices; Qwen2-VL's multimodal RoPE derives positions from the whole prompt, so it opts out.
+    # Whether a shared token prefix may be run once and its KV cache reused at all (False: never). Where it may, the
+    # generic adapter still uses it only where a probe shows it changes nothing (``prefix_cache_ok``).
     supports_prefix_cache: ClassVar[bool] = True
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
