@@ -241,6 +241,7 @@ class Adapter:
     def prefix_barrier_ids(self) -> set[int]:
         """Token ids that must not enter a cached shared prefix (image placeholders get features spliced in)."""
         token = getattr(self.processor, "image_token", None)
+        token = getattr(token, "content", token)  # an AddedToken (BLIP-2) names its text
         return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
 
     def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):

@@ -8,8 +8,8 @@ The five families of the paper (``qwen2_vl``, ``llava``, ``idefics3``, ``instruc
 plus a few declared differences each, in their own small modules.
 
 Where a processor ships no chat template, the prompt is the plain default: one ``processor.image_token`` per image
-(none where the processor has no such token and places the images itself, as GIT's and BLIP's do), then the text,
-the tokenizer adding its own special tokens (BOS); a PaliGemma-style processor then adds its own.
+(none where the processor places the images itself, as GIT's, BLIP-2's and PaliGemma's do), then the text, the
+tokenizer adding its own special tokens (BOS).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from PIL import Image
 from torch import nn
 from transformers import BatchFeature
 
@@ -134,8 +135,27 @@ class GenericAdapter(Adapter):
         if self.chat_template:
             return super().render(example)
         example = self.shown(example)
-        token = getattr(self.processor, "image_token", None) or ""  # none: the processor places the images itself
+        token = "" if self.places_images_itself else self._image_token
         return token * len(example.images) + strip_image_markers(example.text, len(example.images))
+
+    @property
+    def _image_token(self) -> str:
+        token = getattr(self.processor, "image_token", None) or ""
+        return getattr(token, "content", token)  # BLIP-2's is an AddedToken
+
+    @functools.cached_property
+    def places_images_itself(self) -> bool:
+        """Whether the processor puts an image's placeholder tokens in by itself (GIT, BLIP-2, PaliGemma) when the
+        text has none: then a template-less prompt carries no placeholder. Asked of the processor with one probe."""
+        token = self._image_token
+        if not token:
+            return True
+        image = Image.new("RGB", (32, 32))
+        try:
+            ids = self.processor(text=["x"], images=[[image]], return_tensors="pt")["input_ids"]
+        except (ValueError, TypeError, IndexError):  # it wants the placeholder in the text
+            return False
+        return bool((ids == self.tokenizer.convert_tokens_to_ids(token)).any())
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """As ``Adapter.encode``; a prompt without a chat template gets the tokenizer's special tokens (BOS)."""
