@@ -1,8 +1,8 @@
 """What every model family shares: loading, chat prompts, batching, and where the attention heads are.
 
-A family adapter subclasses ``Adapter`` and overrides only what differs (the auto class, the path to
-the decoder layers, whether a shared token prefix may be cached). Geometry (layers, heads, head size)
-always comes from the model's own config.
+Models loaded from transformers use ``savs.models.generic.GenericAdapter``, which finds the heads on the model;
+this base keeps an attribute path to the decoder layers (``layers_path``) for adapters of models built here
+(savs-mini). Geometry (layers, heads, head size) always comes from the model itself.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Adapter:
     model_types: ClassVar[tuple[str, ...]]
     auto_model: ClassVar[type] = AutoModelForImageTextToText
     layers_path: ClassVar[str] = "model.language_model.layers"
-    # A shared token prefix can be run once and its KV cache reused only where positions are plain 1-D
-    # RoPE indices; Qwen2-VL's multimodal RoPE derives positions from the whole prompt, so it opts out.
+    # Whether a shared token prefix may be run once and its KV cache reused at all (False: never). Where it may, the
+    # generic adapter still uses it only where a probe shows it changes nothing (``prefix_cache_ok``).
     supports_prefix_cache: ClassVar[bool] = True
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
@@ -91,14 +91,20 @@ class Adapter:
         **kwargs,
     ) -> Adapter:
         """Load model and processor (hub id or local dir): on a GPU bf16, ``device_map="auto"`` and FlashAttention-2
-        when installed; on a CPU fp32 and SDPA."""
+        when installed; on a CPU fp32 and SDPA; eager attention where the architecture has neither."""
         device = torch.device(device) if device is not None else default_device()
         dtype = as_dtype(dtype) or default_dtype(device)
+        chosen = attn_implementation
         attn_implementation = attn_implementation or default_attention(device)
         model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, **kwargs}
         if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all
             model_kwargs.setdefault("device_map", "auto" if device.index is None else {"": device})
-        model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        try:
+            model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        except ValueError as err:  # an architecture without SDPA (or FlashAttention) runs eager unless told otherwise
+            if chosen is not None or "does not support an attention implementation" not in str(err):
+                raise
+            model = cls.auto_model.from_pretrained(name_or_path, **{**model_kwargs, "attn_implementation": "eager"})
         if "device_map" not in model_kwargs:
             model = model.to(device)
         processor = cls.load_processor(name_or_path, model.config.model_type)
@@ -133,9 +139,38 @@ class Adapter:
         """The decoder layers, in order."""
         return operator.attrgetter(self.layers_path)(self.model)
 
+    @property
+    def head_layers(self) -> tuple[int, ...]:
+        """The decoder layers that carry softmax-attention heads, by their real numbers (every layer here)."""
+        return tuple(range(self.n_layers))
+
     def o_proj(self, layer: int) -> nn.Module:
         """The output projection of ``layer``'s attention: its input is the per-head outputs, concatenated."""
         return self.layers()[layer].self_attn.o_proj
+
+    def final_norm(self) -> nn.Module:
+        """The norm between the last decoder layer and the LM head (a sibling of the layer list)."""
+        parent = self.layers_path.rpartition(".")[0]
+        norm = getattr(operator.attrgetter(parent)(self.model), "norm", None)
+        if not isinstance(norm, nn.Module):
+            raise NotImplementedError(f"no final norm at {parent}.norm in {self.name}")
+        return norm
+
+    # ----- shortcuts extraction may take (the generic adapter decides them by evidence) -------------------------
+    @property
+    def prefix_cache_ok(self) -> bool:
+        """Whether a token prefix shared by a batch may run once and its KV cache be reused."""
+        return self.supports_prefix_cache
+
+    @property
+    def early_stop_ok(self) -> bool:
+        """Whether a pass may stop once the deepest layer asked for has run."""
+        return True
+
+    @property
+    def padding_ok(self) -> bool:
+        """Whether prompts of different lengths may share a padded batch."""
+        return True
 
     @property
     def device(self) -> torch.device:
@@ -183,10 +218,14 @@ class Adapter:
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """Tokenize (and preprocess images of) a batch, padded on ``padding_side``, on the model's device."""
+        return self._encode(examples, padding_side, add_special_tokens=False)
+
+    def _encode(self, examples: Sequence[Example], padding_side: str, add_special_tokens: bool) -> BatchFeature:
+        """``encode``, saying whether the tokenizer adds its own special tokens (a chat template holds them)."""
         texts = [self.render(e) for e in examples]
         examples = [self.shown(e) for e in examples]
         n_images = {len(e.images) for e in examples}
-        kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": False}
+        kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": add_special_tokens}
         if n_images != {0}:
             if 0 in n_images:
                 raise ValueError("a batch mixes examples with and without images; split it by image count")
@@ -202,6 +241,7 @@ class Adapter:
     def prefix_barrier_ids(self) -> set[int]:
         """Token ids that must not enter a cached shared prefix (image placeholders get features spliced in)."""
         token = getattr(self.processor, "image_token", None)
+        token = getattr(token, "content", token)  # an AddedToken (BLIP-2) names its text
         return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
 
     def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):
@@ -233,6 +273,10 @@ class Adapter:
     @functools.cached_property
     def identity(self) -> ModelIdentity:
         """What decides this model's vectors (``savs.identity``): the cache namespace, a saved SAV's check."""
+        return self.current_identity()
+
+    def current_identity(self) -> ModelIdentity:
+        """``identity`` as of now, not memoised (what was probed on load may be changed before ``identity`` is read)."""
         template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", "")
         settings = self.processor.to_dict() if hasattr(self.processor, "image_processor") else {}
         return ModelIdentity(

@@ -1,11 +1,11 @@
 """Idefics3 and SmolVLM (``HuggingFaceM4/Idefics3-8B-Llama3``, ``HuggingFaceTB/SmolVLM-*``)."""
 
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 
 
-class Idefics3Adapter(Adapter):
-    """Same recipe as LLaVA, but the decoder lives at ``model.text_model``."""
+class Idefics3Adapter(GenericAdapter):
+    """The generic adapter under the family's name (its identity, so caches and tables stay valid); the decoder at
+    ``model.text_model`` is found like any other."""
 
     family = "idefics3"
     model_types = ("idefics3", "smolvlm")
-    layers_path = "model.text_model.layers"

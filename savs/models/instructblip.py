@@ -16,15 +16,15 @@ from transformers import BatchFeature, Cache
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 
 
-class InstructBlipAdapter(Adapter):
-    """Decoder at ``language_model.model``; its forward always needs the pixels, so no KV-cached prompt prefix."""
+class InstructBlipAdapter(GenericAdapter):
+    """No chat template (the text alone) and one image per prompt; its forward always needs the pixels, so no
+    KV-cached prompt prefix."""
 
     family = "instructblip"
     model_types = ("instructblip",)
-    layers_path = "language_model.model.layers"
     supports_prefix_cache = False
     single_image = True
 

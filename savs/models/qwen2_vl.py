@@ -1,11 +1,11 @@
 """Qwen2-VL and Qwen2.5-VL (``Qwen/Qwen2-VL-7B-Instruct``, ``Qwen/Qwen2.5-VL-7B-Instruct``)."""
 
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 from savs.models.processors import NoVideoQwen2_5_VLProcessor, NoVideoQwen2VLProcessor
 
 
-class Qwen2VLAdapter(Adapter):
-    """Decoder at ``model.language_model``; multimodal RoPE positions rule out shared-prefix caching."""
+class Qwen2VLAdapter(GenericAdapter):
+    """Multimodal RoPE positions rule out shared-prefix caching (declared; the evidence agrees); literal markers."""
 
     family = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
