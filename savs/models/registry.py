@@ -21,6 +21,7 @@ from transformers import AutoConfig
 
 from savs.cache import build_once, default_cache_dir
 from savs.mini.adapter import MiniAdapter
+from savs.models.anyres import enable_anyres_every_image
 from savs.models.base import Adapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.instructblip import InstructBlipAdapter
@@ -155,21 +156,26 @@ def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     return build_once(out, lambda tmp: build_tiny_model(out.name, tmp))  # seeded: every process builds the same
 
 
-def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs) -> Adapter:
+def load_model(
+    name_or_path: str, cache_dir: str | Path | None = None, *, anyres_every_image: bool = False, **kwargs
+) -> Adapter:
     """Load a model by registry name, hub id, local directory or ``tiny:<family>`` and wrap it in its family's
     adapter.
 
     Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``. A hub id
     is read from the local hub cache alone when ``hub_reachable`` finds no network. ``cache_dir``: where
-    ``tiny:`` models are built (default: the activation cache's directory).
+    ``tiny:`` models are built (default: the activation cache's directory). ``anyres_every_image``: LLaVA-OneVision
+    gives every image of a multi-image prompt its anyres crops, as the paper's authors ran it (``savs.models.anyres``).
     """
     if name_or_path.startswith(TINY_SCHEME):
-        adapter = load_model(str(tiny_model_dir(name_or_path, cache_dir)), **kwargs)
+        path = str(tiny_model_dir(name_or_path, cache_dir))
+        adapter = load_model(path, anyres_every_image=anyres_every_image, **kwargs)
         adapter.name = name_or_path
         return adapter
     spec = spec_of(name_or_path)
     if spec is not None and spec.hub_id is None:
-        return family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)
+        adapter = family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)
+        return enable_anyres_every_image(adapter) if anyres_every_image else adapter
     path = resolve(name_or_path)
     offline = not hf_constants.HF_HUB_OFFLINE and not Path(path).is_dir() and not hub_reachable()
     with _hub_offline(offline):
@@ -186,4 +192,4 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
     adapter.name = name_or_path
     if spec is not None and spec.single_image:
         adapter.single_image = True
-    return adapter
+    return enable_anyres_every_image(adapter) if anyres_every_image else adapter
