@@ -153,7 +153,7 @@ NATURALBENCH_UNITS = {"q_acc": ("group", "question"), "i_acc": ("group", "image"
 
 def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
     """The group's four (question, image) examples in the official order q0i0, q0i1, q1i0, q1i1; ``meta["query"]``:
-    the question alone."""
+    the question alone; ``meta["answer_set"]``: its type's labels (Yes/No or A/B), which a prediction keeps to."""
     kind = row["Question_Type"]
     out = []
     for q in (0, 1):
@@ -173,6 +173,7 @@ def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
                         "question": q,
                         "image": i,
                         "question_type": kind,
+                        "answer_set": NATURALBENCH_LABELS[kind],  # the classifiers answer from it (a masked vote)
                         "query": question,
                     },
                 )
