@@ -405,7 +405,11 @@ def test_authors_retrieval_prompts_and_fixed_test_groups(copies: Callable[[str],
     sc = load("sugarcrepe", copies)
     assert len(by_group(sc.train)) == 4 and len(by_group(sc.test)) == 14 - 4
     caption = sc.test[0].text.split("'")[1]
-    assert sc.test[0].text == f"Does this image show '{caption}'? Please answer with Yes or No."
+    assert sc.test[0].text == f"<image>\nDoes this image show '{caption}'? Answer with Yes or No."  # d6b95a3
+    later = load("sugarcrepe", copies, wording="later").test[0]
+    assert later.text == f"Does this image show '{caption}'? Please answer with Yes or No."  # 9599fdd on
+    with pytest.raises(ValueError, match="wording must be one of"):
+        load("sugarcrepe", copies, wording="last")
 
 
 def test_authors_test_file_that_does_not_match_is_refused(copies: Callable[[str], Path], tmp_path: Path) -> None:
