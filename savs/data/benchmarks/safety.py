@@ -42,9 +42,9 @@ MHALU_HOW_TO = (
 VLGUARD_REPO = "ys-zong/VLGuard"
 VLGUARD_HOW_TO = (
     f"VLGuard is gated: accept its terms at https://huggingface.co/datasets/{VLGUARD_REPO} and log in "
-    "(`huggingface-cli login`), or download train.json, test.json, train.zip and test.zip from there, unzip "
-    "the archives into the same directory DIR (images at DIR/train/<image>, DIR/test/<image>) "
-    "and pass source=DIR."
+    "(`huggingface-cli login`), or download train.json, test.json, train.zip and test.zip from there into a "
+    "directory DIR, unzip each archive into its own folder (DIR/train/ and DIR/test/, so images at "
+    "DIR/train/<image> and DIR/test/<image>: the two archives' category folders must not mix) and pass source=DIR."
 )
 
 
@@ -169,7 +169,7 @@ def _vlguard_table(root: Path, split: str) -> datasets.Dataset:
             ):
                 if field in ir:
                     pairs.append((ir[field], harmful or not r["safe"]))
-        image = first_file([root / split / r["image"], root / r["image"]])
+        image = str(root / split / r["image"])  # each archive in its own folder (VLGUARD_HOW_TO)
         rows.append({"image": image, "instructions": [p[0] for p in pairs], "harmful": [p[1] for p in pairs]})
     return table_from_records(rows, ["image"], VLGUARD_HOW_TO)
 
