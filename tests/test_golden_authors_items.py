@@ -72,17 +72,20 @@ def adapter(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_mhalubench_claims_render_as_format_mhalu(tmp_path: Path, adapter) -> None:
-    records = []
-    for i, (claim, label) in enumerate(MAHALU * 2):  # 6 images: a quarter for the pool, the rest tested
-        write_png(tmp_path / "data" / "image-to-text" / f"{i}.png", i)
-        records.append({"image_path": f"data/image-to-text/{i}.png", "claim_list": [claim], "ref_claim_label": [label]})
-    (tmp_path / "MHaluBench_train.json").write_text(json.dumps(records))
+    for split in ("train", "val-v0.2"):  # their items in both files: the pool (train) and the tested split (val)
+        records = []
+        for i, (claim, label) in enumerate(MAHALU):
+            write_png(tmp_path / "data" / "image-to-text" / f"{split}{i}.png", i + 10 * (split == "train"))
+            path = f"data/image-to-text/{split}{i}.png"
+            records.append({"image_path": path, "claim_list": [claim], "ref_claim_label": [label]})
+        (tmp_path / f"MHaluBench_{split}.json").write_text(json.dumps(records))
     task = load_mhalubench(source=tmp_path)
-    by_claim = {e.meta["query"]: e for e in [*task.train, *task.test]}
-    for claim, label in MAHALU:
-        e = by_claim[claim]
-        text = f"<image>\nClaim:{claim}. Is the Claim hallucinating? Answer the question with Yes or No."
-        assert adapter.render(e) == llava_ov(text) and e.label == YES_NO[label]
+    for part in (task.train, task.test):
+        by_claim = {e.meta["query"]: e for e in part}
+        for claim, label in MAHALU:
+            e = by_claim[claim]
+            text = f"<image>\nClaim:{claim}. Is the Claim hallucinating? Answer the question with Yes or No."
+            assert adapter.render(e) == llava_ov(text) and e.label == YES_NO[label]
 
 
 def test_vlguard_instructions_render_as_format_vlguard(tmp_path: Path, adapter) -> None:
@@ -121,3 +124,26 @@ def test_classification_items_render_as_format_eurosat_and_pets(spec, names, ite
 
 def test_pets_labels_are_the_authors_35() -> None:
     assert sorted(set(pet_first_words(PETS_NAMES))) == sorted(PETS_LABELS) and len(PETS_LABELS) == 35
+
+
+def test_naturalbench_retrieval_columns_against_the_authors_scoring(copies) -> None:
+    """Their run_natural_ret.py read each group in their file's order, caption-major (rows 0-1: caption 0 with
+    images 0 and 1; rows 2-3: caption 1), and printed Q-Acc = rows (0,1) and (2,3) both right (a caption on both
+    images) and I-Acc = rows (0,2) and (1,3) (an image with both captions). Our ``text_acc`` (T, Winoground's text
+    score: an image picks its caption) is their I-Acc; our ``image_acc`` (I) is their Q-Acc."""
+    from benchmark_copies import load
+
+    test = load("naturalbench_retrieval", copies).test
+    wrong = {e.uid for e in test if e.meta["caption"] == 1 and e.meta["image"] == 0}  # one answer wrong per group
+    wrong |= {e.uid for e in test if e.meta["caption"] == 0 and e.meta["image"] == 0 and "/0/" in e.uid}
+    predictions = [("No" if e.label == "Yes" else "Yes") if e.uid in wrong else e.label for e in test]
+    right = {e.uid: p == e.label for e, p in zip(test, predictions, strict=True)}
+    groups: dict = {}
+    for e in test:  # their row order within a group: caption-major
+        groups.setdefault(e.meta["group"], {})[2 * e.meta["caption"] + e.meta["image"]] = right[e.uid]
+    q = [g[a] and g[b] for g in groups.values() for a, b in ((0, 1), (2, 3))]
+    i = [g[a] and g[b] for g in groups.values() for a, b in ((0, 2), (1, 3))]
+    metrics = load("naturalbench_retrieval", copies).evaluate(test, predictions)
+    assert metrics["text_acc"] == pytest.approx(100 * sum(i) / len(i))
+    assert metrics["image_acc"] == pytest.approx(100 * sum(q) / len(q))
+    assert metrics["text_acc"] != metrics["image_acc"]  # the two columns are told apart by this draw
