@@ -77,3 +77,13 @@ def test_the_paper_profiles_load_llava_ov_with_the_authors_rule() -> None:
     with pytest.raises(ValueError, match="unknown model_options"):
         raw = {"description": "", "models": ["llava-ov-7b"], "tasks": ["digits"]}
         parse_profile({**raw, "model_options": {"llava-ov-7b": {"x": 1}}}, "t")
+
+
+def test_qwen2_vl_image_tokens_follow_its_resize_rule(tiny_dir) -> None:
+    """Qwen2-VL-7B's stand-in: a 640 x 480 image is resized to multiples of 28 (644 x 476), 14 px patches merged 2 x 2:
+    23 x 17 = 391 tokens per image, whatever the image count (no anyres here)."""
+    adapter = load_model(tiny_dir("qwen2-vl-7b"), device="cpu")
+    pad = adapter.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for n in (1, 3):
+        ids = adapter.encode([blink_like(n)])["input_ids"][0]
+        assert image_token_runs(ids, pad) == [23 * 17] * n
