@@ -20,6 +20,7 @@ plus ``calibration="temperature"``, which fits a scale for ``predict_proba`` on 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -710,55 +711,85 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has per-example shape {shape4}, but the classifier was fit on {(L, H, d)}")
         return validate_data(self, X, reset=False, dtype=FLOATS).reshape(-1, L, H, d)  # (n, L, H, d)
 
-    def head_votes(self, X: ArrayLike) -> np.ndarray:
-        """Class index (into ``classes_``) that each selected head votes for: (n, k), heads in rank order."""
+    def _allowed(self, allowed: ArrayLike | None, n: int) -> np.ndarray | None:
+        """A validated ``allowed`` mask (n, C) of the classes each query may take (``answer_set_mask``), or None."""
+        if allowed is None:
+            return None
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.shape != (n, len(self.classes_)):
+            raise ValueError(
+                f"allowed has shape {allowed.shape}; expected (n_queries, n_classes) = {(n, len(self.classes_))}"
+            )
+        if not allowed.any(axis=1).all():
+            raise ValueError("allowed leaves a query no class to take")
+        return allowed
+
+    def head_votes(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
+        """Class index (into ``classes_``) that each selected head votes for: (n, k), heads in rank order.
+
+        ``allowed`` (n, C) bool: each head votes for its most similar class among the query's allowed ones (a masked
+        vote, e.g. a yes/no question's Yes and No where the task also has A and B); None: every class."""
         X = self._head_vectors(X)
+        allowed = self._allowed(allowed, len(X))
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
         rows = _row_slices(len(X), len(layer) * len(means) * 8)
-        return np.concatenate(
-            [_class_similarities(X[r, layer, head].astype(np.float64), means, self.metric).argmax(axis=2) for r in rows]
-        )
+        votes = []
+        for r in rows:
+            sims = _class_similarities(X[r, layer, head].astype(np.float64), means, self.metric)  # (m, k, C)
+            if allowed is not None:
+                sims = np.where(allowed[r, None, :], sims, -np.inf)
+            votes.append(sims.argmax(axis=2))
+        return np.concatenate(votes)
 
     def _vote_counts(self, votes: np.ndarray) -> np.ndarray:
         """Count votes per class: (n, k) class indices -> (n, C) counts in ``classes_`` order."""
         return (votes[:, :, None] == np.arange(len(self.classes_))).sum(axis=1)
 
-    def _soft_votes(self, X: ArrayLike) -> np.ndarray:
-        """Uncalibrated class scores (n, C), rows summing to 1: vote shares, or CALM's normalised weighted scores."""
+    def _soft_votes(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
+        """Uncalibrated class scores (n, C), rows summing to 1: vote shares, or CALM's normalised weighted scores;
+        with ``allowed``, over the allowed classes only (the others score 0)."""
         if self.voting == "majority":
-            votes = self.head_votes(X)  # (n, k)
+            votes = self.head_votes(X, allowed)  # (n, k)
             return self._vote_counts(votes) / votes.shape[1]
         X = self._head_vectors(X)
+        allowed = self._allowed(allowed, len(X))
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
         rows = _row_slices(len(X), len(layer) * max(len(means), means.shape[2]) * 8)
         posteriors = (self._posteriors(X[r, layer, head].astype(np.float64), means) for r in rows)  # (m, k, C) each
         scores = np.concatenate([np.einsum("mkc,kc->mc", P, self.head_weights_) for P in posteriors])  # (n, C)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
         return scores / scores.sum(axis=1, keepdims=True)
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
+    def predict(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
         """The vote's winner: majority (a tie goes to the tied class the highest-ranked head voted), or the top
-        reliability-weighted score (a tie goes to the first class)."""
+        reliability-weighted score (a tie goes to the first class). ``allowed`` (n, C) bool restricts each query
+        to some classes (``head_votes``)."""
         check_is_fitted(self)
         if self.voting == "reliability":
-            return self.classes_[self._soft_votes(X).argmax(axis=1)]
-        votes = self.head_votes(X)  # (n, k)
+            return self.classes_[self._soft_votes(X, allowed).argmax(axis=1)]
+        votes = self.head_votes(X, allowed)  # (n, k)
         counts = self._vote_counts(votes)  # (n, C)
         tied = counts == counts.max(axis=1, keepdims=True)  # (n, C): classes sharing the top count
         first = np.take_along_axis(tied, votes, axis=1).argmax(axis=1)  # (n,): first head voting a tied class
         return self.classes_[votes[np.arange(len(votes)), first]]
 
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
         """Class probabilities (n, C) in ``classes_`` order; rows sum to 1.
 
         Majority voting: vote shares. Reliability voting: CALM's scores sum_k w[k, c] P[k, c], normalised per
-        query. With ``calibration="temperature"``: softmax(calibration_scale_ * those soft votes).
+        query. With ``calibration="temperature"``: softmax(calibration_scale_ * those soft votes). ``allowed``
+        (n, C) bool: the masked vote of ``head_votes``; classes not allowed get probability 0.
         """
         check_is_fitted(self)
-        votes = self._soft_votes(X)
+        votes = self._soft_votes(X, allowed)
         scale = getattr(self, "calibration_scale_", None)
-        return votes if scale is None else softmax(scale * votes, axis=1)
+        if scale is None:
+            return votes
+        logits = scale * votes
+        return softmax(logits if allowed is None else np.where(allowed, logits, -np.inf), axis=1)
 
     def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy, refusing labels never seen in fit (they could only ever count as errors)."""
@@ -803,6 +834,19 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         out.calibration_scale_ = self.calibration_scale_
         out.n_features_in_ = k * self.class_means_.shape[3]
         return out
+
+
+def answer_set_mask(classes: Sequence[str], answer_sets: Sequence[Sequence[str] | None]) -> np.ndarray | None:
+    """(n, C) bool: which of ``classes`` each query may take, from its answer set (None: any class); None when no
+    query has one. An answer set sharing no class with ``classes`` is an error."""
+    if all(a is None for a in answer_sets):
+        return None
+    classes = list(classes)
+    mask = np.array([[a is None or c in a for c in classes] for a in answer_sets], dtype=bool).reshape(-1, len(classes))
+    empty = [a for a, row in zip(answer_sets, mask, strict=True) if not row.any()]
+    if empty:
+        raise ValueError(f"answer set {list(empty[0])} shares no class with the classifier's {classes}")
+    return mask
 
 
 def _is_real(value: Any) -> bool:

@@ -34,7 +34,9 @@ IMAGENET_TRAIN_PER_CLASS = 40  # of ~1,300
 
 # Split sizes (rows, or groups where noted) of the real benchmarks; "unconfirmed" ones are best public knowledge.
 SIZES = {
-    "mhalubench": {"images": 620, "claims": 2847},  # MHaluBench's 620 examples and 2,847 claims (paper); one file
+    # val: MHaluBench's 620 examples and 2,847 claims (its paper); train: estimated from the file sizes (2.63 MB vs
+    # val's 639 kB), unconfirmed
+    "mhalubench": {"val": (620, 2847), "train": (2500, 11500)},  # (images, claims)
     "vlguard": {"train": (977, 1023), "test": (558, 442)},  # (safe, unsafe) images; unconfirmed
     "blink_val": {  # BLINK val per subtask (sums to 1,901): (items, images per item, choices)
         "Art_Style": (117, 3, ["the second image", "the third image"]),
@@ -113,18 +115,24 @@ def image_cell(index: int) -> dict:
 
 
 def mhalubench(out: Path, ids: Counter, rng: random.Random) -> None:
-    """MHaluBench_train.json (image_path, claim_list, ref_claim_label) and data/image-to-text/ images."""
-    size = SIZES["mhalubench"]
-    per_image = spread(size["claims"], size["images"])
-    records = []
-    for i, n in enumerate(per_image):
-        name = f"{i:05d}.png"
-        (out / "data" / "image-to-text").mkdir(parents=True, exist_ok=True)
-        (out / "data" / "image-to-text" / name).write_bytes(png(ids()))
-        labels = [rng.choice(["hallucination", "non-hallucination"]) for _ in range(n)]
-        records.append({"image_path": f"data/image-to-text/{name}", "claim_list": [f"Claim {i}.{j} about the image"
-                        for j in range(n)], "ref_claim_label": labels})  # fmt: skip
-    (out / "MHaluBench_train.json").write_text(json.dumps(records))
+    """MHaluBench_train.json and MHaluBench_val-v0.2.json (image_path, claim_list, ref_claim_label) and the images in
+    data/image-to-text/: val's named by repo paths, train's by COCO train2014 / TextVQA paths on the annotators' disk,
+    placed by file name as ``python -m savs.data.mhalu_images`` places them."""
+    (out / "data" / "image-to-text").mkdir(parents=True, exist_ok=True)
+    for split, (n_images, n_claims) in SIZES["mhalubench"].items():
+        records = []
+        for i, n in enumerate(spread(n_claims, n_images)):
+            if split == "val":
+                name = f"{i:05d}.png"
+                path = f"data/image-to-text/{name}"
+            else:  # the train file's own paths (the authors' few-shot file names the same kind)
+                name = f"COCO_train2014_{i:012d}.jpg" if i % 2 else f"{i:016x}.jpg"
+                path = f"/data/coco2014/train2014/{name}" if i % 2 else f"/data/textvqa/train_images/{name}"
+            (out / "data" / "image-to-text" / name).write_bytes(png(ids()))
+            labels = [rng.choice(["hallucination", "non-hallucination"]) for _ in range(n)]
+            records.append({"image_path": path, "claim_list": [f"Claim {i}.{j} about the image" for j in range(n)],
+                            "ref_claim_label": labels})  # fmt: skip
+        (out / f"MHaluBench_{'val-v0.2' if split == 'val' else split}.json").write_text(json.dumps(records))
 
 
 def vlguard(out: Path, ids: Counter, rng: random.Random) -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from savs import baselines
-from savs.classifier import SAVClassifier, score_is_accuracy
+from savs.classifier import SAVClassifier, answer_set_mask, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
@@ -161,11 +161,18 @@ def labels(examples: Sequence[Example]) -> np.ndarray:
     return np.array([e.label for e in examples])
 
 
+def allowed(classes: Sequence[str], test: Sequence[Example]) -> np.ndarray | None:
+    """Which of ``classes`` each test example may take: its ``meta["answer_set"]`` (NaturalBench VQA's yes/no and
+    A/B questions share one label set), else any; None when no example has one (``answer_set_mask``)."""
+    return answer_set_mask(classes, [e.meta.get("answer_set") for e in test])
+
+
 def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None) -> list[str]:
-    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote."""
+    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote. A test example with an answer set
+    (``allowed``) is answered from it: a masked vote."""
     options = {} if n_heads is None else {"n_heads": n_heads}
     clf = run.session.classifier(**options).fit(run.heads(few), labels(few))
-    return clf.predict(run.heads(test)).tolist()
+    return clf.predict(run.heads(test), allowed(clf.classes_, test)).tolist()
 
 
 def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_layer: bool) -> list[str]:
@@ -176,7 +183,7 @@ def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_laye
         return X.reshape(len(X), 1, 1, -1)  # (n, 1, 1, L'*H*d): one "head"
 
     clf = SAVClassifier(n_heads=1, metric=run.session.profile.metric).fit(flat(run.heads(few)), labels(few))
-    return clf.predict(flat(run.heads(test))).tolist()
+    return clf.predict(flat(run.heads(test)), allowed(clf.classes_, test)).tolist()
 
 
 def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
@@ -187,7 +194,8 @@ def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list
 def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False) -> list[str]:
     """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features)."""
     features = run.vision if vision else run.hidden
-    return list(baselines.probe_predict(features(few), labels(few), features(test), kind=kind, seed=seed))
+    answer_sets = [e.meta.get("answer_set") for e in test]
+    return list(baselines.probe_predict(features(few), labels(few), features(test), kind, seed, answer_sets))
 
 
 def _answers_cache(run: Run) -> dict:
@@ -423,7 +431,7 @@ def transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list
             variant=variant,
             source=source,
             target=run.task.name,
-            accuracy=run.task.evaluate(test, clf.predict(X_test).tolist())["accuracy"],
+            accuracy=run.task.evaluate(test, clf.predict(X_test, allowed(clf.classes_, test)).tolist())["accuracy"],
         )
         for variant, source, clf in variants
     ]
@@ -490,13 +498,16 @@ def _log_loss(proba: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.maximum(p, P_FLOOR)).mean())
 
 
-def _calibrated_log_loss(clf: SAVClassifier, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray):
-    """Log loss of the same rule with temperature calibration; NaN where the shots are too few for its nested folds."""
+def _calibrated_log_loss(
+    clf: SAVClassifier, X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, mask: np.ndarray | None
+):
+    """Log loss of the same rule with temperature calibration (``mask``: the test examples' allowed classes); NaN
+    where the shots are too few for its nested folds."""
     try:
         calibrated = clone(clf).set_params(calibration="temperature").fit(X, y)
     except ValueError:  # too few examples per class for the nested folds (tiny profile)
         return np.nan
-    return _log_loss(calibrated.predict_proba(X_test), calibrated.classes_, y_test)
+    return _log_loss(calibrated.predict_proba(X_test, mask), calibrated.classes_, y_test)
 
 
 def head_method_names(profile: Profile) -> list[str]:
@@ -552,13 +563,14 @@ def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int
         for k in [options["n_heads"]] if "n_heads" in options else grid:
             start = time.perf_counter()
             clf = SAVClassifier(**{"n_heads": k, "metric": p.metric, **options}).fit(X, y)
-            predictions = clf.predict(X_test)
+            mask = allowed(clf.classes_, test)
+            predictions = clf.predict(X_test, mask)
             seconds = time.perf_counter() - start
             losses = {"log_loss": np.nan, "log_loss_calibrated": np.nan}
             if len(clf.heads_) == paper_k or "n_heads" in options:
                 losses = {
-                    "log_loss": _log_loss(clf.predict_proba(X_test), clf.classes_, y_test),
-                    "log_loss_calibrated": _calibrated_log_loss(clf, X, y, X_test, y_test),
+                    "log_loss": _log_loss(clf.predict_proba(X_test, mask), clf.classes_, y_test),
+                    "log_loss_calibrated": _calibrated_log_loss(clf, X, y, X_test, y_test, mask),
                 }
             rule = {"scoring": clf.scoring, "selection": clf.selection, "voting": clf.voting, "heads": len(clf.heads_)}
             rows.append(_scored_row(run, few, test, seed, name, predictions, seconds, **rule, **losses))

@@ -23,6 +23,7 @@ from savs.paths import PROFILES
 
 DTYPES = ("float32", "bfloat16", "float16")  # what a profile or an override may load models in
 BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
+MODEL_OPTIONS = ("anyres_every_image",)  # what a profile's model_options may set (savs.load_model's options)
 STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
 DEVICE = re.compile(r"(cpu|cuda|mps|xpu|npu|hpu|meta)(:\d+)?")  # what torch.device takes (a GPU is "cuda")
 
@@ -75,6 +76,7 @@ class Profile:
     batch_size: int = 8
     device: str | None = None
     dtype: str | dict[str, str] | None = None  # one dtype, or one per model (the authors ran each in its own)
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-model load options (MODEL_OPTIONS)
     protocol: str | None = None  # the paper benchmarks' prompts: "authors" or "savs" (None: the loaders' default)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-task loader keyword arguments
     ablation_models: tuple[str, ...] = ()
@@ -110,8 +112,9 @@ class Profile:
                 **self.task_options.get(task, {})}  # fmt: skip
 
     def model_kwargs(self, model: str) -> dict[str, Any]:
-        """How the profile loads ``model`` (``savs.load_model``'s keyword arguments): device and dtype."""
-        return {"device": self.device, "dtype": self.dtype_for(model)}
+        """How the profile loads ``model`` (``savs.load_model``'s keyword arguments): device, dtype, its options."""
+        options = self.model_options.get(model)
+        return {"device": self.device, "dtype": self.dtype_for(model), **({"options": options} if options else {})}
 
     def runs(self, baseline: str, task: str) -> bool:
         """Whether ``baseline`` is on in this profile and runs on ``task``."""
@@ -232,6 +235,8 @@ def parse_profile(raw: dict, name: str) -> Profile:
     if raw.get("protocol") not in (None, "authors", "savs"):
         raise ProfileError(f"protocol must be 'authors' or 'savs'; got {raw['protocol']!r}")
     _check_rule(raw)
+    for model, options in (raw.get("model_options") or {}).items():
+        _check_keys(dict(options or {}), set(MODEL_OPTIONS), f"model_options[{model!r}]")
     for key in ("models", "tasks", "ablation_models", "zero_shot_models"):
         raw[key] = _as_tuple(raw.get(key, []))
     raw["seeds"] = _as_tuple(raw.get("seeds", [0]), int, "seeds")

@@ -61,15 +61,18 @@ def write_png(path: Path, k: int, mode: str = "RGB") -> None:
 
 
 def mhalubench_copy(root: Path) -> Path:
-    """The repo layout: MHaluBench_train.json and data/image-to-text images (one named by a COCO path)."""
-    records = []
-    for i in range(8):
-        path = f"/home/x/coco2014_2024-02-22_2010/COCO_{i}.jpg" if i == 0 else f"data/image-to-text/{i}.png"
-        write_png(root / "data" / "image-to-text" / Path(path).name, i, "L" if i % 3 else "RGB")
-        labels = ["hallucination", "non-hallucination", "Non-Hallucination"][: 2 + i % 2]
-        records.append({"image_path": path, "claim_list": [f"claim {i}.{j}." for j in range(len(labels))],
-                        "ref_claim_label": labels, "ref_reason": [], "ref_prompt": "describe"})  # fmt: skip
-    (root / "MHaluBench_train.json").write_text(json.dumps(records))
+    """The repo layout: MHaluBench_train.json and MHaluBench_val-v0.2.json, 8 images each, and data/image-to-text
+    images (one of each file named by a COCO path, placed as savs.data.mhalu_images places it)."""
+    for split, prefix in (("train", "train_"), ("val-v0.2", "")):
+        records = []
+        for i in range(8):
+            name = f"COCO_{prefix}{i}.jpg" if i == 0 else f"{prefix}{i}.png"
+            path = f"/home/x/coco2014_2024-02-22_2010/{name}" if i == 0 else f"data/image-to-text/{name}"
+            write_png(root / "data" / "image-to-text" / name, i + 10 * (prefix == ""), "L" if i % 3 else "RGB")
+            labels = ["hallucination", "non-hallucination", "Non-Hallucination"][: 2 + i % 2]
+            records.append({"image_path": path, "claim_list": [f"claim {i}.{j}." for j in range(len(labels))],
+                            "ref_claim_label": labels, "ref_reason": [], "ref_prompt": "describe"})  # fmt: skip
+        (root / f"MHaluBench_{split}.json").write_text(json.dumps(records))
     return root
 
 

@@ -199,7 +199,7 @@ def test_vizwiz_maps_free_answers_to_answerable(copies: Callable[[str], Path]) -
 
 
 def test_mhalubench_claims_labels_and_missing_images(copies: Callable[[str], Path], tmp_path: Path) -> None:
-    task = load("mhalubench", copies, protocol="savs")
+    task = load("mhalubench", copies, protocol="savs", split="train")
     items = task.train + task.test
     assert len(items) == 8 * 2 + 4 and Counter(e.label for e in items) == {"Yes": 8, "No": 12}
     assert items[0].text.startswith("Claim: claim ") and "Is the claim hallucinating?" in items[0].text
@@ -210,8 +210,18 @@ def test_mhalubench_claims_labels_and_missing_images(copies: Callable[[str], Pat
     assert len(images["a"]) == 2 and len(images["b"]) == 6  # a quarter of the 8 images form the pool
     mhalubench_copy(tmp_path)
     (tmp_path / "data" / "image-to-text" / "3.png").unlink()
-    with pytest.raises(FileNotFoundError, match="COCO"):
+    with pytest.raises(FileNotFoundError, match="COCO train2014"):
         BENCHMARKS["mhalubench"](source=tmp_path)
+
+
+def test_mhalubench_tests_val_with_the_train_file_as_pool(copies: Callable[[str], Path]) -> None:
+    task = load("mhalubench", copies)  # the default split: val, as the authors tested
+    files = {s: json.loads((copies("mhalubench") / f"MHaluBench_{s}.json").read_text()) for s in ("val-v0.2", "train")}
+    claims = {s: sum(len(r["claim_list"]) for r in records) for s, records in files.items()}
+    assert (len(task.test), len(task.train)) == (claims["val-v0.2"], claims["train"])  # every claim of each file
+    assert not {e.fingerprint() for e in task.train} & {e.fingerprint() for e in task.test}  # other images
+    with pytest.raises(ValueError, match="splits"):
+        load("mhalubench", copies, split="test")
 
 
 def test_vlguard_safe_and_unsafe_instructions(copies: Callable[[str], Path]) -> None:
@@ -395,7 +405,11 @@ def test_authors_retrieval_prompts_and_fixed_test_groups(copies: Callable[[str],
     sc = load("sugarcrepe", copies)
     assert len(by_group(sc.train)) == 4 and len(by_group(sc.test)) == 14 - 4
     caption = sc.test[0].text.split("'")[1]
-    assert sc.test[0].text == f"Does this image show '{caption}'? Please answer with Yes or No."
+    assert sc.test[0].text == f"<image>\nDoes this image show '{caption}'? Answer with Yes or No."  # d6b95a3
+    later = load("sugarcrepe", copies, wording="later").test[0]
+    assert later.text == f"Does this image show '{caption}'? Please answer with Yes or No."  # 9599fdd on
+    with pytest.raises(ValueError, match="wording must be one of"):
+        load("sugarcrepe", copies, wording="last")
 
 
 def test_authors_test_file_that_does_not_match_is_refused(copies: Callable[[str], Path], tmp_path: Path) -> None:

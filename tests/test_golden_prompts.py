@@ -86,9 +86,9 @@ def authors_text(task: str, e: Example) -> str:
     if task == "naturalbench_retrieval":
         caption = e.text.split("'")[1]
         return f"<image>\nDoes this image show '{caption}'? Answer with Yes or No."
-    if task == "sugarcrepe":  # their later SugarCrepe code: no marker in the prompt
+    if task == "sugarcrepe":  # their SugarCrepe runs nearest the paper: format_natural_ret's wording (d6b95a3)
         caption = e.text.split("'")[1]
-        return f"Does this image show '{caption}'? Please answer with Yes or No."
+        return f"<image>\nDoes this image show '{caption}'? Answer with Yes or No."
     if task in QUESTIONS:
         options = e.text.split("\n")[2].removesuffix(" Answer with the class name.")
         return f"<image>\n{QUESTIONS[task]}\n{options} Answer with the class name."
@@ -145,6 +145,15 @@ def test_blink_prompt_is_the_authors(subtask: str, family: str, blink_copies: Pa
     text = AUTHORS_BLINK[subtask].format(question=question)
     assert len(e.images) == SIZES["blink_val"][subtask][1] == text.count("<image>")
     assert adapter.render(e) == wrapped(family, text, len(e.images))
+
+
+@pytest.mark.parametrize("family", LIKE_CHECKPOINTS)
+def test_sugarcrepe_later_wording_stays_available(family: str, copies, stand_in) -> None:
+    """Their code from 9599fdd on: no marker, "Please answer"; their LLaVA helper put "<image>\n" first."""
+    e = next(iter(load("sugarcrepe", copies, wording="later").test))
+    caption = next(iter(load("sugarcrepe", copies).test)).text.split("'")[1]
+    assert e.text == f"Does this image show '{caption}'? Please answer with Yes or No."
+    assert stand_in(family).render(e) == wrapped(family, e.text, 1)
 
 
 @pytest.mark.parametrize("family", LIKE_CHECKPOINTS)

@@ -154,6 +154,7 @@ BUILT_PROMPTS: dict[str, dict[str, str]] = {
         "llava-ov-7b": "2c8175951ea31c9c",
         "qwen2-vl-7b": "97def5e226138a0f",
         "llava-1.5 (single image)": "2a44d1e763c8c060",
+        "llava-ov-7b (anyres every image)": "ea25b0bf4bb05d25",
         "savs-mini": "76b1db90a0da8306",
     },
 }
@@ -192,11 +193,15 @@ def tiny_mini(llama_dir: str) -> MiniAdapter:
 
 
 def guarded_adapters(tiny_dir) -> dict[str, Adapter]:
-    """Every tiny family, the stand-ins of the paper checkpoints, a single-image LLaVA-1.5 and savs-mini."""
+    """Every tiny family, the stand-ins of the paper checkpoints (llava-ov-7b also as the paper profile loads it), a
+    single-image LLaVA-1.5 and savs-mini."""
     names = FAMILIES + GENERATION_FAMILIES + LIKE_CHECKPOINTS
     adapters = {name: load_model(tiny_dir(name), device="cpu") for name in names}
     adapters["llava-1.5 (single image)"] = load_model(tiny_dir("llava"), device="cpu")
     adapters["llava-1.5 (single image)"].single_image = True
+    adapters["llava-ov-7b (anyres every image)"] = load_model(
+        tiny_dir("llava-ov-7b"), device="cpu", options={"anyres_every_image": True}
+    )
     adapters["savs-mini"] = tiny_mini(tiny_dir("llama"))
     return adapters
 

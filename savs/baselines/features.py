@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
 from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
+from savs.classifier import answer_set_mask
 from savs.examples import BlankImage, Example, Fill, decode
 from savs.extract import extract_features
 from savs.models.base import Adapter
@@ -56,16 +57,27 @@ def extract_hidden(
 
 
 def probe_predict(
-    X_train: np.ndarray, y_train: Sequence[str], X_test: np.ndarray, kind: str = "linear", seed: int = 0
+    X_train: np.ndarray,
+    y_train: Sequence[str],
+    X_test: np.ndarray,
+    kind: str = "linear",
+    seed: int = 0,
+    answer_sets: Sequence[Sequence[str] | None] | None = None,
 ) -> np.ndarray:
-    """Fit a probe on few-shot features and predict: standardised logistic regression, or cosine k-NN (k <= 5)."""
+    """Fit a probe on few-shot features and predict: standardised logistic regression, or cosine k-NN (k <= 5).
+
+    ``answer_sets``: per test example, the labels it may take (None: any); its most probable allowed label wins."""
     if kind == "linear":
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
     elif kind == "knn":
         probe = KNeighborsClassifier(n_neighbors=min(5, len(X_train)), metric="cosine")
     else:
         raise ValueError(f"unknown probe kind {kind!r}; expected 'linear' or 'knn'")
-    return probe.fit(X_train, np.asarray(y_train)).predict(X_test)
+    probe.fit(X_train, np.asarray(y_train))
+    mask = None if answer_sets is None else answer_set_mask(probe.classes_, answer_sets)
+    if mask is None:
+        return probe.predict(X_test)
+    return probe.classes_[np.where(mask, probe.predict_proba(X_test), -1.0).argmax(axis=1)]
 
 
 # ----- blind control ------------------------------------------------------------------------------

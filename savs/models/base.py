@@ -229,7 +229,7 @@ class Adapter:
         if n_images != {0}:
             if 0 in n_images:
                 raise ValueError("a batch mixes examples with and without images; split it by image count")
-            kwargs["images"] = [list(e.pil_images()) for e in examples]
+            kwargs["images"] = self.processor_images(examples)
         tok = self.tokenizer
         old_side, tok.padding_side = tok.padding_side, padding_side
         try:
@@ -237,6 +237,10 @@ class Adapter:
         finally:
             tok.padding_side = old_side
         return batch.to(self.device)
+
+    def processor_images(self, examples: Sequence[Example]) -> list:
+        """The processor's ``images`` for a batch of examples that have images: one list per example."""
+        return [list(e.pil_images()) for e in examples]
 
     def prefix_barrier_ids(self) -> set[int]:
         """Token ids that must not enter a cached shared prefix (image placeholders get features spliced in)."""

@@ -243,10 +243,12 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
 
     Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``. A hub id
     is read from the local hub cache alone when ``hub_reachable`` finds no network. ``cache_dir``: where
-    ``tiny:`` models are built (default: the activation cache's directory).
+    ``tiny:`` models are built (default: the activation cache's directory). ``options``: the family's load options
+    (``GenericAdapter.default_options``, e.g. LLaVA-OneVision's ``anyres_every_image``).
     """
     if name_or_path.startswith(TINY_SCHEME):
-        adapter = load_model(str(tiny_model_dir(name_or_path, cache_dir)), **kwargs)
+        path = str(tiny_model_dir(name_or_path, cache_dir))
+        adapter = load_model(path, **kwargs)
         adapter.name = name_or_path
         return adapter
     spec = spec_of(name_or_path)

@@ -107,10 +107,19 @@ def hub_files(repo: str, patterns: Sequence[str], how_to: str = "") -> Path:
     for archive in root.glob("*.zip"):
         done = root / f".{archive.name}.extracted"
         if not done.exists():
-            with zipfile.ZipFile(archive) as z:
-                z.extractall(root)
+            extract_archive(archive, root)
             done.touch()
     return root
+
+
+def extract_archive(archive: Path, root: Path) -> Path:
+    """Unzip ``archive`` into its own folder ``root/<stem>/``: as it is where every member already sits under
+    ``<stem>/``, else into that folder. So two archives never mix (VLGuard's train.zip and test.zip, whose images
+    sit in the same category folders), and a loader finds each one's files under its name. Returns the folder."""
+    with zipfile.ZipFile(archive) as z:
+        nested = all(name.startswith(f"{archive.stem}/") for name in z.namelist())
+        z.extractall(root if nested else root / archive.stem)
+    return root / archive.stem
 
 
 def local_tables(source: str | Path) -> datasets.Dataset | datasets.DatasetDict:

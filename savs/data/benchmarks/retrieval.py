@@ -58,23 +58,35 @@ NBR_AUTHORS_TEST = "naturalbench_ret_test.jsonl"  # the authors' fixed test grou
 SUGARCREPE_POOL_PAIRS = 100  # the authors' few-shot pool size is unknown; ours is small so nearly all pairs are tested
 
 
-def match_prompt(caption: str, benchmark: str, protocol: str) -> str:
-    """The Yes/No image-caption matching question: the authors' wording per benchmark, or our shared one."""
+SUGARCREPE_WORDINGS = ("first", "later")  # the authors' SugarCrepe prompts: see load_sugarcrepe
+
+
+def match_prompt(caption: str, benchmark: str, protocol: str, wording: str = "first") -> str:
+    """The Yes/No image-caption matching question: the authors' wording, or our shared one. SugarCrepe's
+    ``wording="later"``: their code from 9599fdd on (no marker, "Please answer"; their LLaVA helper put the image
+    first)."""
     if protocol == "savs":
         return yes_no_prompt(f'Does this image match the caption "{caption.strip()}"?')
     question = f"Does this image show '{caption}'?"
-    if benchmark == "sugarcrepe":  # from their later SugarCrepe commit: no image marker, other wording
+    if benchmark == "sugarcrepe" and wording == "later":
         return f"{question} Please answer with Yes or No."
     return f"{image_markers(1)}{question} Answer with Yes or No."
 
 
 def match_example(
-    image: ImageLike, caption: str, match: bool, uid: str, meta: dict, benchmark: str, protocol: str
+    image: ImageLike,
+    caption: str,
+    match: bool,
+    uid: str,
+    meta: dict,
+    benchmark: str,
+    protocol: str,
+    wording: str = "first",
 ) -> Example:
     """One (image, caption) matching example; Yes when the caption belongs to the image. ``meta["query"]``: the
     caption (what a contrastive model scores against the image)."""
     label = YES_NO_LABELS[0] if match else YES_NO_LABELS[1]
-    text = match_prompt(caption, benchmark, protocol)
+    text = match_prompt(caption, benchmark, protocol, wording)
     return Example(text=text, label=label, images=(rgb(image),), uid=uid, meta={**meta, "query": caption})
 
 
@@ -222,12 +234,12 @@ def _sugarcrepe_subset(
     )
 
 
-def _sugarcrepe_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
+def _sugarcrepe_examples(row: Row, prefix: str, protocol: str, wording: str) -> list[Example]:
     """The pair: the image with its caption (Yes) and with the hard negative (No)."""
     meta = {"group": prefix, "group_size": 2, "subset": row["subset"]}
     return [
-        match_example(row["image"], row["caption"], True, f"{prefix}/pos", meta, "sugarcrepe", protocol),
-        match_example(row["image"], row["negative_caption"], False, f"{prefix}/neg", meta, "sugarcrepe", protocol),
+        match_example(row["image"], caption, match, f"{prefix}/{kind}", meta, "sugarcrepe", protocol, wording)
+        for caption, match, kind in ((row["caption"], True, "pos"), (row["negative_caption"], False, "neg"))
     ]
 
 
@@ -240,6 +252,7 @@ def load_sugarcrepe(
     subsets: Sequence[str] = SUGARCREPE_SUBSETS,
     protocol: str = "authors",
     pool_pairs: int = SUGARCREPE_POOL_PAIRS,
+    wording: str = "first",
 ) -> Task:
     """SugarCrepe (Hsieh et al. 2023) image-caption matching; a pair counts only when both are right.
 
@@ -251,14 +264,19 @@ def load_sugarcrepe(
     ``run_sugarcrepe.py``). No train split: the few-shot pool is a seeded disjoint set of ``pool_pairs`` pairs
     (``protocol="authors"``: the authors tested on all 7,511 pairs of their file; their few-shot source is not
     released) or a quarter of the pairs (``"savs"``). ``n_train``/``n_test`` count
-    pairs. Prompt (authors, from their later SugarCrepe commit): ``Does this image show '{caption}'? Please answer
-    with Yes or No.``
+    pairs. Prompt (authors): ``wording="first"``, their SugarCrepe runs nearest the paper (d6b95a3, 2025-01-28, which
+    ran it through their NaturalBench-Retrieval formatter, and the SugarCrepe formatter of afe4ef4):
+    ``<image>\nDoes this image show '{caption}'? Answer with Yes or No.``; ``"later"`` (9599fdd on): ``Does this
+    image show '{caption}'? Please answer with Yes or No.``, the image put first by their model helper. Every
+    version showed the image.
     """
     import datasets
 
     check_protocol(protocol)
     if split != "test":
         raise ValueError(f"SugarCrepe has only a 'test' split, not {split!r}")
+    if wording not in SUGARCREPE_WORDINGS:
+        raise ValueError(f"SugarCrepe wording must be one of {SUGARCREPE_WORDINGS}; got {wording!r}")
     unknown = set(subsets) - set(SUGARCREPE_SUBSETS)
     if unknown:
         raise ValueError(f"unknown SugarCrepe subsets {sorted(unknown)}; known: {SUGARCREPE_SUBSETS}")
@@ -271,7 +289,7 @@ def load_sugarcrepe(
         YES_NO_LABELS,
         None,
         table,
-        partial(_sugarcrepe_examples, protocol=protocol),
+        partial(_sugarcrepe_examples, protocol=protocol, wording=wording),
         n_train=n_train,
         n_test=n_test,
         seed=seed,

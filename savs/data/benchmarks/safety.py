@@ -25,36 +25,58 @@ if TYPE_CHECKING:
     import datasets
 
 MHALU_REPO = "openkg/MHaluBench"
-MHALU_FILE = "MHaluBench_train.json"
+# The hub card's two splits (its `configs`): train, and val (MHaluBench_val.json, since renamed -v0.2; -v0.1 is the
+# earlier revision of the same file).
+MHALU_FILES = {"train": "MHaluBench_train.json", "val": "MHaluBench_val-v0.2.json"}
 MHALU_LABELS = {"hallucination": "Yes", "non-hallucination": "No"}
 MHALU_HOW_TO = (
     f"Get it with `huggingface-cli download {MHALU_REPO} --repo-type dataset --local-dir DIR` "
-    f"({MHALU_FILE} and data/), copy the COCO train2014 / TextVQA images its image_path entries name into "
-    "DIR/data/image-to-text/, and pass source=DIR."
+    f"({', '.join(MHALU_FILES.values())} and data/). The repo holds only some of the images its image_path "
+    "entries name; the others are COCO train2014 (http://images.cocodataset.org/zips/train2014.zip, 13 GB; "
+    "a public conversion also draws on COCO test2017, .../zips/test2017.zip, 6 GB) and "
+    "TextVQA train/val images (https://dl.fbaipublicfiles.com/textvqa/images/train_val_images.zip, 7 GB): unzip "
+    "them anywhere and run `python -m savs.data.mhalu_images DIR UNZIPPED_DIR...`, which links each named image "
+    "into DIR/data/image-to-text/ and lists any still missing; then pass source=DIR (or put DIR at "
+    "$SAVS_DATA/mhalubench)."
 )
 VLGUARD_REPO = "ys-zong/VLGuard"
 VLGUARD_HOW_TO = (
     f"VLGuard is gated: accept its terms at https://huggingface.co/datasets/{VLGUARD_REPO} and log in "
-    "(`huggingface-cli login`), or download train.json, test.json, train.zip and test.zip from there, unzip "
-    "the archives into the same directory DIR (images at DIR/train/<image>, DIR/test/<image>) "
-    "and pass source=DIR."
+    "(`huggingface-cli login`), or download train.json, test.json, train.zip and test.zip from there into a "
+    "directory DIR, unzip each archive into its own folder (DIR/train/ and DIR/test/, so images at "
+    "DIR/train/<image> and DIR/test/<image>: the two archives' category folders must not mix) and pass source=DIR."
 )
 
 
 # --- MHaluBench ----------------------------------------------------------------------------------
 
 
-def _mhalu_table(root: Path) -> datasets.Dataset:
-    """One row per image of MHaluBench_train.json: its image file, claims and claim labels."""
-    records = read_json(root / MHALU_FILE, MHALU_HOW_TO)
-    rows = []
+def mhalu_image_candidates(root: Path, image_path: str) -> list[Path]:
+    """Where an ``image_path`` entry's file may be under the repo directory ``root`` (the first that exists wins):
+    the path itself, else its file name under data/image-to-text/ (where ``savs.data.mhalu_images`` links COCO and
+    TextVQA images, and where the authors' code looked) or data/text-to-image/."""
+    name = Path(image_path).name
+    return [root / image_path, root / "data" / "image-to-text" / name, root / "data" / "text-to-image" / name]
+
+
+def mhalu_records(root: Path, split: str) -> list[dict]:
+    """The records of one split's file, each checked to hold a claim list and its labels."""
+    records = read_json(root / MHALU_FILES[split], MHALU_HOW_TO)
     for r in records:
-        name = Path(r["image_path"]).name
-        candidates = [
-            root / r["image_path"],
-            root / "data" / "image-to-text" / name,
-            root / "data" / "text-to-image" / name,
-        ]
+        missing = {"image_path", "claim_list", "ref_claim_label"} - set(r)
+        if missing:
+            raise ValueError(
+                f"{MHALU_FILES[split]}: a record lacks {sorted(missing)} (it has {sorted(r)}); claim-level records "
+                "(image_path, claim_list, ref_claim_label) are what MHaluBench's loader reads"
+            )
+    return records
+
+
+def _mhalu_table(root: Path, split: str) -> datasets.Dataset:
+    """One row per image of one split's file: its image file, claims and claim labels."""
+    rows = []
+    for r in mhalu_records(root, split):
+        candidates = mhalu_image_candidates(root, r["image_path"])
         rows.append(
             {"image": first_file(candidates), "claims": r["claim_list"], "claim_labels": r["ref_claim_label"]}
         )
@@ -88,7 +110,7 @@ def _mhalu_examples(row: Row, prefix: str, protocol: str) -> list[Example]:
 
 
 def load_mhalubench(
-    split: str = "train",
+    split: str = "val",
     n_train: int | None = None,
     n_test: int | None = None,
     seed: int = 0,
@@ -99,29 +121,32 @@ def load_mhalubench(
 
     Hub: ``openkg/MHaluBench`` (no config), file ``MHaluBench_train.json`` (a list of records with
     ``image_path``, ``claim_list`` and ``ref_claim_label``; labels "hallucination" / "non-hallucination"),
-    images under ``data/image-to-text/`` plus COCO / TextVQA images the repo does not carry. Field names are
-    confirmed from the hub viewer's schema and a public conversion script; the label strings are not
-    confirmed. The authors' code reads the same claims as (claim, claim_label) pairs; the val files have a
-    different, response-level format and are not used. One file, so the few-shot pool is a seeded disjoint
-    quarter of its images (all claims of an image stay on one side). ``split`` only names that file ("train").
-    ``source``: a directory with the repo layout (``DIR/MHaluBench_train.json``,
-    ``DIR/data/image-to-text/<file>``). ``n_train``/``n_test`` count images. Prompt (``protocol="authors"``):
+    images under ``data/image-to-text/`` plus COCO / TextVQA images the repo does not carry (``MHALU_HOW_TO``: one
+    download step and ``python -m savs.data.mhalu_images``). Field names are confirmed from the hub viewer's schema
+    and a public conversion script; the label strings are not confirmed. ``split="val"`` (the hub card's val split,
+    ``MHaluBench_val-v0.2.json``, records of the same fields; a record without them is an error): tested, the
+    few-shot pool drawn from the train file, as the authors did (their few-shot file holds train claims on COCO
+    train2014 / TextVQA images; their code looks for the other images under the repo's data/image-to-text/, where
+    the val images are). ``split="train"``: the train file alone, a seeded disjoint quarter of its images as the
+    pool (all claims of an image on one side). ``source``: a directory with the repo layout
+    (``DIR/MHaluBench_train.json``, ``DIR/MHaluBench_val-v0.2.json``, ``DIR/data/image-to-text/<file>``).
+    ``n_train``/``n_test`` count images. Prompt (``protocol="authors"``):
     ``<image>\nClaim:{claim}. Is the Claim hallucinating? Answer the question with Yes or No.``
     """
     check_protocol(protocol)
-    if split != "train":
-        raise ValueError(f"MHaluBench is read from {MHALU_FILE} only (split 'train'), not {split!r}")
-    root = hub_files(MHALU_REPO, [MHALU_FILE, "data/**"], MHALU_HOW_TO) if source is None else Path(source)
+    if split not in MHALU_FILES:
+        raise ValueError(f"MHaluBench has splits {sorted(MHALU_FILES)}, not {split!r}")
+    root = hub_files(MHALU_REPO, [*MHALU_FILES.values(), "data/**"], MHALU_HOW_TO) if source is None else Path(source)
     return build(
         "mhalubench",
         YES_NO_LABELS,
-        None,
-        _mhalu_table(root),
+        _mhalu_table(root, "train") if split == "val" else None,
+        _mhalu_table(root, split),
         partial(_mhalu_examples, protocol=protocol),
         n_train=n_train,
         n_test=n_test,
         seed=seed,
-        title=f"MHaluBench claims ({MHALU_REPO}, MIT licence), Yes = hallucinated",
+        title=f"MHaluBench {split} claims ({MHALU_REPO}, MIT licence), Yes = hallucinated",
     )
 
 
@@ -144,7 +169,7 @@ def _vlguard_table(root: Path, split: str) -> datasets.Dataset:
             ):
                 if field in ir:
                     pairs.append((ir[field], harmful or not r["safe"]))
-        image = first_file([root / split / r["image"], root / r["image"]])
+        image = str(root / split / r["image"])  # each archive in its own folder (VLGUARD_HOW_TO)
         rows.append({"image": image, "instructions": [p[0] for p in pairs], "harmful": [p[1] for p in pairs]})
     return table_from_records(rows, ["image"], VLGUARD_HOW_TO)
 

@@ -4,7 +4,9 @@ unanswerable) and MME (yes/no pairs, acc and acc+). VQAv2 and OK-VQA are in ``op
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -93,6 +95,26 @@ def _blink_examples(row: Row, prefix: str, subtask: str, protocol: str) -> list[
     ]
 
 
+def val_position(e: Example) -> int:
+    """An item's place in BLINK's val order: the number ending its ``idx`` ("val_Art_Style_12" -> 12)."""
+    return int(e.meta["idx"].rsplit("_", 1)[1])
+
+
+@dataclass
+class AuthorsBlinkTask(Task):
+    """BLINK in the authors' split (few-shot items from val, the rest of val tested). Seed 0's few-shot set is the
+    one their released file shows: the first ``k`` items of each letter in val order (their Art_Style file holds val
+    items 1-38, 40 and 45: 20 per letter); other seeds draw at random, to show the spread one fixed set hides."""
+
+    def few_shot(self, k: int, seed: int = 0) -> list[Example]:
+        drawn = super().few_shot(k, seed)  # per-letter counts (a short letter gives all but one), checks, warnings
+        if seed != 0:
+            return drawn
+        want = Counter(e.label for e in drawn)
+        ordered = sorted(self.train, key=val_position)
+        return [e for lab in self.labels for e in [x for x in ordered if x.label == lab][: want[lab]]]
+
+
 def load_blink(
     subtask: str,
     split: str = "val",
@@ -112,8 +134,9 @@ def load_blink(
     BLINK number as the mean over subtasks (an assumption). ``source``: a DatasetDict with the ``val`` split.
 
     ``protocol="authors"``: their per-subtask prompts (``AUTHORS_BLINK``) and split: each seed's few-shot set is
-    drawn from ``val`` (20 per letter in the paper; a letter with too few items gives all but one) and the rest of
-    ``val`` is that seed's test set (``Task.pool_is_test``). ``"savs"``: BLINK's own prompt column plus a letter
+    taken from ``val`` (20 per letter in the paper; a letter with too few items gives all but one; seed 0 the first
+    ones in val order, as their file, ``AuthorsBlinkTask``) and the rest of ``val`` is that seed's test set
+    (``Task.pool_is_test``). ``"savs"``: BLINK's own prompt column plus a letter
     instruction, and a seeded disjoint quarter of ``val`` as the pool.
     """
     check_protocol(protocol)
@@ -132,6 +155,7 @@ def load_blink(
         seed=seed,
         title=f"BLINK {subtask} {split} ({BLINK_REPO}, Apache-2.0), multiple choice",
         pool_is_test=protocol == "authors",
+        task_type=AuthorsBlinkTask if protocol == "authors" else Task,
     )
 
 
@@ -153,7 +177,7 @@ NATURALBENCH_UNITS = {"q_acc": ("group", "question"), "i_acc": ("group", "image"
 
 def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
     """The group's four (question, image) examples in the official order q0i0, q0i1, q1i0, q1i1; ``meta["query"]``:
-    the question alone."""
+    the question alone; ``meta["answer_set"]``: its type's labels (Yes/No or A/B), which a prediction keeps to."""
     kind = row["Question_Type"]
     out = []
     for q in (0, 1):
@@ -173,6 +197,7 @@ def _naturalbench_examples(row: Row, prefix: str) -> list[Example]:
                         "question": q,
                         "image": i,
                         "question_type": kind,
+                        "answer_set": NATURALBENCH_LABELS[kind],  # the classifiers answer from it (a masked vote)
                         "query": question,
                     },
                 )
