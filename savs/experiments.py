@@ -28,7 +28,7 @@ from savs.classifier import SAVClassifier, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
-from savs.methods import HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
+from savs.methods import BEST_READOUT, HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
 from savs.models import Adapter, load_model
 from savs.profiles import Profile
 
@@ -161,9 +161,12 @@ def labels(examples: Sequence[Example]) -> np.ndarray:
     return np.array([e.label for e in examples])
 
 
-def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None) -> list[str]:
-    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote."""
-    options = {} if n_heads is None else {"n_heads": n_heads}
+def _sav(
+    run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None, **rule: Any
+) -> list[str]:
+    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote; ``rule`` overrides the profile's (e.g.
+    ``readout``)."""
+    options = {**rule} if n_heads is None else {"n_heads": n_heads, **rule}
     clf = run.session.classifier(**options).fit(run.heads(few), labels(few))
     return clf.predict(run.heads(test)).tolist()
 
@@ -249,6 +252,7 @@ METHODS: dict[str, Method] = {
     "all layers (NCM)": Method(partial(_ncm, last_layer=False)),
     "all heads vote": Method(partial(_sav, n_heads="all")),
     "SAVs": Method(_sav),
+    BEST_READOUT["name"]: Method(partial(_sav, readout=BEST_READOUT["readout"])),
 }
 # What runs on a profile's ablation models (savs-mini's untrained projector: does alignment teach the model to answer,
 # and do SAVs need it?)

@@ -18,7 +18,7 @@ from savs.paths import PROFILES
 
 DTYPES = ("float32", "bfloat16", "float16")  # what a profile or an override may load models in
 BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
-STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
+STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods", "readouts")  # notebook sweeps
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,13 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Study:
-    """One notebook's sweep: its tasks (None: the profile's), its grid and the methods it compares."""
+    """One notebook's sweep: its tasks (None: the profile's), its grid, the methods it compares and the shot counts it
+    runs at (empty: the profile's ``shots``)."""
 
     tasks: tuple[str, ...] | None = None
     grid: tuple[int | str, ...] = ()
     methods: tuple[str, ...] = ()
+    shots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Profile:
     scoring: str = "in_sample"
     selection: str = "top_k"
     voting: str = "majority"
+    readout: str = "vote"  # how the selected heads classify: their vote (the paper's), or "logistic" / "lda" (ours)
     n_train: int | None = None
     n_test: int | None = None
     batch_size: int = 8
@@ -75,6 +78,7 @@ class Profile:
     cross_task: Study = Study()
     head_maps: Study = Study()
     head_methods: Study = Study()
+    readouts: Study = Study()  # notebook 06: linear read-outs of the heads vs the vote and the probes (grid: heads)
 
     def studies(self) -> tuple[Study, ...]:
         """Every notebook's sweep."""
@@ -90,7 +94,8 @@ class Profile:
 
     def rule(self) -> dict[str, Any]:
         """The SAV rule as ``SAVClassifier`` keyword arguments (the head count aside)."""
-        return {"metric": self.metric, "scoring": self.scoring, "selection": self.selection, "voting": self.voting}
+        return {"metric": self.metric, "scoring": self.scoring, "selection": self.selection, "voting": self.voting,
+                "readout": self.readout}  # fmt: skip
 
     def task_kwargs(self, task: str) -> dict[str, Any]:
         """How the profile loads ``task`` (``savs.data.load_task``'s keyword arguments): its prompt protocol, few-shot
@@ -129,9 +134,12 @@ def _as_tuple(value: Any, kind: type = str) -> tuple:
 def _study(raw: dict | None) -> Study:
     """A study section of the YAML."""
     raw = dict(raw or {})
-    _check_keys(raw, {"tasks", "grid", "methods"}, "study")
+    _check_keys(raw, {"tasks", "grid", "methods", "shots"}, "study")
     tasks = _as_tuple(raw["tasks"]) if raw.get("tasks") is not None else None
-    return Study(tasks, _as_tuple(raw.get("grid", []), int), _as_tuple(raw.get("methods", [])))
+    shots = _as_tuple(raw.get("shots", []), int)
+    if any(s == "all" or s < 1 for s in shots):
+        raise ValueError(f"a study's shots must be ints >= 1; got {list(shots)}")
+    return Study(tasks, _as_tuple(raw.get("grid", []), int), _as_tuple(raw.get("methods", [])), shots)
 
 
 def _baselines(raw: dict | None) -> dict[str, Baseline]:
@@ -151,8 +159,10 @@ def _baselines(raw: dict | None) -> dict[str, Baseline]:
 def _check_rule(raw: dict) -> None:
     """The SAV rule's options must be SAVClassifier's (a typo would otherwise fail deep inside a notebook)."""
     from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
+    from savs.readout import READOUTS
 
-    for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS)):
+    for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS),
+                         ("readout", READOUTS)):  # fmt: skip
         if key in raw and raw[key] not in allowed:
             raise ValueError(f"{key} must be one of {allowed}; got {raw[key]!r}")
     n = raw.get("n_heads", 20)
@@ -222,6 +232,7 @@ def load_profile(
     scoring: str | None = None,
     selection: str | None = None,
     voting: str | None = None,
+    readout: str | None = None,
 ) -> Profile:
     """Read a profile and apply overrides.
 
@@ -230,7 +241,7 @@ def load_profile(
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
     ("" or [] switches every baseline off); ``dtype`` ("float32", "bfloat16", "float16") replaces every model's; the
     rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``, ``metric``, ``scoring``, ``selection``,
-    ``voting``) replace the field of the same name.
+    ``voting``, ``readout``) replace the field of the same name.
     """
     path = profile_path(name_or_path)
     profile = parse_profile(read_profile(path), path.stem)
@@ -262,7 +273,8 @@ def load_profile(
     for key, value in (("shots", shots), ("n_test", n_test), ("device", device)):
         if value is not None:
             changes[key] = value
-    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting}
+    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting,
+            "readout": readout}  # fmt: skip
     rule = {k: v for k, v in rule.items() if v is not None}
     if "n_heads" in rule and rule["n_heads"] != "all":
         rule["n_heads"] = int(rule["n_heads"])  # from the command line: "10"
