@@ -111,11 +111,16 @@ def fit_readout(
     scaler = StandardScaler().fit(Z)
     S = scaler.transform(Z)  # (n, F): standardised on the few-shot set only
     if kind == "logistic":
+        # An L2-penalised solution lies in the span of the rows it is fitted on (every fold's rows are some of S's),
+        # so with more features than shots the same fits run on S's coordinates in its row basis, (n, n): the
+        # penalty and every logit are unchanged, each step costs n instead of F per row.
+        basis = np.linalg.svd(S, full_matrices=False)[2] if S.shape[1] > len(S) else np.eye(S.shape[1])  # (r, F)
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in np.unique(folds)]
         model = LogisticRegressionCV(Cs=C_GRID, l1_ratios=(0.0,), cv=splits, scoring="neg_log_loss",
-                                     max_iter=MAX_ITER, use_legacy_attributes=False).fit(S, y_idx)  # fmt: skip
+                                     max_iter=MAX_ITER, use_legacy_attributes=False)  # fmt: skip
+        model.fit(S @ basis.T, y_idx)  # (n, r): S in its row basis
         regularization = float(model.C_)
-        coef, intercept = model.coef_, model.intercept_
+        coef, intercept = model.coef_ @ basis, model.intercept_  # (C or 1, F)
     elif kind == "lda":
         coef, intercept, regularization = _shrunk_lda(S, y_idx, shrinkage)
     else:

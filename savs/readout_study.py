@@ -168,7 +168,8 @@ def readout_verdict(summary: pd.DataFrame) -> list[str]:
         sparse = readout[(readout["heads"] <= limit).fillna(False)]
         parts = [f"**{model}, {task}, {shots} shots**:"]
         if len(probe):
-            parts.append(f"best probe {probe['method'].iloc[0]} {_cell(probe.iloc[0])};")
+            on = probe["method"].iloc[0].removeprefix("probe: ")
+            parts.append(f"the better probe, on {on}, {_cell(probe.iloc[0])};")
         logistic = sparse[sparse["method"] == LOGISTIC]
         if len(logistic) and len(probe):
             r = logistic.sort_values("heads").iloc[-1]

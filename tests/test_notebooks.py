@@ -276,3 +276,11 @@ def test_beyond_savs(out):
     assert results.loc[results["method"] == "all heads vote", "heads"].eq(N_HEADS_TINY).all()
     assert "### Reading" in (out.dirs["results"] / f"{paths.HEAD_METHODS}.md").read_text()
     assert_figure(out, paths.HEAD_METHODS)
+    readouts = table(out, paths.READOUTS)  # the read-out study: every method at each shot count, seed, head count
+    study = TINY.readouts
+    per_draw = 3 * len(study.grid) + 2  # vote, logistic, LDA at each head count; the two probes
+    assert len(readouts) == len(study.tasks) * len(study.shots) * len(TINY.seeds) * per_draw
+    assert sorted(readouts["shots"].unique()) == list(study.shots) and "correct" not in readouts.columns
+    assert (readouts["ci_low"] <= readouts["accuracy"]).all() and (readouts["accuracy"] <= readouts["ci_high"]).all()
+    assert "### Cost" in (out.dirs["results"] / f"{paths.READOUTS}.md").read_text()
+    assert_figure(out, paths.READOUTS)

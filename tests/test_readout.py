@@ -70,7 +70,10 @@ def test_logistic_equals_scikit_learn_on_the_same_columns(n_classes: int, shots:
         ),  # fmt: skip
     ).fit(_columns(clf, X), y)
     np.testing.assert_array_equal(clf.predict(Q), ref.predict(_columns(clf, Q)))
-    np.testing.assert_allclose(clf.predict_proba(Q), ref.predict_proba(_columns(clf, Q)), rtol=1e-9, atol=1e-12)
+    # With more features than shots ours fits in the shots' row basis: the same optimum, which lbfgs reaches only up
+    # to its tolerance (its stopping test is not rotation-invariant); with fewer, the very same fit.
+    atol = 2e-3 if k * D > len(y) else 1e-12
+    np.testing.assert_allclose(clf.predict_proba(Q), ref.predict_proba(_columns(clf, Q)), rtol=0, atol=atol)
     assert clf.readout_.regularization == ref[-1].C_
 
 

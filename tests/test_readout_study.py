@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from savs import readout_study as rs
 from savs.methods import bootstrap_resamples
@@ -79,3 +80,13 @@ def test_plan_extracts_every_shot_count_of_the_study(tmp_path) -> None:
     for seed in tiny.seeds:
         few = session.task(tiny.readouts.tasks[0]).few_shot(3, seed)
         assert {e.fingerprint() for e in few + session.test(tiny.readouts.tasks[0], few)} <= set(need.features)
+
+
+def test_profile_readout_is_checked_and_reaches_the_rule(tmp_path) -> None:
+    assert load_profile("mini").readout == "vote" and load_profile("mini", readout="lda").rule()["readout"] == "lda"
+    with pytest.raises(ValueError, match=r"readout must be one of \('vote', 'logistic', 'lda'\); got 'svm'"):
+        load_profile("mini", readout="svm")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: tiny\nreadouts: {grid: [1], shots: [0]}\n")
+    with pytest.raises(ValueError, match=r"a study's shots must be ints >= 1; got \[0\]"):
+        load_profile(bad)
