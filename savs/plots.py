@@ -213,11 +213,11 @@ def readouts(summary: pd.DataFrame, caption: str, sparse_limit: int) -> Figure:
                 ax.axhline(r["accuracy"], ls="--", lw=1, color=colors[r["method"]], label=r["method"])
                 ax.axhspan(r["ci_low"], r["ci_high"], color=colors[r["method"]], alpha=0.12)
             ax.axvline(sparse_limit / sub["n_heads_model"].iloc[0], color="grey", lw=0.8)
-            ticks = sorted(summary["share_of_heads"].dropna().unique())
-            ax.set_xticks(ticks, [f"{100 * t:.2g}%" for t in ticks], fontsize=7)
-            ax.minorticks_off()
             ax.set(xscale="log", title=f"{task}, {n} shots", xlabel="share of the heads read" if i == len(rows) - 1
                    else None, ylabel=f"accuracy (%), {model}" if j == 0 else None)  # fmt: skip
+            ticks = sorted(summary["share_of_heads"].dropna().unique())  # after the log scale, which resets them
+            ax.set_xticks(ticks, [f"{100 * t:.1f}%" if t < 0.1 else f"{100 * t:.0f}%" for t in ticks], fontsize=6)
+            ax.minorticks_off()
             ax.title.set_fontsize(9)
     axes[0, 0].legend(fontsize=6, loc="lower right")
     _caption(fig, caption)
