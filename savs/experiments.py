@@ -187,9 +187,12 @@ def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list
     return _sav(run, baselines.blank_images(few), baselines.blank_images(test), seed)
 
 
-def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False) -> list[str]:
-    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features)."""
-    features = run.vision if vision else run.hidden
+def _probe(
+    run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False, heads: bool = False
+) -> list[str]:
+    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features, or every head's vector
+    concatenated: the cached head vectors, (n, L*H*d))."""
+    features = run.vision if vision else (lambda ex: run.heads(ex).reshape(len(ex), -1)) if heads else run.hidden
     return list(baselines.probe_predict(features(few), labels(few), features(test), kind=kind, seed=seed))
 
 
@@ -245,6 +248,7 @@ METHODS: dict[str, Method] = {
     "LoRA": Method(_lora, "lora", reads=()),
     "MTV": Method(_mtv, "mtv", reads=()),
     "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
+    "linear probe, all heads": Method(partial(_probe, kind="linear", heads=True), "linear_probe"),
     "k-NN": Method(partial(_probe, kind="knn"), "knn"),
     "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe", reads=("vision",)),
     "SAVs, blank images": Method(_blind, "blind", reads=("blind",)),

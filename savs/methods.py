@@ -17,6 +17,7 @@ METHOD_NAMES = (
     "LoRA",
     "MTV",
     "linear probe",
+    "linear probe, all heads",
     "k-NN",
     "vision-encoder probe",
     "SAVs, blank images",

@@ -2,10 +2,10 @@
 
 On the same cached features, per model x task x shot count x seed: SAVs' vote and the linear read-outs of the same
 selected heads (``SAVClassifier(readout=...)``) at every head count of the profile's ``readouts`` grid, and two
-probes (standardised logistic regression, ``baselines.probe_predict``): on the last hidden state (the main table's
-"linear probe") and on every head's vector concatenated. Each row keeps which test examples it got right, so
-``readout_summary`` compares methods *paired* (the same bootstrap resamples of the test examples, shared with
-notebook 06's head rules: ``savs.methods.bootstrap_resamples``), averaged over seeds.
+probes (standardised logistic regression, ``baselines.probe_predict``), the main table's "linear probe" on the last
+hidden state and "linear probe, all heads" on every head's vector concatenated. Each row keeps which test examples
+it got right, so ``readout_summary`` compares methods *paired* (the same bootstrap resamples of the test examples,
+shared with notebook 06's head rules: ``savs.methods.bootstrap_resamples``), averaged over seeds.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from savs import baselines
-from savs.experiments import Run, Session, labels, result_row
+from savs.experiments import METHODS, Run, Session, labels, result_row
 from savs.methods import bootstrap_resamples
 from savs.report import _boot, _signed, to_markdown
 
@@ -24,6 +23,7 @@ VOTE, LOGISTIC, LDA = "SAVs vote", "logistic read-out", "LDA read-out"
 HIDDEN_PROBE, HEADS_PROBE = "probe: last hidden state", "probe: all heads"
 READOUT_OF = {VOTE: "vote", LOGISTIC: "logistic", LDA: "lda"}
 PROBES = (HIDDEN_PROBE, HEADS_PROBE)
+PROBE_METHODS = {HIDDEN_PROBE: "linear probe", HEADS_PROBE: "linear probe, all heads"}  # their main-table rows
 SPARSE_SHARE = 0.05  # "a few heads": at most 5% of the model's heads (13 of savs-mini's 270)
 COLUMNS = [
     "model", "task", "method", "heads", "n_heads_model", "features", "shots", "seed", "n_few_shot", "n_test",
@@ -79,13 +79,10 @@ def _draw_rows(run: Run, shots: int, seed: int) -> list[dict]:
             predictions = clf.predict(X_test)
             reg = np.nan if clf.readout_ is None else clf.readout_.regularization
             rows.append(row(method, k, k * d, predictions, time.perf_counter() - start, reg))
-    for method, train, test_features, heads in (
-        (HIDDEN_PROBE, run.hidden(few), run.hidden(test), None),
-        (HEADS_PROBE, X.reshape(len(X), -1), X_test.reshape(len(X_test), -1), L * H),  # (n, L*H*d)
-    ):
+    for method, heads, features in ((HIDDEN_PROBE, None, run.hidden(few).shape[1]), (HEADS_PROBE, L * H, L * H * d)):
         start = time.perf_counter()
-        predictions = baselines.probe_predict(train, y, test_features, kind="linear", seed=seed)
-        rows.append(row(method, heads, train.shape[1], predictions, time.perf_counter() - start))
+        predictions = METHODS[PROBE_METHODS[method]].predict(run, few, test, seed)  # the main table's probes
+        rows.append(row(method, heads, features, predictions, time.perf_counter() - start))
     return rows
 
 
