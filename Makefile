@@ -29,6 +29,7 @@ help:  ## list the targets and the parameters
 	@echo "  SCORING    in_sample (the paper's), leave_one_out, cv, fisher"
 	@echo "  SELECTION  top_k (the paper's) or pursuit"
 	@echo "  VOTING     majority (the paper's) or reliability"
+	@echo "  READOUT    vote (the paper's), logistic or lda: a linear model on the selected heads (ours)"
 	@echo "  DTYPE      float32, bfloat16 or float16 for every model"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
 	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once after the main table's (default 2)"
@@ -74,7 +75,7 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
 # on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke test).
 # MODEL, TASKS, SHOTS, SEEDS, N_TEST override the run (MODEL, TASKS, SEEDS comma-separated); N_HEADS, METRIC, SCORING,
-# SELECTION, VOTING the SAV rule every notebook fits (SAVClassifier's options), e.g.
+# SELECTION, VOTING, READOUT the SAV rule every notebook fits (SAVClassifier's options), e.g.
 #   make main-results TASKS=digits,fashion_mnist SEEDS=0,1
 #   make head-sparsity METRIC=euclidean
 #   make main-results N_HEADS=10 SEEDS=0,1,2,3,4
@@ -98,6 +99,7 @@ METRIC ?=
 SCORING ?=
 SELECTION ?=
 VOTING ?=
+READOUT ?=
 EXTRACT_PROCS ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo 2)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(NOTEBOOKS:notebooks/%=notebooks/executed/%)
@@ -116,12 +118,14 @@ endif
 PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
 	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(N_TEST),-p n_test $(N_TEST)) \
 	$(if $(N_HEADS),-p n_heads $(N_HEADS)) $(if $(METRIC),-p metric $(METRIC)) $(if $(SCORING),-p scoring $(SCORING)) \
-	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)) $(if $(DTYPE),-p dtype $(DTYPE)))
+	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)) $(if $(DTYPE),-p dtype $(DTYPE)) \
+	$(if $(READOUT),-p readout $(READOUT)))
 # The same overrides for the command-line steps (preflight, extraction).
 RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS)) \
 	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)) \
 	$(if $(N_HEADS),--n-heads $(N_HEADS)) $(if $(METRIC),--metric $(METRIC)) $(if $(SCORING),--scoring $(SCORING)) \
-	$(if $(SELECTION),--selection $(SELECTION)) $(if $(VOTING),--voting $(VOTING)) $(if $(DTYPE),--dtype $(DTYPE)))
+	$(if $(SELECTION),--selection $(SELECTION)) $(if $(VOTING),--voting $(VOTING)) $(if $(DTYPE),--dtype $(DTYPE)) \
+	$(if $(READOUT),--readout $(READOUT)))
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 

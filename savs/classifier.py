@@ -14,7 +14,8 @@ One estimator, one fit path, three independent choices (the defaults are the pap
 * ``voting`` -- how they vote: ``majority`` (SAVs), or ``reliability``, CALM's class-conditional,
   reliability-weighted soft vote (arXiv 2602.07077);
 
-plus ``calibration="temperature"``, which fits a scale for ``predict_proba`` on cross-validated votes.
+plus ``calibration="temperature"``, which fits a scale for ``predict_proba`` on cross-validated votes, and
+``readout``: the vote (SAVs), or a linear model on the selected heads' concatenated vectors (``savs.readout``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from savs.readout import READOUTS, fit_readout
 
 METRICS = ("cosine", "euclidean")
 SCORINGS = ("in_sample", "leave_one_out", "cv", "fisher")
@@ -367,7 +370,16 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         None: ``predict_proba`` returns the soft votes (see ``predict_proba``). "temperature": it returns
         softmax(s * calibration_scale_) of the soft votes s, the scale fitted by maximum likelihood on out-of-fold
         soft votes (the whole fit repeated on every ``n_folds`` split, so selection is inside the folds). It does
-        not change ``predict``.
+        not change ``predict``. With a linear ``readout`` it scales that model's log-probabilities instead.
+    readout : {"vote", "logistic", "lda"}, default="vote"
+        How the selected heads classify (``savs.readout``).
+
+        - "vote" (SAVs): the heads vote (``voting``).
+        - "logistic" / "lda" (ours, not the paper's): the selected heads' vectors concatenated in rank order,
+          standardised on the few-shot set, read by L2 logistic regression (its C chosen by cross-validated log loss
+          over the ``n_folds`` folds of the few-shot set) or by shrinkage LDA (``shrinkage``; "auto": Ledoit-Wolf).
+          ``predict`` is the model's most probable class, ``predict_proba`` its probabilities; ``voting`` is unused.
+          Needs two examples per class.
     head_grid : tuple of (n_layers, n_heads), default=None
         Layout of a 2-D X of shape (n, n_layers * n_heads * head_dim), flattened layer-major. A 2-D X
         without it is treated as a single head (n, 1, 1, n_features). A 4-D X carries its own grid.
@@ -391,6 +403,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         reliabilities, or 1/k everywhere for the majority vote. Each column sums to 1.
     calibration_scale_ : float or None
         The fitted scale of ``calibration="temperature"``; None without calibration.
+    readout_ : savs.readout.LinearReadout or None
+        The linear read-out over the selected heads (its standardisation, coefficients, intercepts and chosen
+        regularisation); None for the vote.
     head_grid_ : tuple of (n_layers, n_heads)
         The head layout used.
     n_features_in_ : int
@@ -454,6 +469,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         calibration: str | None = None,
         head_grid: tuple[int, int] | None = None,
         heads: ArrayLike | None = None,
+        readout: str = "vote",
     ) -> None:
         self.n_heads = n_heads
         self.metric = metric
@@ -467,6 +483,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.head_grid = head_grid
         self.heads = heads
+        self.readout = readout
 
     # --- parameters ----------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -477,6 +494,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             ("selection", SELECTIONS + LEGACY_SELECTIONS),
             ("voting", VOTINGS),
             ("calibration", CALIBRATIONS),
+            ("readout", READOUTS),
         ):
             if getattr(self, name) not in allowed:
                 shown = SELECTIONS if name == "selection" else allowed
@@ -559,7 +577,8 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             for name, value, holds_out in (
                 ("scoring", scoring, scoring in ("leave_one_out", "cv")),
                 ("selection", selection, selection == "pursuit" and self.heads is None),
-                ("voting", self.voting, self.voting == "reliability"),
+                ("voting", self.voting, self.voting == "reliability" and self.readout == "vote"),
+                ("readout", self.readout, self.readout != "vote"),
             )
             if holds_out
         ]
@@ -616,10 +635,14 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             order = np.argsort(-scores, kind="stable")  # best first; equal scores keep layer-major order
             flat = order[:k] if selection == "top_k" else _pursuit(X, y_idx, means, counts, order, k, self.metric)
         self.heads_ = np.stack(np.unravel_index(flat, (L, H)), axis=1).astype(np.int64)  # (k, 2)
-        if self.voting == "reliability":
+        if self.voting == "reliability" and self.readout == "vote":
             self.head_weights_ = self._reliability_weights(X, y_idx, sums, counts, flat)
         else:
             self.head_weights_ = np.full((len(flat), C), 1 / len(flat))
+        self.readout_ = None
+        if self.readout != "vote":
+            Z = X[:, flat].reshape(n, -1).astype(np.float64)  # (n, k*d): the selected heads, in rank order
+            self.readout_ = fit_readout(self.readout, Z, y_idx, _folds(y_idx, C, self.n_folds), self.shrinkage)
         self.calibration_scale_ = None
         if self.calibration == "temperature":
             self.calibration_scale_ = self._fit_calibration(X.reshape(n, L, H, d), y, y_idx, scoring, selection)
@@ -693,7 +716,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         for f in range(self.n_folds):
             held = folds == f
             if held.any():
-                votes[held] = clone(inner).fit(X[~held], y[~held])._soft_votes(X[held])
+                votes[held] = clone(inner).fit(X[~held], y[~held])._scores(X[held])
 
         def nll(log_scale: float) -> float:
             return -np.take_along_axis(log_softmax(np.exp(log_scale) * votes, axis=1), y_idx[:, None], 1).mean()
@@ -763,11 +786,25 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             scores = np.where(allowed, scores, 0.0)
         return scores / scores.sum(axis=1, keepdims=True)
 
+    def _scores(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
+        """What calibration scales (n, C): the soft votes, or a linear read-out's log-probabilities (with ``allowed``,
+        classes not allowed at -inf)."""
+        readout = getattr(self, "readout_", None)
+        if readout is None:
+            return self._soft_votes(X, allowed)
+        X = self._head_vectors(X)
+        allowed = self._allowed(allowed, len(X))
+        layer, head = self.heads_.T
+        scores = readout.log_proba(X[:, layer, head].reshape(len(X), -1).astype(np.float64))  # (n, C)
+        return scores if allowed is None else np.where(allowed, scores, -np.inf)
+
     def predict(self, X: ArrayLike, allowed: ArrayLike | None = None) -> np.ndarray:
         """The vote's winner: majority (a tie goes to the tied class the highest-ranked head voted), or the top
-        reliability-weighted score (a tie goes to the first class). ``allowed`` (n, C) bool restricts each query
-        to some classes (``head_votes``)."""
+        reliability-weighted score (a tie goes to the first class); with a linear read-out, its most probable class
+        (ties: the first). ``allowed`` (n, C) bool restricts each query to some classes (``head_votes``)."""
         check_is_fitted(self)
+        if getattr(self, "readout_", None) is not None:
+            return self.classes_[self._scores(X, allowed).argmax(axis=1)]
         if self.voting == "reliability":
             return self.classes_[self._soft_votes(X, allowed).argmax(axis=1)]
         votes = self.head_votes(X, allowed)  # (n, k)
@@ -780,15 +817,21 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities (n, C) in ``classes_`` order; rows sum to 1.
 
         Majority voting: vote shares. Reliability voting: CALM's scores sum_k w[k, c] P[k, c], normalised per
-        query. With ``calibration="temperature"``: softmax(calibration_scale_ * those soft votes). ``allowed``
-        (n, C) bool: the masked vote of ``head_votes``; classes not allowed get probability 0.
+        query. With ``calibration="temperature"``: softmax(calibration_scale_ * those soft votes). A linear read-out:
+        its probabilities (softmax(calibration_scale_ * log-probabilities) when calibrated). ``allowed`` (n, C) bool:
+        the masked vote of ``head_votes`` (or the read-out renormalised over the allowed classes); classes not allowed
+        get probability 0.
         """
         check_is_fitted(self)
-        votes = self._soft_votes(X, allowed)
+        scores = self._scores(X, allowed)
         scale = getattr(self, "calibration_scale_", None)
+        if getattr(self, "readout_", None) is not None:
+            if scale is None and allowed is None:
+                return np.exp(scores)
+            return softmax(scores if scale is None else scale * scores, axis=1)
         if scale is None:
-            return votes
-        logits = scale * votes
+            return scores
+        logits = scale * scores
         return softmax(logits if allowed is None else np.where(allowed, logits, -np.inf), axis=1)
 
     def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
@@ -813,10 +856,11 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
 
         To rebuild it elsewhere (e.g. from a saved file), keep: ``classes_``; ``class_means_[:, :, 0]`` (C, k, d);
         ``head_weights_`` (k, C; needed for reliability voting); ``calibration_scale_`` (float or None); and the
-        parameters ``metric``, ``voting``, ``temperature``. Then set, on
+        parameters ``metric``, ``voting``, ``temperature``, ``readout`` with ``readout_`` (a linear read-out's
+        arrays, over the heads in rank order). Then set, on
         ``SAVClassifier(heads=[(i, 0) for i in range(k)], metric=..., voting=..., temperature=...)``:
         ``classes_``, ``class_means_`` (C, k, 1, d), ``heads_`` ([[i, 0] ...]), ``head_grid_`` ((k, 1)),
-        ``head_weights_``, ``calibration_scale_`` and ``n_features_in_`` (k * d).
+        ``head_weights_``, ``calibration_scale_``, ``readout_`` and ``n_features_in_`` (k * d).
         """
         check_is_fitted(self)
         layer, head = self.heads_.T
@@ -832,6 +876,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         out.head_grid_ = (k, 1)
         out.head_weights_ = self.head_weights_.copy()
         out.calibration_scale_ = self.calibration_scale_
+        out.readout_ = getattr(self, "readout_", None)
         out.n_features_in_ = k * self.class_means_.shape[3]
         return out
 

@@ -32,6 +32,7 @@ from savs.classifier import METRICS, SCORE_NAMES, SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
 from savs.outputs import check_output, lock_output, write_atomic
+from savs.readout import READOUTS
 
 TASK_FILE = "task.json"  # beside SAVPipeline's sav.json / sav.safetensors
 FORMAT = 1
@@ -247,7 +248,8 @@ def _fit(args: argparse.Namespace, out: Path) -> int:
     from savs.extract import extract_heads
     from savs.pipeline import SAVPipeline
 
-    rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting}
+    rules = {"metric": args.metric, "scoring": args.scoring, "selection": args.selection, "voting": args.voting,
+             "readout": args.readout}  # fmt: skip
     with bad_input():
         needs = SAVClassifier(n_heads=args.heads, **rules).examples_needed()
     if needs and args.shots < max(needs.values()):
@@ -298,6 +300,8 @@ def _fit(args: argparse.Namespace, out: Path) -> int:
     print(f"few-shot set: {args.shots} per class x {C} classes = {len(few_shot)} examples, seed {args.seed}")
     order = "best first" if args.selection == "top_k" else "in selection order"
     print(f"voting heads, {order} ({SCORE_NAMES[args.scoring]}): {best}")
+    if full.readout_ is not None:
+        print(f"read-out: {args.readout} on their {full.readout_.coef.shape[1]} concatenated features")
     print(f"saved to {out}")
     return 0
 
@@ -690,6 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default top_k, the paper's)")  # fmt: skip
     p.add_argument("--voting", choices=VOTINGS, default="majority", help="how they vote (default majority, the "
                    "paper's; reliability: CALM's weighted soft vote)")  # fmt: skip
+    p.add_argument("--readout", choices=READOUTS, default="vote", help="how the selected heads classify: their vote "
+                   "(default, the paper's) or a linear model on their concatenated vectors, logistic or lda (ours; "
+                   "regularised by cross-validation on the shots; needs 2 per class)")  # fmt: skip
     p.add_argument(
         "--prompt",
         help="the question asked about each image (default: 'What is shown in this image?'); the classes and "
@@ -726,7 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=_paragraphs(
             "Classify images with the prompt the classifier was fit with. One line per image: path, label and its "
             "vote share (the share of the voting heads that chose it; under --voting reliability, the label's "
-            "reliability-weighted score), tab-separated; --json gives every class's.",
+            "reliability-weighted score; under --readout logistic or lda, its probability), tab-separated; --json "
+            "gives every class's.",
             EXIT_HELP,
         ),
     )

@@ -28,7 +28,7 @@ from savs.classifier import SAVClassifier, answer_set_mask, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
-from savs.methods import HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
+from savs.methods import BEST_READOUT, HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
 from savs.models import Adapter, load_model
 from savs.profiles import Profile
 
@@ -167,10 +167,12 @@ def allowed(classes: Sequence[str], test: Sequence[Example]) -> np.ndarray | Non
     return answer_set_mask(classes, [e.meta.get("answer_set") for e in test])
 
 
-def _sav(run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None) -> list[str]:
-    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote. A test example with an answer set
-    (``allowed``) is answered from it: a masked vote."""
-    options = {} if n_heads is None else {"n_heads": n_heads}
+def _sav(
+    run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None, **rule: Any
+) -> list[str]:
+    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote; ``rule`` overrides the profile's (e.g.
+    ``readout``). A test example with an answer set (``allowed``) is answered from it: a masked vote."""
+    options = {**rule} if n_heads is None else {"n_heads": n_heads, **rule}
     clf = run.session.classifier(**options).fit(run.heads(few), labels(few))
     return clf.predict(run.heads(test), allowed(clf.classes_, test)).tolist()
 
@@ -191,9 +193,12 @@ def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list
     return _sav(run, baselines.blank_images(few), baselines.blank_images(test), seed)
 
 
-def _probe(run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False) -> list[str]:
-    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features)."""
-    features = run.vision if vision else run.hidden
+def _probe(
+    run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False, heads: bool = False
+) -> list[str]:
+    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features, or every head's vector
+    concatenated: the cached head vectors, (n, L*H*d)); a test example with an answer set is answered from it."""
+    features = run.vision if vision else (lambda ex: run.heads(ex).reshape(len(ex), -1)) if heads else run.hidden
     answer_sets = [e.meta.get("answer_set") for e in test]
     return list(baselines.probe_predict(features(few), labels(few), features(test), kind, seed, answer_sets))
 
@@ -250,6 +255,7 @@ METHODS: dict[str, Method] = {
     "LoRA": Method(_lora, "lora", reads=()),
     "MTV": Method(_mtv, "mtv", reads=()),
     "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
+    "linear probe, all heads": Method(partial(_probe, kind="linear", heads=True), "linear_probe"),
     "k-NN": Method(partial(_probe, kind="knn"), "knn"),
     "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe", reads=("vision",)),
     "SAVs, blank images": Method(_blind, "blind", reads=("blind",)),
@@ -257,6 +263,7 @@ METHODS: dict[str, Method] = {
     "all layers (NCM)": Method(partial(_ncm, last_layer=False)),
     "all heads vote": Method(partial(_sav, n_heads="all")),
     "SAVs": Method(_sav),
+    BEST_READOUT["name"]: Method(partial(_sav, readout=BEST_READOUT["readout"])),
 }
 # What runs on a profile's ablation models (savs-mini's untrained projector: does alignment teach the model to answer,
 # and do SAVs need it?)

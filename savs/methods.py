@@ -1,6 +1,6 @@
 """The methods the experiments compare, by name, and what the report needs of them without loading torch.
 
-``METHOD_NAMES``: the main table's rows in order (baselines first, then SAVs' ablations, SAVs last);
+``METHOD_NAMES``: the main table's rows in order (baselines first, then SAVs' ablations, SAVs, then our read-out);
 ``savs.experiments.METHODS`` defines each. ``HEAD_METHODS``: the head rules notebook 06 compares, as
 ``SAVClassifier`` options. ``bootstrap_resamples``: the test-example resamples every method's interval shares.
 """
@@ -17,6 +17,7 @@ METHOD_NAMES = (
     "LoRA",
     "MTV",
     "linear probe",
+    "linear probe, all heads",
     "k-NN",
     "vision-encoder probe",
     "SAVs, blank images",
@@ -24,7 +25,11 @@ METHOD_NAMES = (
     "all layers (NCM)",
     "all heads vote",
     "SAVs",
+    "SAV heads, logistic read-out (ours)",
 )
+# The main table's read-out row, fixed before any result was seen (issue #23): the profile's SAV heads (its n_heads,
+# its scoring and selection) read by the logistic read-out, instead of their vote. Not picked on test data.
+BEST_READOUT = {"name": "SAV heads, logistic read-out (ours)", "readout": "logistic"}
 
 # Name -> SAVClassifier options. "SAVs" is the paper's rule; each next one changes one choice, the last combines
 # them. Those fixing n_heads run once per seed; the others run at every head count of the study's grid.

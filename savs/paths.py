@@ -36,6 +36,7 @@ HEAD_PCA = "head_pca"
 OWN_TASK = "own_task"  # notebook 07: per-class accuracy on the example image folder (confusion matrix in the .md)
 OWN_TASK_HEADS = "own_task_heads"
 HEAD_METHODS = "head_methods"  # head scoring / selection / voting rules vs SAVs and the probes
+READOUTS = "readouts"  # notebook 06 too: linear read-outs of the selected heads vs their vote and the probes
 
 
 def results_dir(override: str | Path | None = None) -> Path:

@@ -26,10 +26,11 @@ from savs.examples import Example
 from savs.extract import extract_heads
 from savs.identity import ModelIdentity, digest, json_digest
 from savs.models import Adapter, load_model
+from savs.readout import LINEAR_READOUTS, READOUTS, check_readout_arrays, readout_from_arrays
 
 # sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity;
-# version 2 no voting rule; version 3 no checksum of sav.json itself nor of the extra files (an edited class order
-# or prompt loaded silently).
+# version 2 no voting rule; version 3 no read-out, and no checksum of sav.json itself nor of the extra files (an edited
+# class order or prompt loaded silently).
 FORMAT_VERSION = 4
 JSON_FILE, ARRAYS_FILE = "sav.json", "sav.safetensors"
 GEOMETRY = ("n_layers", "n_heads", "head_dim")
@@ -95,7 +96,7 @@ class SAVPipeline:
         return X[:, rows, self.heads[:, 1]][:, :, None]  # (n, k, 1, d)
 
     def predict(self, examples: Sequence[Example], **extract_kwargs) -> np.ndarray:
-        """Predicted labels, by the selected heads' vote (majority, or the classifier's ``voting`` rule)."""
+        """Predicted labels: the selected heads' vote (``voting``), or the classifier's linear ``readout``."""
         return self.classifier.predict(self.features(examples, **extract_kwargs))
 
     def predict_proba(self, examples: Sequence[Example], **extract_kwargs) -> np.ndarray:
@@ -118,11 +119,13 @@ class SAVPipeline:
         existing ``path`` is replaced only when it holds a saved SAV (or nothing).
         """
         clf = self.classifier
+        readout = getattr(clf, "readout_", None)
         arrays = safetensors.numpy.save(
             {
                 "heads": self.heads.astype(np.int64),  # (k, 2)
                 "class_means": np.ascontiguousarray(clf.class_means_[:, :, 0]),  # (C, k, d)
                 "head_weights": np.ascontiguousarray(clf.head_weights_, dtype=np.float64),  # (k, C)
+                **({} if readout is None else readout.arrays()),  # readout_*: float64, (F,), (F,), (C|1, F), (C|1,)
             }
         )
         meta = {
@@ -133,6 +136,8 @@ class SAVPipeline:
             "classes": clf.classes_.tolist(),
             "metric": clf.metric,
             "voting": clf.voting,
+            "readout": clf.readout,  # "vote", or a linear read-out whose arrays are readout_* (savs.readout)
+            "readout_regularization": None if readout is None else float(readout.regularization),
             "temperature": float(clf.temperature),
             "calibration_scale": None if clf.calibration_scale_ is None else float(clf.calibration_scale_),
             "fit": {"scoring": clf.scoring, "selection": clf.selection},  # for the record: how the heads were chosen
@@ -178,7 +183,11 @@ def _compact_classifier(saved: SavedSAV) -> SAVClassifier:
     ``SAVClassifier.compact`` describes."""
     C, k, d = saved.class_means.shape
     clf = SAVClassifier(
-        heads=[(i, 0) for i in range(k)], metric=saved.metric, voting=saved.voting, temperature=saved.temperature
+        heads=[(i, 0) for i in range(k)],
+        metric=saved.metric,
+        voting=saved.voting,
+        temperature=saved.temperature,
+        readout=saved.readout,
     )
     clf.classes_ = np.array(saved.classes)
     clf.class_means_ = saved.class_means[:, :, None]  # (C, k, 1, d)
@@ -186,6 +195,7 @@ def _compact_classifier(saved: SavedSAV) -> SAVClassifier:
     clf.head_grid_ = (k, 1)
     clf.head_weights_ = saved.head_weights  # (k, C)
     clf.calibration_scale_ = saved.calibration_scale
+    clf.readout_ = saved.linear_readout
     clf.n_features_in_ = k * d
     return clf
 
@@ -236,6 +246,8 @@ class SavedSAV:
     class_means: np.ndarray  # (C, k, d) float64
     head_weights: np.ndarray  # (k, C) float64: each head's weight per class (uniform for majority voting)
     files: tuple[str, ...] = ()  # the extra files saved with it (e.g. task.json), each checked against its checksum
+    readout: str = "vote"
+    linear_readout: Any = None  # savs.readout.LinearReadout where readout is linear
 
 
 def read_saved(path: Path) -> SavedSAV:
@@ -270,7 +282,11 @@ def read_saved(path: Path) -> SavedSAV:
     heads = _read_heads(arrays, shape, arrays_file)
     means = _read_means(arrays, len(classes), len(heads), shape["head_dim"], arrays_file, meta_file)
     weights = _read_weights(arrays, len(heads), len(classes), arrays_file)
-    return SavedSAV(model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights, files)
+    readout, linear = _read_readout(meta, arrays, len(heads) * shape["head_dim"], len(classes), meta_file, arrays_file)
+    return SavedSAV(
+        model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights, files, readout,
+        linear,
+    )
 
 
 def _json_checksum(meta: dict) -> str:
@@ -290,6 +306,28 @@ def _check_files(path: Path, sums: dict, meta_file: Path) -> tuple[str, ...]:
             raise SavedSAVError(file, "content", "does not match the checksum in sav.json (edited or damaged); fit "
                                 "and save it again")  # fmt: skip
     return tuple(sums)
+
+
+def _read_readout(
+    meta: dict, arrays: dict[str, np.ndarray], n_features: int, n_classes: int, meta_file: Path, arrays_file: Path
+) -> tuple[str, Any]:
+    """The read-out's name and, for a linear one, its checked arrays."""
+    readout = _field(meta, "readout", str, meta_file)
+    if readout not in READOUTS:
+        raise SavedSAVError(meta_file, "readout", f"{readout!r} is not one of {READOUTS}")
+    if readout not in LINEAR_READOUTS:
+        return readout, None
+    problem = check_readout_arrays(readout, arrays, n_features, n_classes)
+    if problem:
+        raise SavedSAVError(arrays_file, "readout", problem)
+    regularization = meta.get("readout_regularization")
+    if not _real_or_none(regularization):
+        raise SavedSAVError(meta_file, "readout_regularization", f"expected a number or null, got {regularization!r}")
+    return readout, readout_from_arrays(readout, arrays, np.nan if regularization is None else regularization)
+
+
+def _real_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _positive(value: float, name: str, file: Path) -> float:
@@ -493,6 +531,7 @@ def fit_sav(
     selection: str = "top_k",
     voting: str = "majority",
     calibration: str | None = None,
+    readout: str = "vote",
     batch_size: int = 8,
     cache_dir: str | Path | None = None,
     **options: Any,
@@ -500,7 +539,8 @@ def fit_sav(
     """Extract every head on the few-shot ``examples``, select ``n_heads`` of them, return a pipeline.
 
     ``model`` is an adapter or anything ``load_model`` takes (registry name, hub id, local dir). ``scoring``,
-    ``selection``, ``voting``, ``calibration`` and ``options`` (e.g. ``n_folds``, ``temperature``, ``alpha``) are
+    ``selection``, ``voting``, ``calibration``, ``readout`` ("vote", or a linear read-out of the heads: "logistic",
+    "lda") and ``options`` (e.g. ``n_folds``, ``temperature``, ``alpha``) are
     ``SAVClassifier``'s; the defaults are the paper's.
     """
     adapter = model if isinstance(model, Adapter) else load_model(model)
@@ -508,6 +548,6 @@ def fit_sav(
     y = np.array([e.label for e in examples])
     full = SAVClassifier(
         n_heads=n_heads, metric=metric, scoring=scoring, selection=selection, voting=voting, calibration=calibration,
-        **options,
+        readout=readout, **options,
     ).fit(X, y)  # fmt: skip
     return SAVPipeline.from_classifier(adapter, full, batch_size=batch_size)

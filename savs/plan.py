@@ -123,6 +123,11 @@ def profile_plan(session: Session) -> Plan:
         for model in p.models:
             for task in p.study_tasks(study):
                 plan.study(session, model, task, p.shots, p.seeds)
+    # 06 read-outs: the same sets' features at each of its shot counts (the probes read the same pass's hidden state)
+    for model in p.models:
+        for task in p.study_tasks(p.readouts) if p.readouts.grid else ():
+            for shots in p.readouts.shots or (p.shots,):
+                plan.study(session, model, task, shots, p.seeds)
     probes = [m for m in HEAD_METHOD_PROBES if m in head_method_names(p)]
     for model in p.models:
         for task in p.study_tasks(p.head_methods):

@@ -199,3 +199,38 @@ def head_methods(results: pd.DataFrame, summary: pd.DataFrame, caption: str, n_h
         ax.legend(fontsize=6)
     _caption(fig, caption)
     return fig
+
+
+def readouts(summary: pd.DataFrame, caption: str, sparse_limit: int) -> Figure:
+    """Accuracy vs the share of the model's heads read, one panel per (model, task) row and shot count column: SAVs'
+    vote and the linear read-outs of the same heads (95% bootstrap intervals over test examples, seeds averaged), the
+    all-heads probe at share 1 and the hidden-state probe as a dashed line with its interval shaded; the grey line
+    marks 5% of the heads (``sparse_limit``)."""
+    rows = list(dict.fromkeys(zip(summary["model"], summary["task"], strict=True)))
+    shots = sorted(summary["shots"].unique())
+    fig, axes = plt.subplots(len(rows), len(shots), figsize=(3.6 * len(shots), 3.0 * len(rows)), squeeze=False,
+                             sharex=True)  # fmt: skip
+    methods = list(dict.fromkeys(summary["method"]))
+    colors = dict(zip(methods, sns.color_palette("tab10"), strict=False))
+    for i, (model, task) in enumerate(rows):
+        for j, n in enumerate(shots):
+            ax = axes[i, j]
+            sub = summary[(summary["model"] == model) & (summary["task"] == task) & (summary["shots"] == n)]
+            for method, g in sub[sub["share_of_heads"].notna()].groupby("method", sort=False):
+                g = g.sort_values("share_of_heads")
+                err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
+                ax.errorbar(g["share_of_heads"], g["accuracy"], yerr=err, marker="o", ms=3, capsize=2, lw=1,
+                            color=colors[method], label=method)  # fmt: skip
+            for _, r in sub[sub["share_of_heads"].isna()].iterrows():
+                ax.axhline(r["accuracy"], ls="--", lw=1, color=colors[r["method"]], label=r["method"])
+                ax.axhspan(r["ci_low"], r["ci_high"], color=colors[r["method"]], alpha=0.12)
+            ax.axvline(sparse_limit / sub["n_heads_model"].iloc[0], color="grey", lw=0.8)
+            ax.set(xscale="log", title=f"{task}, {n} shots", xlabel="share of the heads read" if i == len(rows) - 1
+                   else None, ylabel=f"accuracy (%), {model}" if j == 0 else None)  # fmt: skip
+            ticks = sorted(summary["share_of_heads"].dropna().unique())  # after the log scale, which resets them
+            ax.set_xticks(ticks, [f"{100 * t:.1f}%" if t < 0.1 else f"{100 * t:.0f}%" for t in ticks], fontsize=6)
+            ax.minorticks_off()
+            ax.title.set_fontsize(9)
+    axes[0, 0].legend(fontsize=6, loc="lower right")
+    _caption(fig, caption)
+    return fig

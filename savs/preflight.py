@@ -102,7 +102,7 @@ def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[
 
 # load_profile's overrides that make passes the command-line steps (RUN_ARGS), as it passes them the notebooks
 OVERRIDES = ("model", "tasks", "shots", "seeds", "n_test", "dtype", "n_heads", "metric", "scoring", "selection",
-             "voting")  # fmt: skip
+             "voting", "readout")  # fmt: skip
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +116,7 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", help="test examples per task")
     parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
     parser.add_argument("--n-heads", help="the SAV rule's head count (an int or 'all')")
-    for key in ("metric", "scoring", "selection", "voting"):
+    for key in ("metric", "scoring", "selection", "voting", "readout"):
         parser.add_argument(f"--{key}", help=f"the SAV rule's {key}")
 
 

@@ -24,7 +24,7 @@ from savs.paths import PROFILES
 DTYPES = ("float32", "bfloat16", "float16")  # what a profile or an override may load models in
 BASELINES = ("zero_shot", "icl", "lora", "mtv", "clip", "siglip", "linear_probe", "knn", "blind", "vision_probe")
 MODEL_OPTIONS = ("anyres_every_image",)  # what a profile's model_options may set (savs.load_model's options)
-STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods")  # one per notebook sweep
+STUDIES = ("shot_scaling", "head_sparsity", "cross_task", "head_maps", "head_methods", "readouts")  # notebook sweeps
 DEVICE = re.compile(r"(cpu|cuda|mps|xpu|npu|hpu|meta)(:\d+)?")  # what torch.device takes (a GPU is "cuda")
 
 
@@ -49,11 +49,13 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Study:
-    """One notebook's sweep: its tasks (None: the profile's), its grid and the methods it compares."""
+    """One notebook's sweep: its tasks (None: the profile's), its grid, the methods it compares and the shot counts it
+    runs at (empty: the profile's ``shots``)."""
 
     tasks: tuple[str, ...] | None = None
     grid: tuple[int | str, ...] = ()
     methods: tuple[str, ...] = ()
+    shots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Profile:
     scoring: str = "in_sample"
     selection: str = "top_k"
     voting: str = "majority"
+    readout: str = "vote"  # how the selected heads classify: their vote (the paper's), or "logistic" / "lda" (ours)
     n_train: int | None = None
     n_test: int | None = None
     batch_size: int = 8
@@ -88,6 +91,7 @@ class Profile:
     cross_task: Study = Study()
     head_maps: Study = Study()
     head_methods: Study = Study()
+    readouts: Study = Study()  # notebook 06: linear read-outs of the heads vs the vote and the probes (grid: heads)
 
     def studies(self) -> tuple[Study, ...]:
         """Every notebook's sweep."""
@@ -103,7 +107,8 @@ class Profile:
 
     def rule(self) -> dict[str, Any]:
         """The SAV rule as ``SAVClassifier`` keyword arguments (the head count aside)."""
-        return {"metric": self.metric, "scoring": self.scoring, "selection": self.selection, "voting": self.voting}
+        return {"metric": self.metric, "scoring": self.scoring, "selection": self.selection, "voting": self.voting,
+                "readout": self.readout}  # fmt: skip
 
     def task_kwargs(self, task: str) -> dict[str, Any]:
         """How the profile loads ``task`` (``savs.data.load_task``'s keyword arguments): its prompt protocol, few-shot
@@ -153,9 +158,12 @@ def _int(value: Any, name: str) -> int:
 def _study(raw: dict | None) -> Study:
     """A study section of the YAML."""
     raw = dict(raw or {})
-    _check_keys(raw, {"tasks", "grid", "methods"}, "study")
+    _check_keys(raw, {"tasks", "grid", "methods", "shots"}, "study")
     tasks = _as_tuple(raw["tasks"]) if raw.get("tasks") is not None else None
-    return Study(tasks, _as_tuple(raw.get("grid", []), int, "a study's grid"), _as_tuple(raw.get("methods", [])))
+    shots = _as_tuple(raw.get("shots", []), int, "a study's shots")
+    if any(s == "all" or s < 1 for s in shots):
+        raise ProfileError(f"a study's shots must be ints >= 1; got {list(shots)}")
+    return Study(tasks, _as_tuple(raw.get("grid", []), int, "a study's grid"), _as_tuple(raw.get("methods", [])), shots)
 
 
 def _baselines(raw: dict | None) -> dict[str, Baseline]:
@@ -175,8 +183,10 @@ def _baselines(raw: dict | None) -> dict[str, Baseline]:
 def _check_rule(raw: dict) -> None:
     """The SAV rule's options must be SAVClassifier's (a typo would otherwise fail deep inside a notebook)."""
     from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
+    from savs.readout import READOUTS
 
-    for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS)):
+    for key, allowed in (("metric", METRICS), ("scoring", SCORINGS), ("selection", SELECTIONS), ("voting", VOTINGS),
+                         ("readout", READOUTS)):  # fmt: skip
         if key in raw and raw[key] not in allowed:
             raise ProfileError(f"{key} must be one of {allowed}; got {raw[key]!r}")
     n = raw.get("n_heads", 20)
@@ -265,6 +275,7 @@ def load_profile(
     scoring: str | None = None,
     selection: str | None = None,
     voting: str | None = None,
+    readout: str | None = None,
 ) -> Profile:
     """Read a profile and apply overrides.
 
@@ -273,7 +284,7 @@ def load_profile(
     ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
     ("" or [] switches every baseline off); ``dtype`` ("float32", "bfloat16", "float16") replaces every model's; the
     rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``, ``metric``, ``scoring``, ``selection``,
-    ``voting``) replace the field of the same name.
+    ``voting``, ``readout``) replace the field of the same name.
     """
     path = profile_path(name_or_path)
     profile = parse_profile(read_profile(path), path.stem)
@@ -305,7 +316,8 @@ def load_profile(
             changes[key] = _as_tuple(value, int, key)[0] if isinstance(value, str) and value.strip() else value
     if device is not None:
         changes["device"] = device
-    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting}
+    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting,
+            "readout": readout}  # fmt: skip
     rule = {k: v for k, v in rule.items() if v is not None}
     if isinstance(rule.get("n_heads"), str) and rule["n_heads"] != "all":  # from the command line: "10"
         try:
@@ -374,6 +386,7 @@ def check_profile(p: Profile) -> None:
         study = getattr(p, key)
         _known_tasks(study.tasks or (), f"{key}.tasks", TASKS)
         _distinct(study.grid, f"{key}.grid")
+        _distinct(study.shots, f"{key}.shots")
         for value in study.grid:
             if not (value == "all" and key != "shot_scaling"):
                 _count(value, f"{key}.grid ({'shots' if key == 'shot_scaling' else 'heads'})")

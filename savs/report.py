@@ -191,7 +191,7 @@ def describe(
     )
 
 
-PAPER_RULE = {"metric": "cosine", "scoring": "in_sample", "selection": "top_k", "voting": "majority"}
+PAPER_RULE = {"metric": "cosine", "scoring": "in_sample", "selection": "top_k", "voting": "majority", "readout": "vote"}
 
 
 def rule_text(profile: Profile, **shown: str) -> str:
@@ -199,6 +199,8 @@ def rule_text(profile: Profile, **shown: str) -> str:
     ``shown`` replaces a part where an experiment sets it itself (e.g. ``scoring="in_sample vs leave_one_out"``)."""
     rule = {**profile.rule(), **shown}
     text = f"{rule['metric']}, {rule['scoring']} scoring, {rule['selection']} selection, {rule['voting']} voting"
+    if rule.get("readout", "vote") != "vote":
+        text = f"{text}, {rule['readout']} read-out of the heads (ours)"
     return text + (": the paper's rule" if rule == PAPER_RULE else "")
 
 

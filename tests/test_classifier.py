@@ -269,7 +269,7 @@ def test_2d_without_head_grid_is_one_head(synthetic) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # 5. scikit-learn estimator checks (2-D X = one head, so they all apply).
 # ---------------------------------------------------------------------------------------------------------
-@parametrize_with_checks([SAVClassifier()])
+@parametrize_with_checks([SAVClassifier(), SAVClassifier(readout="logistic"), SAVClassifier(readout="lda")])
 def test_sklearn_compatible(estimator, check) -> None:
     """The estimator passes scikit-learn's own API checks."""
     check(estimator)

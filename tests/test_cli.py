@@ -138,6 +138,25 @@ def test_fit_other_seed_and_force(fitted, task, tiny_adapter, tmp_path):
     assert forced.code == 0
 
 
+def test_fit_readout_saves_the_linear_model_evaluate_uses(fitted, task, tiny_adapter, tmp_path):
+    """--readout logistic: the saved classifier is fit_sav's with readout="logistic", and predict reports its
+    probabilities."""
+    res = run("fit", fitted.model, fitted.data, "--shots", 4, "--heads", 2, "--readout", "logistic",
+              "--test-fraction", FRACTION, "--out", tmp_path / "r", *fitted.args())  # fmt: skip
+    assert res.code == 0, res.err
+    reference = fit_sav(tiny_adapter(FAMILY), task.few_shot(4, seed=0), n_heads=2, readout="logistic")
+    loaded = SAVPipeline.load(tmp_path / "r", adapter=tiny_adapter(FAMILY))
+    assert json.loads((tmp_path / "r" / "task.json").read_text())["readout"] == "logistic"
+    np.testing.assert_allclose(loaded.classifier.readout_.coef, reference.classifier.readout_.coef, rtol=1e-5)
+    one = sorted((fitted.data / CLASSES[0]).iterdir())[0]
+    out = run("predict", tmp_path / "r", one, *fitted.args())
+    assert out.code == 0, out.err
+    assert 0 < float(out.out.strip().split("\t")[2]) <= 1  # the read-out's probability of its label
+    bad = run("fit", fitted.model, fitted.data, "--shots", 1, "--readout", "lda", "--out", tmp_path / "b",
+              *fitted.args())  # fmt: skip
+    assert bad.code == 2 and "readout='lda' need at least 2 examples per class" in bad.err
+
+
 def test_fit_remembers_the_prompt_for_predict(fitted, tiny_adapter, tmp_path):
     prompt = "Which of {labels} is this product?"
     out = tmp_path / "p"

@@ -141,21 +141,22 @@ def test_profile_overrides():
 def test_make_passes_parameters_through_to_papermill_and_preflight():
     """``make <notebook> PROFILE= MODEL= TASKS= SHOTS= SEEDS=`` reaches papermill (a dry run: nothing executes)."""
     args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1", "N_HEADS=3",
-            "METRIC=euclidean", "VOTING=reliability", "DTYPE=bfloat16"]  # fmt: skip
+            "METRIC=euclidean", "VOTING=reliability", "DTYPE=bfloat16", "READOUT=logistic"]  # fmt: skip
     dry = subprocess.run(["make", "-n", "shot-scaling", *args], cwd=paths.ROOT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     params = ("-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1 "
-              "-p n_heads 3 -p metric euclidean -p voting reliability -p dtype bfloat16")  # fmt: skip
+              "-p n_heads 3 -p metric euclidean -p voting reliability -p dtype bfloat16 "
+              "-p readout logistic")  # fmt: skip
     commands = dry.stdout.replace("\\\n", " ").splitlines()  # a recipe line may continue over several
     papermill = [line for line in commands if "papermill notebooks/02_shot_scaling.ipynb" in line]
     assert len(papermill) == 1 and params in papermill[0]
     run = ("--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --n-heads 3 "
-           "--metric euclidean --voting reliability --dtype bfloat16")  # fmt: skip
+           "--metric euclidean --voting reliability --dtype bfloat16 --readout logistic")  # fmt: skip
     assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
     assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
     helped = subprocess.run(["make", "help"], cwd=paths.ROOT, capture_output=True, text=True).stdout
     for name in ("PROFILE", "MODEL", "TASKS", "SHOTS", "SEEDS", "N_TEST", "N_HEADS", "METRIC", "SCORING", "SELECTION",
-                 "VOTING", "DTYPE"):  # fmt: skip
+                 "VOTING", "READOUT", "DTYPE"):  # fmt: skip
         assert f"\n  {name} " in helped, f"make help does not list {name}"
 
 
@@ -275,3 +276,11 @@ def test_beyond_savs(out):
     assert results.loc[results["method"] == "all heads vote", "heads"].eq(N_HEADS_TINY).all()
     assert "### Reading" in (out.dirs["results"] / f"{paths.HEAD_METHODS}.md").read_text()
     assert_figure(out, paths.HEAD_METHODS)
+    readouts = table(out, paths.READOUTS)  # the read-out study: every method at each shot count, seed, head count
+    study = TINY.readouts
+    per_draw = 3 * len(study.grid) + 2  # vote, logistic, LDA at each head count; the two probes
+    assert len(readouts) == len(study.tasks) * len(study.shots) * len(TINY.seeds) * per_draw
+    assert sorted(readouts["shots"].unique()) == list(study.shots) and "correct" not in readouts.columns
+    assert (readouts["ci_low"] <= readouts["accuracy"]).all() and (readouts["accuracy"] <= readouts["ci_high"]).all()
+    assert "### Cost" in (out.dirs["results"] / f"{paths.READOUTS}.md").read_text()
+    assert_figure(out, paths.READOUTS)

@@ -5,9 +5,10 @@ From the paper's main table: zero-shot generation (``zero_shot``), 4-shot in-con
 Vectors (``mtv_predict``: mean many-shot ICL head activations patched into REINFORCE-chosen heads,
 ``savs.baselines.mtv``) and the CLIP / SigLIP zero-shot rows (``load_contrastive`` + ``contrastive_predict``,
 ``savs.baselines.contrastive``). Added here: linear-probe and k-NN on a decoder layer's last-token hidden state
-(``extract_hidden`` + ``probe_predict``), the blind control (``blank_images``: same prompts, images blanked) and a
-linear probe on the vision encoder's own features (``vision_features``). Generated answers are scored with
-``match_answer``.
+(``extract_hidden`` + ``probe_predict``), the same linear probe on every head's vector concatenated (the cached
+head vectors, ``savs.experiments``' "linear probe, all heads"), the blind control (``blank_images``: same prompts,
+images blanked) and a linear probe on the vision encoder's own features (``vision_features``). Generated answers
+are scored with ``match_answer``.
 
 Given a ``cache_dir``, the functions that run the LMM keep what they compute in the activation cache, so a rerun
 recomputes only what is missing: ``zero_shot`` and ``in_context`` their answers, ``lora_finetune`` its weights
