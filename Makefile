@@ -147,6 +147,7 @@ notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(
 	set -o pipefail; $(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar \
 	  $(PAPERMILL_PARAMS) 2>&1 | sed -u 's/^/[$*] /' \
 	  || { mv -f $(@D)/$*.running.ipynb $(@D)/$*.failed.ipynb 2>/dev/null; echo "$< failed: see $(@D)/$*.failed.ipynb" >&2; exit 1; }
+	$(PY) -m savs.nbclean $(@D)/$*.running.ipynb  # no times, widget ids or temp names: a rerun writes the same bytes
 	mv -f $(@D)/$*.running.ipynb $@
 
 # --- paper-dryrun: the paper profile's whole code path, offline, on a CPU ---------------------------------------------
