@@ -3,8 +3,9 @@ the same bytes (and ``git status`` stays clean).
 
 papermill and Jupyter record when each cell ran and for how long, the kernel's widget models (random ids, and a
 progress bar's final state holds its elapsed time and rate), and a random id for the parameters cell papermill
-injects; the notebooks print their own timings and a temporary folder's random name. This keeps everything else:
-the cells, their outputs, execution counts (which are deterministic), each cell's papermill status and exception.
+injects; a cell's printed text is split into outputs wherever the kernel's buffer flushed; the notebooks print their
+own timings and a temporary folder's random name. This keeps everything else: the cells, their outputs (consecutive
+prints merged), execution counts (which are deterministic), each cell's papermill status and exception.
 ``make`` runs it on every notebook papermill executes:
 
     python -m savs.nbclean notebooks/executed/01_main_results.ipynb [...]
@@ -51,9 +52,31 @@ def clean(nb: dict[str, Any]) -> dict[str, Any]:
         for key in PAPERMILL_TIMES:
             if key in cell_meta.get("papermill", {}):
                 cell_meta["papermill"][key] = None
+        if "outputs" in cell:
+            cell["outputs"] = _coalesced(cell["outputs"])
         for output in cell.get("outputs", []):
             _clean_output(output)
     return nb
+
+
+def _coalesced(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive stream outputs of one stream merged into one, its text split into lines as nbformat writes it:
+    where the kernel's output buffer happened to flush, which varies from run to run, no longer shows."""
+    merged: list[dict[str, Any]] = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+            last = merged[-1] if merged else None
+            if last is not None and last.get("output_type") == "stream" and last.get("name") == output.get("name"):
+                last["text"] = "".join(last["text"]) + text
+            else:
+                merged.append({**output, "text": text})
+        else:
+            merged.append(output)
+    for output in merged:
+        if output.get("output_type") == "stream":
+            output["text"] = output["text"].splitlines(keepends=True)
+    return merged
 
 
 def _clean_output(output: dict[str, Any]) -> None:

@@ -127,6 +127,26 @@ def test_cleaning_makes_two_runs_identical_and_keeps_the_rest():
     assert a["cells"][1]["source"] == "Done in 3 s, 20 shots."  # sources are never touched
 
 
+def test_consecutive_prints_are_merged_however_the_buffer_flushed():
+    one_flush = [{"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n", "c"]}]
+    two_flushes = [
+        {"output_type": "stream", "name": "stdout", "text": ["a\n", "b"]},
+        {"output_type": "stream", "name": "stdout", "text": "\nc"},
+    ]
+    nbs = [{"nbformat": 4, "metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, "outputs": outputs}]}
+           for outputs in (one_flush, two_flushes)]  # fmt: skip
+    a, b = (nbclean.clean(nb)["cells"][0]["outputs"] for nb in nbs)
+    assert a == b == [{"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n", "c"]}]
+    mixed = [
+        {"output_type": "stream", "name": "stdout", "text": "x\n"},
+        {"output_type": "stream", "name": "stderr", "text": "warning\n"},
+        {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "d"}},
+        {"output_type": "stream", "name": "stdout", "text": "y\n"},
+    ]
+    nb = {"nbformat": 4, "metadata": {}, "cells": [{"cell_type": "code", "metadata": {}, "outputs": mixed}]}
+    assert [o.get("name") for o in nbclean.clean(nb)["cells"][0]["outputs"]] == ["stdout", "stderr", None, "stdout"]
+
+
 def test_clean_file_is_idempotent_and_refuses_a_non_notebook(tmp_path):
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(executed("2026-12-06T08:00:00Z", 2.0, "cc", "savs-x-abcdefgh")))
