@@ -72,8 +72,8 @@ def vector_noise(session: ex.Session, n: int) -> dict[str, dict[str, float]]:
         out[name] = {}
         for kind in KINDS:
             delta = float(np.abs(got[kind] - reference[kind]).max())
-            out[name][f"{kind} max |d|"] = delta
-            out[name][f"{kind} / max |x|"] = delta / float(np.abs(reference[kind]).max())
+            out[name][f"{kind}: max abs diff"] = delta
+            out[name][f"{kind}: diff / max abs value"] = delta / float(np.abs(reference[kind]).max())
     return out
 
 
@@ -147,8 +147,9 @@ def main() -> None:
     print("| setting vs reference | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
     for name, row in noise.items():
         print(f"| {name} | " + " | ".join(f"{v:.2e}" for v in row.values()) + " |")
-    sigma = {kind: max(row[f"{kind} max |d|"] for row in noise.values()) for kind in KINDS}
-    print(f"\ntables re-scored with Gaussian noise of std the largest difference per kind ({sigma}), x1 and x10, "
+    sigma = {kind: max(row[f"{kind}: max abs diff"] for row in noise.values()) for kind in KINDS}
+    shown = ", ".join(f"{k} {v:.1e}" for k, v in sigma.items())
+    print(f"\ntables re-scored with Gaussian noise of std the largest difference per kind ({shown}), x1 and x10, "
           f"{args.draws} draws:\n")  # fmt: skip
     print("| noise | most cells moved (one draw) | most test examples an accuracy cell moved |\n|---|---|---|")
     for factor in (1, 10):

@@ -84,6 +84,25 @@ def test_one_process_in_memory_forms_the_plans_batches(caches, tmp_path):
     np.testing.assert_array_equal(from_notebook, cached(caches[2], model, asked)["heads"])
 
 
+def test_extract_batches_runs_a_partly_cached_batch_whole_and_skips_a_cached_one(caches, tmp_path):
+    """A batch missing one example runs whole (its other rows' company, hence the missing one's vectors, are the
+    plan's) and writes only what the cache lacks; a batch the cache holds does not run."""
+    session = Session(TINY, tmp_path / "cache")
+    model, task = TINY.models[0], TINY.tasks[0]
+    examples = list(profile_plan(session).needs[(model, task)].features.values())
+    adapter = session.adapter(model)
+    batches = plan_batches(examples, TINY.batch_size)
+    kw = {"heads": range(adapter.n_layers), "hidden": -1, "cache_dir": tmp_path / "cache", "progress": False}
+    first = batches[0]
+    assert len(first) > 1
+    alone = extract_features(adapter, first[:1], batch_size=1, **kw)  # cached from a batch of its own
+    assert extract.extract_batches(adapter, batches, **kw) == len(batches)  # the first batch lacked all but one
+    assert extract.extract_batches(adapter, batches, **kw) == 0
+    now = cached(tmp_path / "cache", model, first)
+    np.testing.assert_array_equal(now["heads"][:1], alone["heads"])  # the cache keeps what it held
+    np.testing.assert_array_equal(now["heads"][1:], cached(caches[2], model, first)["heads"][1:])
+
+
 def test_plan_batches_are_the_batches_extract_features_runs(monkeypatch):
     """``plan_batches`` is ``extract_features``'s own batching (one rule, ``_form_batches``): the same groups, in
     order, each distinct example once, split where the image count changes."""
