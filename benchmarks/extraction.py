@@ -5,14 +5,15 @@ released code does it (three forward passes per example, batch 1, the full-seque
 kept), (d) early stop at half depth, (e) shared-prefix cache off.
 
 Built for a shared, noisy machine: after a warm-up round, every round runs each variant once, in an order rotated
-from round to round (so no variant always follows the same one), and a variant's rate is the median over rounds
-with its interquartile range. Rates are per CPU second of this process (one torch thread by default): the time other
-jobs hold the cores is not ours, and wall-clock rates on a shared machine moved 2x between rounds; wall-clock rates
-are printed beside them. Each ratio is computed within a round (both variants measured seconds apart, under the same
-load) and its median over rounds printed, with the min-max over rounds.
+from round to round (so no variant always follows the same one), each measurement repeated until it has used 2 CPU
+seconds, and a variant's rate is the median over rounds with its interquartile range. Rates are per CPU second of
+this process (one torch thread by default): the time other jobs hold the cores is not ours, and wall-clock rates on a
+shared machine moved 2x between rounds; wall-clock rates are printed beside them. Each ratio is computed within a
+round (both variants measured seconds apart, under the same load) and its median over rounds printed, with the
+min-max over rounds.
 
 Usage: ``python benchmarks/extraction.py [--model savs-mini] [--task fashion_mnist] [--n 8] [--naive-n 2]
-[--rounds 5] [--threads 1]``.
+[--rounds 5] [--min-cpu 2] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ def naive(adapter, examples) -> list:
 
 
 def interleaved_rates(
-    variants: dict[str, tuple[Callable[[], object], int]], rounds: int
+    variants: dict[str, tuple[Callable[[], object], int]], rounds: int, min_cpu: float
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Examples per CPU second and per wall-clock second of each variant (``fn``, examples it handles), per round:
-    one warm-up round, then ``rounds`` rounds each running every variant once, the order rotated by one each round."""
+    one warm-up round, then ``rounds`` rounds each running every variant once (repeated until it has used
+    ``min_cpu`` CPU seconds: a short measurement is mostly noise), the order rotated by one each round."""
     names = list(variants)
     for name in names:  # warm-up: first-call costs (allocations, lazy init) out of the measurements
         variants[name][0]()
@@ -68,10 +70,12 @@ def interleaved_rates(
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, n = variants[name]
-            start_cpu, start_wall = time.process_time(), time.perf_counter()
-            fn()
-            cpu[name].append(n / (time.process_time() - start_cpu))
-            wall[name].append(n / (time.perf_counter() - start_wall))
+            start_cpu, start_wall, done = time.process_time(), time.perf_counter(), 0
+            while not done or time.process_time() - start_cpu < min_cpu:
+                fn()
+                done += n
+            cpu[name].append(done / (time.process_time() - start_cpu))
+            wall[name].append(done / (time.perf_counter() - start_wall))
     return cpu, wall
 
 
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--naive-n", type=int, default=2, help="examples per measurement of (c), the slow one")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (after one warm-up round)")
+    parser.add_argument("--min-cpu", type=float, default=2.0, help="CPU seconds each measurement lasts at least")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -122,7 +127,7 @@ def main() -> None:
         "d": f"(d) extract_heads, early stop at layer {half} of {adapter.n_layers}",
         "e": "(e) extract_heads, prefix cache off",
     }
-    rates, wall = interleaved_rates(variants, args.rounds)
+    rates, wall = interleaved_rates(variants, args.rounds, args.min_cpu)
     print(
         f"\n{adapter!r}, task {args.task}, {n} examples ((c): {variants['c'][1]}), {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.rounds} interleaved rounds "
