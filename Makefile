@@ -129,12 +129,15 @@ RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 
-.PHONY: reproduce preflight extract quickstart main-results shot-scaling head-sparsity cross-task where-heads \
+.PHONY: reproduce compare preflight extract quickstart main-results shot-scaling head-sparsity cross-task where-heads \
 	beyond-savs own-task FORCE
 
 reproduce: extract  ## every notebook (PROFILE=mini; MODEL= TASKS= N_HEADS= ... override them: make help)
 	@$(MAKE) --no-print-directory SKIP_EXTRACT=1 $(MAIN_NOTEBOOK)
 	@OMP_NUM_THREADS=1 $(MAKE) --no-print-directory SKIP_EXTRACT=1 -j$(NOTEBOOK_JOBS) $(filter-out $(MAIN_NOTEBOOK),$(EXECUTED))
+	@-$(MAKE) --no-print-directory compare
+compare: $(STAMP)  ## this run's tables vs the committed ones (git HEAD): cells that differ, in test examples, and a verdict
+	@$(PY) -m savs.compare
 quickstart: notebooks/executed/00_quickstart.ipynb  ## notebook 00: SAVs on one task, step by step
 main-results: notebooks/executed/01_main_results.ipynb  ## notebook 01: the main table, SAVs vs generation/LoRA/probes
 shot-scaling: notebooks/executed/02_shot_scaling.ipynb  ## notebook 02: accuracy vs examples per class
@@ -161,6 +164,7 @@ notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(
 	set -o pipefail; $(PY) -m papermill $< $(@D)/$*.running.ipynb -k python3 --log-output --no-progress-bar \
 	  $(PAPERMILL_PARAMS) 2>&1 | sed -u 's/^/[$*] /' \
 	  || { mv -f $(@D)/$*.running.ipynb $(@D)/$*.failed.ipynb 2>/dev/null; echo "$< failed: see $(@D)/$*.failed.ipynb" >&2; exit 1; }
+	$(PY) -m savs.nbclean $(@D)/$*.running.ipynb  # no times, widget ids or temp names: a rerun writes the same bytes
 	mv -f $(@D)/$*.running.ipynb $@
 
 # --- paper-dryrun: the paper profile's whole code path, offline, on a CPU ---------------------------------------------

@@ -4,7 +4,9 @@ activation cache, so the notebooks then run no extraction pass.
 What is extracted is ``savs.plan.profile_plan``: for every model and task of the profile (with the same overrides the
 notebooks take), the head vectors and last hidden state of every few-shot and test example any notebook scores, the
 blind control's blanked copies and the vision probe's features. The cache is content-addressed and written one
-atomic shard per batch, so merging is free.
+atomic shard per batch, so merging is free. The batches are formed from the plan before it is split
+(``savs.extract.plan_batches``) and each process runs whole batches: an example's vectors depend by ~1e-5 on the
+other rows of its batch, so this is what makes 1, 2 or 8 processes cache the same vectors, to the bit.
 
     accelerate launch --num_processes 8 -m savs.distributed --profile paper --cache-dir /data/savs-cache
     make reproduce PROFILE=paper SAVS_CACHE=/data/savs-cache   # then: the notebooks read everything from the cache
@@ -21,7 +23,9 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from savs.extract import extract_features
+from savs.extract import extract_batches, plan_batches
+
+VISION_CHUNK = 32  # examples per vision_features call (its default image batch)
 
 
 def extract_plan(session, state: PartialState) -> dict[str, int]:
@@ -37,18 +41,23 @@ def extract_plan(session, state: PartialState) -> dict[str, int]:
         for (m, task), need in plan.needs.items():
             if m != model:
                 continue
-            for kind, examples in (("features", list(need.features.values())), ("vision", list(need.vision.values()))):
-                counts[kind] += len(examples)
-                with state.split_between_processes(examples) as mine:
-                    if not mine:
-                        continue
-                    if kind == "features":
-                        extract_features(
-                            adapter, mine, heads=adapter.head_layers, hidden=-1, cache_dir=session.cache,
-                            batch_size=session.profile.batch_size, progress=state.is_local_main_process,
-                        )  # fmt: skip
-                    else:
-                        baselines.vision_features(adapter, mine, cache_dir=session.cache, progress=False)
+            counts["features"] += len(need.features)
+            counts["vision"] += len(need.vision)
+            # Whole batches to each rank, formed before the split: an example's batch (and so its vectors, to the
+            # bit) is the plan's whatever the process count.
+            batches = plan_batches(list(need.features.values()), session.profile.batch_size) if need.features else []
+            with state.split_between_processes(batches) as mine:
+                if mine:
+                    extract_batches(
+                        adapter, mine, heads=adapter.head_layers, hidden=-1, cache_dir=session.cache,
+                        progress=state.is_local_main_process,
+                    )  # fmt: skip
+            # vision features likewise: fixed chunks of the plan's order, each one call (its own encoder batches)
+            vision = list(need.vision.values())
+            chunks = [vision[i : i + VISION_CHUNK] for i in range(0, len(vision), VISION_CHUNK)]
+            with state.split_between_processes(chunks) as mine:
+                for chunk in mine:
+                    baselines.vision_features(adapter, chunk, cache_dir=session.cache, progress=False)
             if state.is_main_process:
                 print(f"{model} | {task}: {len(need.features)} examples' features, {len(need.vision)} vision features")
         state.wait_for_everyone()

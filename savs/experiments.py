@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from savs import baselines
+from savs.cache import CacheMissError, cache_only_mode
 from savs.classifier import SAVClassifier, answer_set_mask, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
@@ -75,19 +76,22 @@ class Run:
 
     def _features(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
         """Head vectors and the final hidden state from one forward pass per example (both cached on disk)."""
-        return self._memoized(
-            "features",
-            examples,
-            lambda: extract_features(
-                self.adapter,
-                examples,
-                heads=self.adapter.head_layers,
-                hidden=-1,
-                batch_size=self.session.profile.batch_size,
-                cache_dir=self.session.cache,
-                progress=False,
-            ),
-        )
+        return self._memoized("features", examples, lambda: self._extract_features(examples))
+
+    def _extract_features(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        """From the cache; on a miss, the plan's batches first (``plan.extract_as_planned``: the vectors
+        ``make extract`` would have cached), then whatever lies outside the plan."""
+        kw = {"heads": self.adapter.head_layers, "hidden": -1, "batch_size": self.session.profile.batch_size,
+              "cache_dir": self.session.cache, "progress": False}  # fmt: skip
+        try:
+            return extract_features(self.adapter, examples, cache_only=True, **kw)
+        except CacheMissError:
+            if cache_only_mode(None, self.session.cache):
+                raise
+        from savs.plan import extract_as_planned  # plan imports this module
+
+        extract_as_planned(self.session, self.model, self.task.name, examples)
+        return extract_features(self.adapter, examples, **kw)
 
     def vision(self, examples: Sequence[Example]) -> np.ndarray:
         """The vision encoder's pooled features, ``(n, features)``."""

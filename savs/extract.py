@@ -180,7 +180,8 @@ def extract_features(
             raise _cache_miss(store, list(todo.values()), keys)
         # hidden_states[0] runs no attention: a heads-free pass stopped there has no KV cache to share
         prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
-        found.update(_extract(adapter, capture, todo, keys, batch_size, prefix_cache, store, progress))
+        groups = _form_batches(todo, batch_size)
+        found.update(_extract(adapter, capture, todo, keys, groups, prefix_cache, store, progress))
     out = {name: np.stack([found[k] for k in ks]) for name, ks in keys.items()}
     if heads != capture.head_layers:  # captured (and cached) in ascending order; a copy only when asked otherwise
         out["heads"] = out["heads"][:, [capture.head_layers.index(layer) for layer in heads]]  # (n, L, H, d)
@@ -261,32 +262,88 @@ def _extract(
     capture: FeatureCapture,
     todo: dict[int, Example],
     keys: dict[str, list[str]],
-    batch_size: int,
+    groups: list[list[int]],
     prefix_cache: bool,
     store: ActivationCache | None,
     progress: bool,
 ) -> dict[str, np.ndarray]:
-    """Run the ``todo`` examples through the model in batches, storing each batch as it completes: key -> row."""
-    # Similar prompts side by side: less padding, longer shared prefixes.
-    order = sorted(todo, key=lambda i: (len(todo[i].images), len(todo[i].text), todo[i].text))
-    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    groups = [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
+    """Run the ``todo`` examples through the model, one batch per group of ``groups`` (positions in ``todo``), storing
+    each batch's keys the store lacks as it completes: key -> row."""
     fresh: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.prefix_cache_ok else None
         if not adapter.padding_ok:  # this model's vectors change when its prompts are padded: one per pass
             groups = [[i] for group in groups for i in group]
-        bar = tqdm(total=len(order), desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
+        total = sum(map(len, groups))
+        bar = tqdm(total=total, desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
         for group in groups:
             features = _run_batch(adapter, capture, prefixes, [todo[i] for i in group])
             _check_finite(features, [todo[i] for i in group])
             batch = {keys[name][i]: row for name in keys for i, row in zip(group, features[name].numpy(), strict=True)}
             if store is not None:
-                store.put(batch)
+                store.put({k: v for k, v in batch.items() if k not in store})
             fresh.update(batch)
             bar.update(len(group))
         bar.close()
     return fresh
+
+
+def _form_batches(todo: dict[int, Example], batch_size: int) -> list[list[int]]:
+    """The batches (positions in ``todo``) extraction runs ``todo`` in: similar prompts side by side (less padding,
+    longer shared prefixes), ``batch_size`` at a time, split where the image count changes. An example's vectors
+    depend (by ~1e-5) on its batch's other rows and padding, so this is the one rule every extraction path follows:
+    ``plan_batches`` applies it to a whole plan before any split between processes."""
+    order = sorted(todo, key=lambda i: (len(todo[i].images), len(todo[i].text), todo[i].text))
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
+
+
+def plan_batches(examples: Sequence[Example], batch_size: int) -> list[list[Example]]:
+    """The batches ``extract_features(examples, batch_size=batch_size)`` runs on an empty cache in one process (each
+    distinct example once). Formed from the examples alone, so handing whole batches to processes
+    (``extract_batches``) gives every example the same batch, and the same vectors to the bit, whatever the process
+    count."""
+    _check_arguments(examples, batch_size)
+    todo: dict[int, Example] = {}
+    seen: set[str] = set()
+    for i, e in enumerate(examples):  # first occurrence of each distinct example, as ``_missing`` keeps it
+        if (fp := e.fingerprint()) not in seen:
+            todo[i] = e
+            seen.add(fp)
+    return [[todo[i] for i in group] for group in _form_batches(todo, batch_size)]
+
+
+def extract_batches(
+    adapter: Adapter,
+    batches: Sequence[Sequence[Example]],
+    *,
+    heads: Sequence[int] = (),
+    hidden: int | None = None,
+    cache_dir: str | Path,
+    prefix_cache: bool = True,
+    progress: bool = True,
+) -> int:
+    """Fill the cache at ``cache_dir`` with the features (as ``extract_features``'s) of the examples of ``batches``
+    (from ``plan_batches``), running each batch that lacks any of them whole and as given, so its vectors are those
+    of that batch however the batches were shared out. Returns how many batches ran."""
+    heads = list(heads)
+    flat = [e for batch in batches for e in batch]
+    if not flat:
+        return 0
+    _check_arguments(flat, 1)
+    with capture_features(adapter, heads, hidden) as capture:
+        keys, _ = _cache_keys(adapter, flat, capture)
+        store = ActivationCache(cache_dir, adapter.identity.namespace)
+        todo = dict(enumerate(flat))
+        groups, start = [], 0
+        for batch in batches:
+            group = list(range(start, start + len(batch)))
+            start += len(batch)
+            if any(keys[name][i] not in store for name in keys for i in group):
+                groups.append(group)
+        prefix_cache = prefix_cache and (bool(capture.head_layers) or capture.hidden != 0)
+        _extract(adapter, capture, todo, keys, groups, prefix_cache, store, progress)
+    return len(groups)
 
 
 def _describe(example: Example) -> str:

@@ -10,7 +10,8 @@ it, which loads every task but no model, to check that each task can give its fe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from savs.experiments import (
     method_sets,
     shot_scaling_plan,
 )
+from savs.extract import extract_batches, plan_batches
 
 
 @dataclass
@@ -133,3 +135,26 @@ def profile_plan(session: Session) -> Plan:
         for task in p.study_tasks(p.head_methods):
             plan.probes(session, model, task, active_methods(p, task, probes))
     return plan
+
+
+_PLANS: weakref.WeakKeyDictionary[Session, Plan] = weakref.WeakKeyDictionary()
+
+
+def extract_as_planned(session: Session, model: str, task: str, examples: Sequence[Example]) -> int:
+    """Fill the cache with the features of ``examples`` (``model`` on ``task``) in the batches ``savs.distributed``
+    would run them in: the plan's batches holding any of them, each whole. A notebook whose cache misses then gets
+    the vectors ``make extract`` would have cached, to the bit. Examples outside the profile's plan are left to the
+    caller's own extraction. Returns how many batches ran."""
+    if session not in _PLANS:
+        _PLANS[session] = profile_plan(session)
+    need = _PLANS[session].needs.get((model, task))
+    if need is None or not need.features:
+        return 0
+    wanted = {e.fingerprint() for e in examples}
+    batches = plan_batches(list(need.features.values()), session.profile.batch_size)
+    batches = [b for b in batches if any(e.fingerprint() in wanted for e in b)]
+    if not batches:
+        return 0
+    adapter = session.adapter(model)
+    return extract_batches(adapter, batches, heads=adapter.head_layers, hidden=-1, cache_dir=session.cache,
+                           progress=False)  # fmt: skip

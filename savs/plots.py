@@ -20,13 +20,29 @@ from sklearn.decomposition import PCA
 from savs import paper
 from savs.classifier import SCORE_NAMES, score_is_accuracy
 
+# Metadata a figure file would otherwise carry that changes between runs or installs (None: left out): a PDF's
+# dates, creator and producer (matplotlib's version), a PNG's software, an SVG's date and creator. SVG ids are salted.
+STABLE_METADATA = {
+    "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None},
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+}
+
 
 def save(fig: Figure, name: str, out_dir: Path) -> list[Path]:
-    """Write ``<out_dir>/<name>.png`` (150 dpi) and ``.pdf``."""
+    """Write ``<out_dir>/<name>.png`` (150 dpi) and ``.pdf`` (``save_figure``: the same figure, the same bytes)."""
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        save_figure(fig, path)
     return paths
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> None:
+    """``fig.savefig`` without timestamps or version strings in the file (``STABLE_METADATA``), so that saving the
+    same figure twice writes identical bytes."""
+    fmt = Path(path).suffix.lstrip(".").lower()
+    with plt.rc_context({"svg.hashsalt": "savs"}):
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=STABLE_METADATA.get(fmt))
 
 
 def _grid(n: int, width: float = 4.2, height: float = 3.4, max_cols: int = 4) -> tuple[Figure, list[plt.Axes]]:

@@ -240,13 +240,18 @@ def run_markdown(profile: Profile) -> str:
     )
 
 
+# Columns measuring how long something took: they differ on every run, so they stay in memory and out of the tables.
+WALL_TIME_COLUMNS = ("seconds",)
+
+
 def write_table(
     data: pd.DataFrame, name: str, out_dir: Path, caption: str, shown: pd.DataFrame | None = None, extra: str = ""
 ) -> list[Path]:
     """``<out_dir>/<name>.csv`` (``data``) and ``.md`` (caption, ``shown`` or else ``data`` as a table, ``extra``);
-    an empty table is left out of the Markdown (``extra`` says why), not drawn as a header with no rows."""
+    an empty table is left out of the Markdown (``extra`` says why), not drawn as a header with no rows. Wall-time
+    columns (``WALL_TIME_COLUMNS``) are left out of the CSV: a table holds what a rerun reproduces."""
     csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
-    data.to_csv(csv, index=False)
+    data.drop(columns=list(WALL_TIME_COLUMNS), errors="ignore").to_csv(csv, index=False)
     shown = data if shown is None else shown
     parts = [caption, to_markdown(shown) if len(shown) else "", extra]
     md.write_text("\n\n".join(part for part in parts if part) + "\n")

@@ -67,12 +67,12 @@ def execute(name: str, dirs: dict[str, Path]) -> None:
     )
 
 
-def distributed_extraction(cache: Path) -> subprocess.CompletedProcess:
-    """``savs.distributed`` on the tiny profile with 2 CPU processes (gloo), into ``cache``."""
+def distributed_extraction(cache: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``savs.distributed`` on the tiny profile with ``nproc`` CPU processes (gloo), into ``cache``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port),
            "-m", "savs.distributed", "--profile", "tiny", "--cache-dir", str(cache)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
