@@ -79,8 +79,9 @@ class Run:
         return self._memoized("features", examples, lambda: self._extract_features(examples))
 
     def _extract_features(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
-        """From the cache; on a miss, the plan's batches first (``plan.extract_as_planned``: the vectors
-        ``make extract`` would have cached), then whatever lies outside the plan."""
+        """From the cache; on a miss, first the session's ``fill_miss`` (a notebook's: the plan's batches,
+        ``savs.plan.extract_as_planned``, so the vectors are those ``make extract`` would have cached), then whatever
+        lies outside it."""
         kw = {"heads": self.adapter.head_layers, "hidden": -1, "batch_size": self.session.profile.batch_size,
               "cache_dir": self.session.cache, "progress": False}  # fmt: skip
         try:
@@ -88,9 +89,8 @@ class Run:
         except CacheMissError:
             if cache_only_mode(None, self.session.cache):
                 raise
-        from savs.plan import extract_as_planned  # plan imports this module
-
-        extract_as_planned(self.session, self.model, self.task.name, examples)
+        if self.session.fill_miss is not None:
+            self.session.fill_miss(self.model, self.task.name, examples)
         return extract_features(self.adapter, examples, **kw)
 
     def vision(self, examples: Sequence[Example]) -> np.ndarray:
@@ -118,6 +118,9 @@ class Session:
         self.tasks: dict[str, Task] = {}
         self.loaded: tuple[str, Adapter] | None = None
         self.contrastive_models: dict[str, baselines.ContrastiveModel] = {}
+        # How a cache miss is filled before the rest is extracted: (model, task, examples) -> None. A notebook's
+        # session runs the plan's batches (``savs.plan.planned_session``); None: ``extract_features``'s own batches.
+        self.fill_miss: Callable[[str, str, Sequence[Example]], object] | None = None
 
     def task(self, name: str) -> Task:
         """Task ``name``, loaded once per session (notebooks revisit tasks across experiments)."""

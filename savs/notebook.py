@@ -10,6 +10,7 @@ from pathlib import Path
 
 from savs import paths, report
 from savs.experiments import Session
+from savs.plan import planned_session
 from savs.profiles import Profile, load_profile
 
 
@@ -42,7 +43,7 @@ def start(
     and show what the run will do."""
     started = time.perf_counter()
     cfg = load_profile(profile, **{k: v for k, v in overrides.items() if v is not None})
-    nb = Notebook(cfg, Session(cfg, paths.cache_dir(cache_dir)), paths.results_dir(results_dir),
+    nb = Notebook(cfg, planned_session(Session(cfg, paths.cache_dir(cache_dir))), paths.results_dir(results_dir),
                   paths.figures_dir(figures_dir), started)  # fmt: skip
     _show(report.run_markdown(cfg))
     return nb

@@ -10,6 +10,7 @@ it, which loads every task but no model, to check that each task can give its fe
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -138,6 +139,13 @@ def profile_plan(session: Session) -> Plan:
 
 
 _PLANS: weakref.WeakKeyDictionary[Session, Plan] = weakref.WeakKeyDictionary()
+
+
+def planned_session(session: Session) -> Session:
+    """``session``, its cache misses filled with the plan's batches first (``extract_as_planned``): a notebook's
+    in-process extraction then gives the vectors ``make extract`` would have cached."""
+    session.fill_miss = functools.partial(extract_as_planned, session)
+    return session
 
 
 def extract_as_planned(session: Session, model: str, task: str, examples: Sequence[Example]) -> int:

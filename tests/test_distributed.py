@@ -21,7 +21,7 @@ from savs.baselines import vision_features
 from savs.examples import Example, LazyImage
 from savs.experiments import Session, load_adapter
 from savs.extract import extract_features, plan_batches
-from savs.plan import Need, profile_plan
+from savs.plan import Need, planned_session, profile_plan
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_one_process_in_memory_forms_the_plans_batches(caches, tmp_path):
     """``extract_features`` on a need's examples, in process and on an empty cache, forms ``plan_batches``'s batches,
     so it gives the distributed run's vectors to the bit; and a notebook's cache miss (``Run.heads``) runs the plan's
     batches that hold what it asks for, so it does too."""
-    session = Session(TINY, tmp_path / "empty")
+    session = planned_session(Session(TINY, tmp_path / "empty"))
     model, task = TINY.models[0], TINY.tasks[0]
     need = profile_plan(session).needs[(model, task)]
     examples = list(need.features.values())
