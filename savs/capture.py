@@ -2,7 +2,8 @@
 
 Two features, from one forward pass:
 
-- ``heads``: the input of ``self_attn.o_proj`` is the concatenation of every head's output, head-major,
+- ``heads``: the input of an attention layer's output projection (``adapter.o_proj``, e.g. ``self_attn.o_proj``)
+  is the concatenation of every head's output, head-major,
   ``(B, T, n_heads * head_dim)``; a forward pre-hook keeps its row at the last prompt token, split per head.
 - ``hidden``: transformers' ``hidden_states[i]`` at that token (0: the embeddings with images spliced in,
   ``i``: decoder layer ``i - 1``'s output, ``n_layers``: after the final norm, what the LM head reads).
@@ -79,15 +80,6 @@ class FeatureCapture:
         return out
 
 
-def final_norm(adapter: Adapter) -> torch.nn.Module:
-    """The norm between the last decoder layer and the LM head (a sibling of the layer list)."""
-    decoder = operator.attrgetter(adapter.layers_path.rpartition(".")[0])(adapter.model)
-    norm = getattr(decoder, "norm", None)
-    if not isinstance(norm, torch.nn.Module):
-        raise NotImplementedError(f"no final norm at {adapter.layers_path.rpartition('.')[0]}.norm in {adapter.name}")
-    return norm
-
-
 def hidden_index(adapter: Adapter, layer: int) -> int:
     """``layer`` as an index of ``hidden_states`` in ``0..n_layers`` (negative counts from the end)."""
     n = adapter.n_layers
@@ -98,11 +90,13 @@ def hidden_index(adapter: Adapter, layer: int) -> int:
 
 @contextmanager
 def capture_features(
-    adapter: Adapter, heads: Sequence[int] = (), hidden: int | None = None, stop_early: bool = True
+    adapter: Adapter, heads: Sequence[int] = (), hidden: int | None = None, stop_early: bool | None = None
 ) -> Iterator[FeatureCapture]:
-    """Hook the per-head vectors of decoder layers ``heads`` and/or ``hidden_states[hidden]`` for the duration of
-    the block; hooks always removed. The capture keeps the layers in ascending order (``FeatureCapture.head_layers``);
-    a layer asked for twice is an error, not silently merged."""
+    """Hook the per-head vectors of decoder layers ``heads`` (real layer numbers, each one of ``adapter.head_layers``)
+    and/or ``hidden_states[hidden]`` for the duration of the block; hooks always removed. The capture keeps the
+    layers in ascending order (``FeatureCapture.head_layers``); a layer asked for twice is an error, not silently
+    merged. ``stop_early``: end each pass once every hook has fired; None (the default): where the adapter found
+    that this changes nothing (``adapter.early_stop_ok``)."""
     head_layers = sorted(operator.index(layer) for layer in heads)
     repeated = sorted({a for a, b in itertools.pairwise(head_layers) if a == b})
     if repeated:
@@ -110,9 +104,16 @@ def capture_features(
     bad = [layer for layer in head_layers if not 0 <= layer < adapter.n_layers]
     if bad:
         raise ValueError(f"layers {bad} outside 0..{adapter.n_layers - 1}")
+    headless = sorted(set(head_layers) - set(adapter.head_layers))
+    if headless:
+        raise ValueError(
+            f"decoder layers {headless} of {adapter.name} have no softmax-attention heads (a hybrid decoder); "
+            f"layers with heads: {list(adapter.head_layers)}"
+        )
     hidden = None if hidden is None else hidden_index(adapter, hidden)
     if not head_layers and hidden is None:
         raise ValueError("nothing to capture: ask for heads, a hidden state, or both")
+    stop_early = adapter.early_stop_ok if stop_early is None else stop_early
     capture = FeatureCapture(head_layers, hidden, (adapter.n_heads, adapter.head_dim), stop_early)
     handles = [
         adapter.o_proj(layer).register_forward_pre_hook(lambda m, args, p=f"heads.{layer}": capture.keep(p, args[0]))
@@ -126,7 +127,7 @@ def capture_features(
             )
         )
     elif hidden is not None:
-        module = adapter.layers()[hidden - 1] if hidden < adapter.n_layers else final_norm(adapter)
+        module = adapter.layers()[hidden - 1] if hidden < adapter.n_layers else adapter.final_norm()
         handles.append(
             module.register_forward_hook(
                 lambda m, args, out: capture.keep("hidden", out[0] if isinstance(out, tuple) else out)

@@ -245,7 +245,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )  # (n, L, H, d)
     full = SAVClassifier(n_heads=args.heads, **rules).fit(X, y)
     sav = SAVPipeline.from_classifier(adapter, full, batch_size=args.batch_size)  # as fit_sav
-    scores = full.head_scores_
+    scores = full.head_scores_  # (L, H): L the layers with heads, adapter.head_layers
+    layer_numbers = list(adapter.head_layers)
     meta = {
         "format": FORMAT,
         "model": adapter.name,
@@ -261,7 +262,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "n_heads": args.heads,
         **rules,
         "head_grid": list(scores.shape),
-        "heads": [[int(layer), int(head), float(scores[layer, head])] for layer, head in full.heads_],
+        "head_layers": layer_numbers,  # the real decoder layer of each row of head_scores (hybrid decoders skip some)
+        "heads": [[layer_numbers[row], int(head), float(scores[row, head])] for row, head in full.heads_],
         "head_scores": scores.round(6).tolist(),
         "few_shot": [e.uid for e in few_shot],
         "few_shot_fingerprints": [e.fingerprint() for e in few_shot],
@@ -427,6 +429,8 @@ def cmd_heads(args: argparse.Namespace) -> int:
         raise CommandError(_one_line(e)) from e
     scores = np.array(meta["head_scores"])  # (L, H)
     L, H = scores.shape
+    layer_numbers = meta.get("head_layers", list(range(L)))  # row -> real decoder layer (before: every layer)
+    row_of = {layer: row for row, layer in enumerate(layer_numbers)}
     scoring, selection = meta.get("scoring", "in_sample"), meta.get("selection", "top_k")
     order = "best first" if selection == "top_k" else "in selection order"
     print(
@@ -436,12 +440,12 @@ def cmd_heads(args: argparse.Namespace) -> int:
     rows = heads.tolist()
     if args.all:
         order = np.argsort(-scores.ravel(), kind="stable")
-        rows = np.stack(np.unravel_index(order, scores.shape), axis=1).tolist()
+        rows = [[layer_numbers[r], h] for r, h in np.stack(np.unravel_index(order, scores.shape), axis=1).tolist()]
     selected = {tuple(h) for h in heads.tolist()}
     print("rank\tlayer\thead\tscore" + ("\tvotes" if args.all else ""))
     for rank, (layer, head) in enumerate(rows, 1):
         mark = ("\tyes" if (layer, head) in selected else "\t") if args.all else ""
-        print(f"{rank}\t{layer}\t{head}\t{scores[layer, head]:.4f}{mark}")
+        print(f"{rank}\t{layer}\t{head}\t{scores[row_of[layer], head]:.4f}{mark}")
     if args.plot:
         try:
             from savs import plots
@@ -451,7 +455,8 @@ def cmd_heads(args: argparse.Namespace) -> int:
             f"Head scores of {meta['model']} on {Path(meta['data']).name} ({len(meta['labels'])} classes): "
             f"{meta['shots']} shots per class, seed {meta['seed']}; circled: the {len(heads)} voting heads"
         )
-        fig = plots.head_scores(scores, heads, caption, scoring)
+        rows = np.array([[row_of[layer], head] for layer, head in heads.tolist()])  # (k, 2) grid rows
+        fig = plots.head_scores(scores, rows, caption, scoring, layers=layer_numbers)
         try:
             with bad_input():
                 fig.savefig(args.plot, dpi=150, bbox_inches="tight")
@@ -493,6 +498,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         "data": _data_name(args.data),
         "description": task.description,
         "heads": "(n_examples, n_layers, n_heads, head_dim): each head's output at the last prompt token",
+        "head_layers": json.dumps(list(adapter.head_layers)),  # the decoder layer of each heads row
         "labels": json.dumps(labels),
         "split": "0: train, 1: test",
         "uids": json.dumps([e.uid for e in examples]),

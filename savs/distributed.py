@@ -44,7 +44,7 @@ def extract_plan(session, state: PartialState) -> dict[str, int]:
                         continue
                     if kind == "features":
                         extract_features(
-                            adapter, mine, heads=range(adapter.n_layers), hidden=-1, cache_dir=session.cache,
+                            adapter, mine, heads=adapter.head_layers, hidden=-1, cache_dir=session.cache,
                             batch_size=session.profile.batch_size, progress=state.is_local_main_process,
                         )  # fmt: skip
                     else:

@@ -81,7 +81,7 @@ class Run:
             lambda: extract_features(
                 self.adapter,
                 examples,
-                heads=range(self.adapter.n_layers),
+                heads=self.adapter.head_layers,
                 hidden=-1,
                 batch_size=self.session.profile.batch_size,
                 cache_dir=self.session.cache,

@@ -84,7 +84,21 @@ def _run_batch(
     n_prefix = cached_prefix_length(ids, mask, adapter.prefix_barrier_ids())
     if not n_prefix:
         return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
-    past = prefixes.expanded(ids[0, :n_prefix], len(examples))
+    return prefix_pass(adapter, capture, batch, n_prefix, prefixes)
+
+
+def prefix_pass(
+    adapter: Adapter,
+    capture: FeatureCapture,
+    batch: dict[str, torch.Tensor],
+    n_prefix: int,
+    prefixes: _PrefixKV | None = None,
+) -> dict[str, torch.Tensor]:
+    """The features of a right-padded ``batch`` whose rows share their first ``n_prefix`` tokens: those run once (or
+    come from ``prefixes``' memo of the latest prefix), the rest of every row continues from their KV cache."""
+    prefixes = _PrefixKV(adapter, capture) if prefixes is None else prefixes
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    past = prefixes.expanded(ids[0, :n_prefix], len(ids))
     return capture.run(
         lambda: adapter.forward(suffix(batch, n_prefix), cache=past, use_cache=True),
         last_token_index(mask) - n_prefix,
@@ -104,14 +118,16 @@ def extract_heads(
 ) -> np.ndarray:
     """Per-head vectors at the last prompt token: float32 ``(n_examples, n_layers, n_heads, head_dim)``.
 
-    ``layers``: which decoder layers to keep, in this order (all by default); the pass stops after the deepest one.
+    ``layers``: which decoder layers to keep (real layer numbers), in this order; by default every layer with heads,
+    ``adapter.head_layers`` (all layers of a plain stack; a hybrid decoder's attention layers only, so ``n_layers``
+    above is then ``len(adapter.head_layers)``). The pass stops after the deepest one.
     ``prefix_cache``: run a token prefix shared by a batch once (where the adapter supports it).
     ``cache_dir``: keep results on disk there and reuse them (see ``savs.cache``); None keeps nothing.
     ``cache_only``: read everything from ``cache_dir`` and run no forward pass, raising ``CacheMissError`` for
     what is missing; None (the default) means "when the environment sets ``SAVS_CACHE_ONLY=1`` and a cache_dir
     is given".
     """
-    layers = range(adapter.n_layers) if layers is None else layers
+    layers = adapter.head_layers if layers is None else layers
     return extract_features(
         adapter,
         examples,
@@ -191,7 +207,7 @@ def _cache_keys(
     fingerprints = [e.fingerprint() for e in examples]
     tags = {"heads": _layer_tag(capture.head_layers), "hidden": f"hidden:{capture.hidden}"}
     keys = {name: [example_key(fp, tags[name]) for fp in fingerprints] for name in capture.outputs}
-    all_layers = list(range(adapter.n_layers))
+    all_layers = list(adapter.head_layers)
     if not capture.head_layers or capture.head_layers == all_layers:
         return keys, None
     return keys, [example_key(fp, _layer_tag(all_layers)) for fp in fingerprints]
@@ -251,7 +267,9 @@ def _extract(
     groups = [g for chunk in groups for g in _split_by_image_count(chunk, todo)]
     fresh: dict[str, np.ndarray] = {}
     with torch.inference_mode():
-        prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.supports_prefix_cache else None
+        prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.prefix_cache_ok else None
+        if not adapter.padding_ok:  # this model's vectors change when its prompts are padded: one per pass
+            groups = [[i] for group in groups for i in group]
         bar = tqdm(total=len(order), desc=f"{'+'.join(keys)} of {adapter.name}", unit="ex", disable=not progress)
         for group in groups:
             features = _run_batch(adapter, capture, prefixes, [todo[i] for i in group])

@@ -63,8 +63,17 @@ class SAVPipeline:
 
     @classmethod
     def from_classifier(cls, adapter: Adapter, classifier: SAVClassifier, batch_size: int = 8) -> SAVPipeline:
-        """The pipeline of a classifier fitted on every head of ``adapter``: its voting heads (``compact``)."""
-        return cls(adapter, classifier.heads_, classifier.compact(), batch_size=batch_size)
+        """The pipeline of a classifier fitted on every head of ``adapter`` (``extract_heads``' default layers,
+        ``adapter.head_layers``): its voting heads (``compact``), their grid rows turned into real layer numbers (a
+        hybrid decoder's grid skips its layers without heads)."""
+        layers = np.asarray(adapter.head_layers)
+        if classifier.head_grid_[0] != len(layers):
+            raise ValueError(
+                f"the classifier was fitted on a grid of {classifier.head_grid_[0]} layers; {adapter.name} has "
+                f"{len(layers)} layers with heads (extract_heads' default layers are the ones to fit on)"
+            )
+        heads = np.stack([layers[classifier.heads_[:, 0]], classifier.heads_[:, 1]], axis=1)  # (k, 2) real layers
+        return cls(adapter, heads, classifier.compact(), batch_size=batch_size)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -182,6 +191,12 @@ def _check_model(saved: SavedSAV, adapter: Adapter, path: Path, allow_mismatch: 
             f"the SAV saved at {path} was fitted on model {saved.model!r}, whose heads are laid out differently "
             f"from those of the given model {adapter.name!r} ({diffs}; saved != given): its head indices and class "
             f"means cannot apply to this model, whatever allow_model_mismatch says."
+        )
+    headless = sorted(set(saved.heads[:, 0].tolist()) - set(adapter.head_layers))
+    if headless:
+        raise ModelMismatchError(
+            f"the SAV saved at {path} votes with heads of decoder layers {headless}, which have no softmax-attention "
+            f"heads in the given model {adapter.name!r}"
         )
     diffs = saved.identity.differences(adapter.identity)
     if not diffs:

@@ -118,14 +118,20 @@ def head_pca(maps: dict[tuple[str, str], dict[str, np.ndarray]], caption: str) -
     return fig
 
 
-def head_scores(scores: np.ndarray, heads: np.ndarray, caption: str, scoring: str = "in_sample") -> Figure:
-    """A classifier's ``head_scores_`` as a layer x head map (accuracies in %), selected heads circled."""
+def head_scores(
+    scores: np.ndarray, heads: np.ndarray, caption: str, scoring: str = "in_sample", layers: list[int] | None = None
+) -> Figure:
+    """A classifier's ``head_scores_`` as a layer x head map (accuracies in %), selected heads (grid rows, heads)
+    circled; ``layers``: the decoder layer of each row where they are not 0..L-1 (a hybrid decoder's attention
+    layers)."""
     fig, ax = plt.subplots(figsize=(4.5, 5.5))
     shown = 100 * scores if score_is_accuracy(scoring) else scores
     image = ax.imshow(shown, aspect="auto", cmap="magma", origin="lower", **_score_range(scoring))
     ax.scatter(heads[:, 1], heads[:, 0], s=40, facecolors="none", edgecolors="cyan", label="selected heads")
     ax.set(xlabel="head", ylabel="layer")
     _integer_axes(ax)
+    if layers is not None and list(layers) != list(range(len(scores))):
+        ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
     ax.legend(fontsize=7, loc="upper right")
     fig.colorbar(image, ax=ax, label=_score_label(scoring))
     _caption(fig, caption)

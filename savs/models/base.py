@@ -133,9 +133,38 @@ class Adapter:
         """The decoder layers, in order."""
         return operator.attrgetter(self.layers_path)(self.model)
 
+    @property
+    def head_layers(self) -> tuple[int, ...]:
+        """The decoder layers that carry softmax-attention heads, by their real numbers (every layer here)."""
+        return tuple(range(self.n_layers))
+
     def o_proj(self, layer: int) -> nn.Module:
         """The output projection of ``layer``'s attention: its input is the per-head outputs, concatenated."""
         return self.layers()[layer].self_attn.o_proj
+
+    def final_norm(self) -> nn.Module:
+        """The norm between the last decoder layer and the LM head (a sibling of the layer list)."""
+        parent = self.layers_path.rpartition(".")[0]
+        norm = getattr(operator.attrgetter(parent)(self.model), "norm", None)
+        if not isinstance(norm, nn.Module):
+            raise NotImplementedError(f"no final norm at {parent}.norm in {self.name}")
+        return norm
+
+    # ----- shortcuts extraction may take (the generic adapter decides them by evidence) -------------------------
+    @property
+    def prefix_cache_ok(self) -> bool:
+        """Whether a token prefix shared by a batch may run once and its KV cache be reused."""
+        return self.supports_prefix_cache
+
+    @property
+    def early_stop_ok(self) -> bool:
+        """Whether a pass may stop once the deepest layer asked for has run."""
+        return True
+
+    @property
+    def padding_ok(self) -> bool:
+        """Whether prompts of different lengths may share a padded batch."""
+        return True
 
     @property
     def device(self) -> torch.device:
@@ -183,10 +212,14 @@ class Adapter:
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """Tokenize (and preprocess images of) a batch, padded on ``padding_side``, on the model's device."""
+        return self._encode(examples, padding_side, add_special_tokens=False)
+
+    def _encode(self, examples: Sequence[Example], padding_side: str, add_special_tokens: bool) -> BatchFeature:
+        """``encode``, saying whether the tokenizer adds its own special tokens (a chat template holds them)."""
         texts = [self.render(e) for e in examples]
         examples = [self.shown(e) for e in examples]
         n_images = {len(e.images) for e in examples}
-        kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": False}
+        kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "add_special_tokens": add_special_tokens}
         if n_images != {0}:
             if 0 in n_images:
                 raise ValueError("a batch mixes examples with and without images; split it by image count")
@@ -233,6 +266,10 @@ class Adapter:
     @functools.cached_property
     def identity(self) -> ModelIdentity:
         """What decides this model's vectors (``savs.identity``): the cache namespace, a saved SAV's check."""
+        return self.current_identity()
+
+    def current_identity(self) -> ModelIdentity:
+        """``identity`` as of now, not memoised (what was probed on load may be changed before ``identity`` is read)."""
         template = getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", "")
         settings = self.processor.to_dict() if hasattr(self.processor, "image_processor") else {}
         return ModelIdentity(

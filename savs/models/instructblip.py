@@ -16,15 +16,14 @@ from transformers import BatchFeature, Cache
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 
 
-class InstructBlipAdapter(Adapter):
+class InstructBlipAdapter(GenericAdapter):
     """Decoder at ``language_model.model``; its forward always needs the pixels, so no KV-cached prompt prefix."""
 
     family = "instructblip"
     model_types = ("instructblip",)
-    layers_path = "language_model.model.layers"
     supports_prefix_cache = False
     single_image = True
 

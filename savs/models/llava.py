@@ -2,11 +2,11 @@
 
 from typing import ClassVar
 
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 from savs.models.processors import NoVideoLlavaOnevisionProcessor
 
 
-class LlavaAdapter(Adapter):
+class LlavaAdapter(GenericAdapter):
     """Vision tower -> projector -> image features spliced at ``<image>`` tokens of a Llama/Qwen2 decoder."""
 
     family = "llava"

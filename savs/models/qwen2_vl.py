@@ -1,10 +1,10 @@
 """Qwen2-VL and Qwen2.5-VL (``Qwen/Qwen2-VL-7B-Instruct``, ``Qwen/Qwen2.5-VL-7B-Instruct``)."""
 
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 from savs.models.processors import NoVideoQwen2_5_VLProcessor, NoVideoQwen2VLProcessor
 
 
-class Qwen2VLAdapter(Adapter):
+class Qwen2VLAdapter(GenericAdapter):
     """Decoder at ``model.language_model``; multimodal RoPE positions rule out shared-prefix caching."""
 
     family = "qwen2_vl"

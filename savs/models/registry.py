@@ -1,7 +1,8 @@
 """The one registry of supported models: short name -> hub id and adapter family.
 
 Code, Makefile, profiles and README all name models by these keys; any hub id or local directory of a
-supported architecture works too (the family is read from its config).
+supported architecture works too: a model type one of the declared families handles gets that family's adapter,
+any other type the generic adapter (``savs.models.generic``), unless ``refusal`` rules it out with a reason.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from huggingface_hub import constants as hf_constants
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+)
 
 from savs.cache import build_once, default_cache_dir
 from savs.mini.adapter import MiniAdapter
 from savs.models.base import Adapter
+from savs.models.discovery import UnsupportedModelError, config_refusal, find_heads, meta_model
+from savs.models.generic import GenericAdapter
 from savs.models.idefics3 import Idefics3Adapter
 from savs.models.instructblip import InstructBlipAdapter
 from savs.models.llava import LlavaAdapter
@@ -60,7 +67,24 @@ MODELS: dict[str, ModelSpec] = {
     "idefics3-8b": ModelSpec("HuggingFaceM4/Idefics3-8B-Llama3", "idefics3"),
     "smolvlm-256m": ModelSpec("HuggingFaceTB/SmolVLM-256M-Instruct", "idefics3"),
     "smollm2-135m": ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", "text"),
+    "smolvlm2-2b": ModelSpec("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
 }
+
+# Current checkpoints the generic adapter runs (every model type here is one whose tiny random model the architecture
+# sweep, ``savs.architectures``, extracts against an independent reference): the names a user would type.
+GENERIC_MODELS: dict[str, ModelSpec] = {
+    "qwen3-vl-8b": ModelSpec("Qwen/Qwen3-VL-8B-Instruct", "generic", "qwen3_vl: multimodal RoPE"),
+    "gemma-3-12b": ModelSpec("google/gemma-3-12b-it", "generic", "gemma3: sliding and global layers"),
+    "internvl3.5-8b": ModelSpec("OpenGVLab/InternVL3_5-8B-HF", "generic", "internvl"),
+    "llava-next-7b": ModelSpec("llava-hf/llava-v1.6-mistral-7b-hf", "generic", "llava_next: anyres crops"),
+    "idefics2-8b": ModelSpec("HuggingFaceM4/idefics2-8b", "generic", "idefics2"),
+    "paligemma2-3b": ModelSpec("google/paligemma2-3b-mix-224", "generic", "paligemma: no chat template", True),
+}
+
+
+def registry() -> dict[str, ModelSpec]:
+    """Every named model: the declared families' (``MODELS``) and the generic adapter's (``GENERIC_MODELS``)."""
+    return {**MODELS, **GENERIC_MODELS}
 
 
 def adapter_class(model_type: str) -> type[Adapter]:
@@ -74,6 +98,8 @@ def adapter_class(model_type: str) -> type[Adapter]:
 
 def family_adapter(family: str) -> type[Adapter]:
     """The adapter of a family (a ``ModelSpec.family``)."""
+    if family == GenericAdapter.family:
+        return GenericAdapter
     for adapter in ADAPTERS:
         if adapter.family == family:
             return adapter
@@ -83,15 +109,71 @@ def family_adapter(family: str) -> type[Adapter]:
 def spec_of(name_or_path: str) -> ModelSpec | None:
     """The registry's spec of a model given by its registry name or by its hub id (one model, one way of loading
     it, one cache); None for anything else."""
-    if name_or_path in MODELS:
-        return MODELS[name_or_path]
-    return next((spec for spec in MODELS.values() if spec.hub_id == name_or_path), None)
+    models = registry()
+    if name_or_path in models:
+        return models[name_or_path]
+    return next((spec for spec in models.values() if spec.hub_id == name_or_path), None)
 
 
 def resolve(name_or_path: str) -> str:
     """A registry name's hub id; anything else (hub id, local dir) unchanged."""
-    spec = MODELS.get(name_or_path)
+    spec = registry().get(name_or_path)
     return spec.hub_id if spec and spec.hub_id else name_or_path
+
+
+# ----- any model type ----------------------------------------------------------------------------------------------
+def _declared(model_type: str) -> type[Adapter] | None:
+    return next((a for a in ADAPTERS if model_type in a.model_types), None)
+
+
+def model_adapter(config) -> type[Adapter]:
+    """The adapter class for a config: its declared family's, else the generic adapter (image-text-to-text types),
+    else the text adapter (causal LMs). Raises ``UnsupportedModelError`` with ``refusal``'s reason."""
+    reason = refusal(config)
+    if reason is not None:
+        raise UnsupportedModelError(f"model type {config.model_type!r} is not supported: {reason}")
+    declared = _declared(config.model_type)
+    if declared is not None:
+        return declared
+    return GenericAdapter if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES else TextAdapter
+
+
+_STRUCTURAL: dict[str, str | None] = {}  # refusal's verdict per config (building the module tree takes a moment)
+
+
+def _structural_refusal(config) -> str | None:
+    """Why discovery finds no heads in the module tree a config builds (on the meta device), or None."""
+    key = f"{config.model_type}:{config.to_json_string(use_diff=True)}"
+    if key not in _STRUCTURAL:
+        itt = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        try:
+            model = meta_model(config, AutoModelForImageTextToText if itt else AutoModelForCausalLM)
+            find_heads(model, config.get_text_config(decoder=True))
+            _STRUCTURAL[key] = None
+        except UnsupportedModelError as err:
+            _STRUCTURAL[key] = str(err)
+        except Exception as err:  # noqa: BLE001 - transformers' own reason is what the user needs
+            first = str(err).splitlines()[0] if str(err) else ""
+            _STRUCTURAL[key] = f"transformers cannot build it from its config ({type(err).__name__}: {first})"
+    return _STRUCTURAL[key]
+
+
+def refusal(config) -> str | None:
+    """None where ``load_model`` supports a model of this config; else the one-line reason it refuses it.
+
+    Decided from the config alone: encoder-decoders are refused outright; otherwise the model's module tree is built
+    on the meta device (no weights) and the heads are looked for as on a loaded model (``savs.models.discovery``).
+    """
+    model_type = config.model_type
+    if model_type in MiniAdapter.model_types:
+        return None
+    known = model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if not known and _declared(model_type) is None:
+        return "neither an image-text-to-text nor a causal language model type of transformers"
+    reason = config_refusal(config)
+    if reason is not None:
+        return reason
+    return _structural_refusal(config)
 
 
 # ----- the hub without a network -------------------------------------------------------------------
@@ -180,10 +262,12 @@ def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs)
             raise ValueError(
                 f"cannot load model {name_or_path!r} (resolved to {path!r}): it is neither a local model directory "
                 f"nor reachable on the hub ({searched}{err.__class__.__name__}: {str(err).splitlines()[0]}). "
-                f"Registry names: {', '.join(MODELS)}"
+                f"Registry names: {', '.join(registry())}"
             ) from err
-        adapter = adapter_class(config.model_type).from_pretrained(path, **kwargs)
+        adapter = model_adapter(config).from_pretrained(path, **kwargs)
     adapter.name = name_or_path
     if spec is not None and spec.single_image:
         adapter.single_image = True
+    if isinstance(adapter, GenericAdapter):
+        adapter.evidence  # noqa: B018 - decided on load (memoised per model identity), not inside a first extraction
     return adapter

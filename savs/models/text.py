@@ -5,16 +5,15 @@ from collections.abc import Sequence
 from transformers import AutoModelForCausalLM, AutoTokenizer, BatchFeature
 
 from savs.examples import Example
-from savs.models.base import Adapter
+from savs.models.generic import GenericAdapter
 
 
-class TextAdapter(Adapter):
+class TextAdapter(GenericAdapter):
     """A causal LM whose processor is its tokenizer; examples must carry no images."""
 
     family = "text"
     model_types = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "phi3", "smollm3")
     auto_model = AutoModelForCausalLM
-    layers_path = "model.layers"
 
     @classmethod
     def load_processor(cls, name_or_path: str, model_type: str):
