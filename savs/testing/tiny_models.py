@@ -210,17 +210,16 @@ def no_video_processor_class(cls: type) -> type:
         return cls
     if cls.__name__ in _NO_VIDEO:
         return _NO_VIDEO[cls.__name__]
-    signature = base.replace(parameters=[p for n, p in base.parameters.items() if n != "video_processor"])
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        bound = signature.bind(self, *args, **kwargs)
-        bound.apply_defaults()
-        named = dict(bound.arguments)
-        named.pop("self")
-        extra = named.pop("kwargs", {})
-        cls.__init__(self, **named, video_processor=None, **extra)
-
-    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    # A real function with named parameters: `ProcessorMixin.from_args_and_dict` reads `__init__.__code__`.
+    params = [p for n, p in base.parameters.items() if n not in ("self", "video_processor") and p.kind != p.VAR_KEYWORD]
+    defaults = {p.name: None if p.default is p.empty else p.default for p in params}
+    source = (
+        f"def __init__(self, {''.join(f'{n}=_defaults[{n!r}], ' for n in defaults)}**kwargs):\n"
+        f"    _base.__init__(self, {''.join(f'{n}={n}, ' for n in defaults)}video_processor=None, **kwargs)\n"
+    )
+    namespace: dict[str, Any] = {"_defaults": defaults, "_base": cls}
+    exec(source, namespace)  # noqa: S102  (source built from the parameter names of a transformers class)
+    __init__ = namespace["__init__"]
     _NO_VIDEO[cls.__name__] = type(f"NoVideo{cls.__name__}", (cls,), {"__init__": __init__, "__module__": __name__})
     return _NO_VIDEO[cls.__name__]
 
@@ -384,10 +383,22 @@ def build_tiny(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
     """Build the tiny random-weight `model_type` model (seeded) and its processor, check that an image and a
     prompt run through both and survive a save/reload, and save them to `out_dir`.
 
-    Raises `TinyBuildError` with a one-line reason when the type cannot be built offline.
+    Raises `TinyBuildError` with a one-line reason when the type cannot be built offline (any failure on the way
+    is reported as one, its exception type and first message line the reason).
     """
     if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         raise ValueError(f"{model_type!r} is not an image-text-to-text model type of transformers")
+    try:
+        return _build(model_type, Path(out_dir), seed)
+    except TinyBuildError:
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise TinyBuildError(f"{type(err).__name__}: {first}") from err
+
+
+def _build(model_type: str, out: Path, seed: int) -> Path:
+    """`build_tiny`'s work."""
     spec = SPECS.get(model_type, {})
     if "refuse" in spec:
         raise TinyBuildError(spec["refuse"])
@@ -401,7 +412,8 @@ def build_tiny(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config).eval()
     except ImportError as err:
-        raise TinyBuildError(f"model needs a package not installed: {str(err).split(chr(10))[1:2]}") from err
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        raise TinyBuildError(f"model needs a package not installed: {lines[0] if lines else err!r}") from err
     inputs = sample_inputs(processor, side, seed)
     with torch.no_grad():
         logits = model(**inputs).logits
@@ -410,7 +422,6 @@ def build_tiny(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
-    out = Path(out_dir)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     _check_reload(out, processor, inputs, logits)
@@ -423,6 +434,8 @@ def _check_reload(out: Path, processor: Any, inputs: dict, logits: torch.Tensor)
     loaded = transformers.AutoProcessor.from_pretrained(out)
     if type(loaded) is not type(processor):
         raise TinyBuildError(f"AutoProcessor loads a {type(loaded).__name__}, not the {type(processor).__name__}")
+    if getattr(loaded, "chat_template", None) != getattr(processor, "chat_template", None):
+        raise TinyBuildError("the saved processor reloads with a different chat template")
     reloaded = AutoModelForImageTextToText.from_pretrained(out).eval()
     with torch.no_grad():
         again = reloaded(**inputs).logits
@@ -445,9 +458,6 @@ def build_zoo(out: Path, types: tuple[str, ...] = MODEL_TYPES, seed: int = SEED)
             status[model_type] = {"built": True, "reason": ""}
         except TinyBuildError as err:
             status[model_type] = {"built": False, "reason": err.reason}
-        except Exception as err:  # noqa: BLE001  (an unexpected failure is recorded, not fatal to the sweep)
-            first = (str(err).strip().splitlines() or [""])[0][:200]
-            status[model_type] = {"built": False, "reason": f"{type(err).__name__}: {first}"}
         print(f"{model_type}: {'built' if status[model_type]['built'] else status[model_type]['reason']}", flush=True)
     status_file.write_text(json.dumps(dict(sorted(status.items())), indent=1) + "\n")
     return status
