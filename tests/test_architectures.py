@@ -33,8 +33,10 @@ from savs.testing.tiny_models import MODEL_TYPES, TinyBuildError, build_tiny
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SUBSET = ("florence2", "gemma3", "llava", "paligemma", "qwen3_5", "qwen3_vl")  # refused, sliding, plain, ...
-NAMED = ("qwen3_vl", "qwen3_5", "gemma3", "internvl", "mistral3", "llava_next", "paligemma", "idefics2", "glm4v",
-         "lfm2_vl", "llama4", "aya_vision")  # fmt: skip  (the issue's list)
+# The types the issue names.
+NAMED = (
+    "qwen3_vl qwen3_5 gemma3 internvl mistral3 llava_next paligemma idefics2 glm4v lfm2_vl llama4 aya_vision".split()
+)
 
 
 @pytest.fixture(scope="module")
