@@ -42,6 +42,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 import savs.models.processors
+from savs.testing.pil_processors import PIL_IMAGE_PROCESSORS, register_pil_image_processors
 from savs.testing.tiny_specs import NO_TEMPLATE, SPECS
 from savs.tiny import _tokenizer
 
@@ -106,11 +107,12 @@ def _shrink(d: dict) -> dict:
         heads = out.get("num_attention_heads") or 1
         head_dim = out.get("qk_rope_head_dim") or out.get("head_dim") or out.get("hidden_size", 64) // heads
         out["rope_parameters"] = {**rope, "mrope_section": _rescale(rope["mrope_section"], head_dim // 2)}
-    types = d.get("layer_types")
-    if isinstance(types, list) and types:
-        kinds = list(dict.fromkeys(types))  # one layer of each kind, in order of first appearance
-        out["layer_types"] = kinds if len(kinds) > 1 else kinds * 2
-        out["num_hidden_layers"] = len(out["layer_types"])
+    for key in ("layer_types", "layers_block_type"):
+        types = d.get(key)
+        if isinstance(types, list) and types and all(isinstance(t, str) for t in types):
+            kinds = list(dict.fromkeys(types))  # one layer of each kind, in order of first appearance
+            out[key] = kinds if len(kinds) > 1 else kinds * 2
+            out["num_hidden_layers"] = len(out[key])
     return out
 
 
@@ -142,11 +144,11 @@ def _image_processor(model_type: str, spec: dict, cfg: dict, side: int) -> Any:
     """The type's Pil image processor, sized so that an image becomes a few patches of `side` pixels."""
     names = IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or {}
     name = spec.get("image_processor_class") or names.get("pil")
-    if name is None:
+    if name is None and model_type not in PIL_IMAGE_PROCESSORS:
         raise TinyBuildError(
             f"image processor {names.get('torchvision', '(none registered)')} has no Pil variant and needs torchvision"
         )
-    cls = getattr(transformers, name)
+    cls = getattr(transformers, name) if name else PIL_IMAGE_PROCESSORS[model_type]
     default = cls()
     kwargs: dict[str, Any] = {}
     settings = default.to_dict()
@@ -238,6 +240,7 @@ def register_no_video_processors() -> None:
     bare tokenizer)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    register_pil_image_processors()
     for model_type in MODEL_TYPES:
         name = PROCESSOR_MAPPING_NAMES.get(model_type)
         if name and model_type in CONFIG_MAPPING:
@@ -279,15 +282,15 @@ def _fix_mrope(model_type: str, cfg: dict) -> None:
     """Give multimodal-RoPE text configs an explicit `mrope_section` summing to half the (shrunk) head size: the
     modeling code's default is sized for the real head size."""
     module = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES[model_type]
-    source = inspect.getsource(sys.modules[getattr(transformers, module).__module__])
-    if "mrope_section" not in source:
+    if "mrope" not in inspect.getsource(sys.modules[getattr(transformers, module).__module__]):
         return
     for sub in _sub_dicts(cfg):
         rope = sub.get("rope_parameters")
         if isinstance(rope, dict) and "mrope_section" not in rope:
             heads = sub.get("num_attention_heads") or 1
             head_dim = sub.get("qk_rope_head_dim") or sub.get("head_dim") or sub.get("hidden_size", 64) // heads
-            rope["mrope_section"] = _rescale([16, 24, 24], head_dim // 2)
+            rotary = head_dim * (sub.get("partial_rotary_factor") or rope.get("partial_rotary_factor") or 1)
+            rope["mrope_section"] = _rescale([16, 24, 24], int(rotary) // 2)
 
 
 def _text_dicts(cfg: dict) -> list[dict]:
@@ -313,8 +316,8 @@ def _fix_ids(cfg: dict, tok: PreTrainedTokenizerFast, processor: Any, spec: dict
                 d[key] = tok.convert_tokens_to_ids(getattr(tok, attr))
             elif isinstance(processor_id, int) and not isinstance(processor_id, bool):
                 d[key] = processor_id
-            elif isinstance(getattr(processor, attr, None), str) and getattr(processor, attr) in tok.get_vocab():
-                d[key] = tok.convert_tokens_to_ids(getattr(processor, attr))
+            elif str(getattr(processor, attr, None)) in tok.get_vocab():  # a str or an AddedToken
+                d[key] = tok.convert_tokens_to_ids(str(getattr(processor, attr)))
     for key, token in spec.get("ids", {}).items():
         _set(cfg, key, tok.convert_tokens_to_ids(token))
 
@@ -373,9 +376,8 @@ def sample_inputs(processor: Any, side: int, seed: int = SEED) -> dict:
     if getattr(processor, "chat_template", None):
         content = [{"type": "image"}, {"type": "text", "text": question}]
         text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    else:
-        text = getattr(processor, "image_token", "") if hasattr(processor, "image_token") else ""
-        text = f"{text}{question}"
+    else:  # the plain default: the question (processors without a template place the image themselves)
+        text = question
     return dict(processor(images=[image], text=[text], return_tensors="pt"))
 
 
@@ -415,8 +417,7 @@ def _build(model_type: str, out: Path, seed: int) -> Path:
         lines = [line for line in str(err).splitlines() if line.strip()]
         raise TinyBuildError(f"model needs a package not installed: {lines[0] if lines else err!r}") from err
     inputs = sample_inputs(processor, side, seed)
-    with torch.no_grad():
-        logits = model(**inputs).logits
+    logits = _logits(model, inputs)
     if not torch.isfinite(logits).all():
         raise TinyBuildError("the tiny model's logits are not finite")
     model.generation_config = GenerationConfig(
@@ -428,6 +429,12 @@ def _build(model_type: str, out: Path, seed: int) -> Path:
     return out
 
 
+def _logits(model: torch.nn.Module, inputs: dict) -> torch.Tensor:
+    """The model's logits on `inputs`."""
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
 def _check_reload(out: Path, processor: Any, inputs: dict, logits: torch.Tensor) -> None:
     """The saved folder loads through the Auto classes and gives the same logits."""
     register_no_video_processors()
@@ -436,9 +443,7 @@ def _check_reload(out: Path, processor: Any, inputs: dict, logits: torch.Tensor)
         raise TinyBuildError(f"AutoProcessor loads a {type(loaded).__name__}, not the {type(processor).__name__}")
     if getattr(loaded, "chat_template", None) != getattr(processor, "chat_template", None):
         raise TinyBuildError("the saved processor reloads with a different chat template")
-    reloaded = AutoModelForImageTextToText.from_pretrained(out).eval()
-    with torch.no_grad():
-        again = reloaded(**inputs).logits
+    again = _logits(AutoModelForImageTextToText.from_pretrained(out).eval(), inputs)
     if not torch.equal(again, logits):
         raise TinyBuildError("the saved model reloads with different logits")
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 # Types whose real processor ships no chat template: prompts are plain text.
-NO_TEMPLATE = frozenset({"blip", "blip-2", "instructblip", "instructblipvideo", "paligemma", "git", "kosmos-2",
-                         "florence2", "pix2struct", "udop", "fuyu", "pi0", "kosmos-2.5", "pp_formulanet"})  # fmt: skip
+NO_TEMPLATE = frozenset(
+    "blip blip-2 instructblip instructblipvideo paligemma git kosmos-2 idefics florence2 pix2struct udop fuyu pi0 "
+    "kosmos-2.5 pp_formulanet".split()
+)
 
 _QWEN_VL = {"placeholder": "<|vision_start|><|image_pad|><|vision_end|>"}
 _IDEFICS3 = {
@@ -51,6 +53,37 @@ SPECS: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     "aya_vision": {"processor": {"img_size": 56, "patch_size": 28}},
     "paligemma": {"image": {"image_seq_length": 16}, "config": {"text_config.num_image_tokens": 16}},
+    "qwen3_vl_moe": {**_QWEN_VL, "image_processor_class": "Qwen2VLImageProcessorPil"},
+    "cosmos3_omni": {**_QWEN_VL, "processor_class": "Qwen3VLProcessor"},  # no processor registered for the type
+    "glm4v_moe": {"image_processor_class": "Glm4vImageProcessorPil"},
+    "glm_ocr": {"processor_class": "Glm4vProcessor", "image_processor_class": "Glm4vImageProcessorPil"},
+    "glmga": {"processor_class": "Glm46VProcessor"},
+    "kosmos-2": {"processor_class": "Kosmos2Processor"},
+    "kosmos-2.5": {"processor_class": "Kosmos2_5Processor"},
+    "qwen2_5_omni_thinker": {
+        **_QWEN_VL,
+        "processor_class": "Qwen2_5OmniProcessor",
+        "image_processor_class": "Qwen2VLImageProcessorPil",
+    },
+    "qwen3_omni_moe_thinker": {
+        **_QWEN_VL,
+        "processor_class": "Qwen3OmniMoeProcessor",
+        "image_processor_class": "Qwen2VLImageProcessorPil",
+    },
+    "instructblip": {"processor": {"num_query_tokens": lambda c: c["num_query_tokens"]}},
+    "blip-2": {"processor": {"num_query_tokens": lambda c: c["num_query_tokens"]}},
+    "fuyu": {"tokens": ["|SPEAKER|", "|NEWLINE|"]},
+    "llama4": {  # the pixel-shuffle MLP reads 4 x the vision width (ratio 0.5) through `intermediate_size`
+        "config": {
+            "vision_config.intermediate_size": 256,
+            "vision_config.projector_input_dim": 64,
+            "vision_config.projector_output_dim": 64,
+            "vision_config.vision_output_dim": 64,
+        },
+        "ids": {"image_token_index": "<|patch|>"},  # the token the processor repeats per image feature
+    },
+    # The default LFM2 config has attention in every layer; LFM2-VL checkpoints mix convolution layers in.
+    "lfm2_vl": {"config": {"text_config.layer_types": ["conv", "full_attention"], "text_config.full_attn_idxs": [1]}},
     "mistral3": {"processor_class": "LightOnOcrProcessor"},  # PixtralProcessor imports torchvision
     "mistral_large4": {"processor_class": "LightOnOcrProcessor"},
 }
