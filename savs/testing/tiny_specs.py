@@ -48,8 +48,8 @@ SPECS: dict[str, dict[str, Any]] = {
             "vision_config.intermediate_layers_indices": [0, 1],
             "vision_config.num_global_layers": 1,
             "text_config.cross_attention_layers": [1],
+            "vision_config.vision_output_dim": 192,  # the last hidden state and 2 intermediate layers, concatenated
         },
-        "image": {"max_image_tiles": 1},
     },  # fmt: skip
     "aya_vision": {"processor": {"img_size": 56, "patch_size": 28}},
     "paligemma": {"image": {"image_seq_length": 16}, "config": {"text_config.num_image_tokens": 16}},
@@ -59,7 +59,12 @@ SPECS: dict[str, dict[str, Any]] = {
     "glm_ocr": {"processor_class": "Glm4vProcessor", "image_processor_class": "Glm4vImageProcessorPil"},
     "glmga": {"processor_class": "Glm46VProcessor"},
     "kosmos-2": {"processor_class": "Kosmos2Processor"},
-    "kosmos-2.5": {"processor_class": "Kosmos2_5Processor"},
+    "kosmos-2.5": {  # 2048 latent queries and 4096 flattened patches by default
+        "processor_class": "Kosmos2_5Processor",
+        "config": {"latent_query_num": 4},
+        "image": {"max_patches": 16},
+        "processor": {"num_image_tokens": 4},
+    },
     "qwen2_5_omni_thinker": {
         **_QWEN_VL,
         "processor_class": "Qwen2_5OmniProcessor",
@@ -84,6 +89,12 @@ SPECS: dict[str, dict[str, Any]] = {
     },
     # The default LFM2 config has attention in every layer; LFM2-VL checkpoints mix convolution layers in.
     "lfm2_vl": {"config": {"text_config.layer_types": ["conv", "full_attention"], "text_config.full_attn_idxs": [1]}},
+    "vipllava": {"config": {"vision_feature_layers": [-2, -1]}},
+    "qianfan_ocr": {"placeholder": "<image>", "processor": {"image_seq_length": 4}},
+    "ovis2": {"processor": {"image_seq_length": 16}},
+    "got_ocr2": {"processor": {"num_image_tokens": 1}},
+    "pp_chart2table": {"processor": {"num_image_tokens": 1}},
+    "granite_docling": {"processor": {"image_seq_len": 1}},
     "mistral3": {"processor_class": "LightOnOcrProcessor"},  # PixtralProcessor imports torchvision
     "mistral_large4": {"processor_class": "LightOnOcrProcessor"},
 }
