@@ -36,7 +36,13 @@ import numpy as np
 import torch
 import transformers
 from PIL import Image
-from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig, PreTrainedTokenizerFast
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    GenerationConfig,
+    PreTrainedTokenizerFast,
+    ProcessorMixin,
+)
 from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
@@ -113,6 +119,11 @@ def _shrink(d: dict) -> dict:
             kinds = list(dict.fromkeys(types))  # one layer of each kind, in order of first appearance
             out[key] = kinds if len(kinds) > 1 else kinds * 2
             out["num_hidden_layers"] = len(out[key])
+            per_layer = d.get("per_layer_config")
+            if isinstance(per_layer, dict):  # settings of some layers, by number: kept for the new layer of that kind
+                out["per_layer_config"] = {}
+                for layer, setting in per_layer.items():
+                    out["per_layer_config"].setdefault(str(kinds.index(types[int(layer)])), setting)
     return out
 
 
@@ -222,7 +233,20 @@ def no_video_processor_class(cls: type) -> type:
     namespace: dict[str, Any] = {"_defaults": defaults, "_base": cls}
     exec(source, namespace)  # noqa: S102  (source built from the parameter names of a transformers class)
     __init__ = namespace["__init__"]
-    _NO_VIDEO[cls.__name__] = type(f"NoVideo{cls.__name__}", (cls,), {"__init__": __init__, "__module__": __name__})
+    # `cls.__init__` hands ProcessorMixin its sub-processors positionally in its own order, video processor included
+    # (first, for some): a shim between the two names them by that order and drops the video processor.
+    attributes = ProcessorMixin.get_attributes.__func__(cls)
+
+    def shim_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(zip(attributes, args))
+        kwargs.pop("video_processor", None)
+        ProcessorMixin.__init__(self, **kwargs)
+        self.video_processor = None  # read (as absent) by some processors' methods
+
+    shim = type("_DropVideoProcessor", (ProcessorMixin,), {"__init__": shim_init, "__module__": __name__})
+    _NO_VIDEO[cls.__name__] = type(
+        f"NoVideo{cls.__name__}", (cls, shim), {"__init__": __init__, "__module__": __name__}
+    )
     return _NO_VIDEO[cls.__name__]
 
 

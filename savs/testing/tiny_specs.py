@@ -76,6 +76,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "image_processor_class": "Qwen2VLImageProcessorPil",
     },
     "instructblip": {"processor": {"num_query_tokens": lambda c: c["num_query_tokens"]}},
+    "instructblipvideo": {"processor": {"num_query_tokens": lambda c: c["num_query_tokens"]}},
     "blip-2": {"processor": {"num_query_tokens": lambda c: c["num_query_tokens"]}},
     "fuyu": {"tokens": ["|SPEAKER|", "|NEWLINE|"]},
     "llama4": {  # the pixel-shuffle MLP reads 4 x the vision width (ratio 0.5) through `intermediate_size`
