@@ -238,7 +238,9 @@ def no_video_processor_class(cls: type) -> type:
     attributes = ProcessorMixin.get_attributes.__func__(cls)
 
     def shim_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.update(zip(attributes, args))
+        if len(args) > len(attributes):
+            raise TypeError(f"{cls.__name__} passed {len(args)} sub-processors; it has {attributes}")
+        kwargs.update(zip(attributes, args, strict=False))
         kwargs.pop("video_processor", None)
         ProcessorMixin.__init__(self, **kwargs)
         self.video_processor = None  # read (as absent) by some processors' methods
