@@ -50,7 +50,8 @@ class FeatureCapture:
         return ["heads"] * bool(self.head_layers) + ["hidden"] * (self.hidden is not None)
 
     def keep(self, point: str, x: torch.Tensor) -> None:
-        """Keep row ``index[b]`` of every example ``b`` of ``x`` ``(B, T, D)``; stop once every point has fired."""
+        """Keep row ``index[b]`` of every example ``b`` of ``x`` ``(B, T, D)`` (a negative index counts from the end);
+        stop once every point has fired."""
         rows = torch.arange(x.shape[0], device=x.device)
         # index None: a pass run only to fill a KV cache keeps nothing, but still stops where the others would
         self.kept[point] = None if self.index is None else x[rows, self.index.to(x.device)].float()

@@ -441,25 +441,29 @@ def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dic
     for model in p.models:
         for task in p.study_tasks(p.head_maps):
             run = session.run(model, task)
+            layer_of = list(run.adapter.head_layers)  # grid row -> real decoder layer (a hybrid's skip some)
             fits = []
             for seed in p.seeds:
                 few = run.task.few_shot(p.shots, seed)
                 clf = session.classifier().fit(run.heads(few), labels(few))
                 fits.append(clf)
-                for rank, (layer, head) in enumerate(clf.heads_.tolist()):
-                    score = scale * float(clf.head_scores_[layer, head])
-                    rows.append(result_row(run, seed, p.shots, rank=rank + 1, layer=layer, head=head, score=score))
+                for rank, (row, head) in enumerate(clf.heads_.tolist()):
+                    score = scale * float(clf.head_scores_[row, head])
+                    rows.append(
+                        result_row(run, seed, p.shots, rank=rank + 1, layer=layer_of[row], head=head, score=score)
+                    )
             scores = scale * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H)
             selected = np.zeros_like(scores)
             for clf in fits:
                 selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head
             test = session.test(task, run.task.few_shot(p.shots, p.seeds[0]))  # the first seed's test set
-            layer, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
+            row, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
             maps[(model, task)] = {
                 "scores": scores,
                 "selected": selected,
-                "top_head": np.array([layer, head]),
-                "top_vectors": run.heads(test)[:, layer, head],  # (n_test, d)
+                "layers": np.array(layer_of),  # the decoder layer of each row of scores / selected
+                "top_head": np.array([layer_of[row], head]),
+                "top_vectors": run.heads(test)[:, row, head],  # (n_test, d)
                 "labels": labels(test),
             }
     return pd.DataFrame(rows), maps

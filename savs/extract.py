@@ -33,6 +33,12 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask * positions).argmax(dim=1)
 
 
+def last_token_from_end(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``last_token_index`` counted from the end of the row (negative): the same token in a decoder that puts tokens
+    of its own before the prompt's (GIT prepends its image embeddings)."""
+    return last_token_index(attention_mask) - attention_mask.shape[1]
+
+
 class _PrefixKV:
     """The keys and values of the latest shared prefix, computed once (through the capture's early stop) and
     expanded per batch."""
@@ -78,12 +84,12 @@ def _run_batch(
     example has no one to share a prefix with, and a short prefix is run with the rest (``cached_prefix_length``)."""
     if prefixes is None or len(examples) == 1:
         batch = _encode(adapter, examples, padding_side="left")
-        return capture.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))
+        return capture.run(lambda: adapter.forward(batch), last_token_from_end(batch["attention_mask"]))
     batch = _encode(adapter, examples, padding_side="right")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     n_prefix = cached_prefix_length(ids, mask, adapter.prefix_barrier_ids())
     if not n_prefix:
-        return capture.run(lambda: adapter.forward(batch), last_token_index(mask))
+        return capture.run(lambda: adapter.forward(batch), last_token_from_end(mask))
     return prefix_pass(adapter, capture, batch, n_prefix, prefixes)
 
 
@@ -101,7 +107,7 @@ def prefix_pass(
     past = prefixes.expanded(ids[0, :n_prefix], len(ids))
     return capture.run(
         lambda: adapter.forward(suffix(batch, n_prefix), cache=past, use_cache=True),
-        last_token_index(mask) - n_prefix,
+        last_token_from_end(mask),  # the suffix's last tokens are the row's
     )
 
 

@@ -99,6 +99,7 @@ def head_maps(
         ax.scatter(head, layer, s=40 * selected[layer, head], facecolors="none", edgecolors="cyan", linewidths=1)
         ax.set(title=f"{model}, {task}", xlabel="head", ylabel="layer")
         _integer_axes(ax)
+        _layer_ticks(ax, m.get("layers"), len(scores))
         fig.colorbar(image, ax=ax, label=_score_label(scoring))
     _caption(fig, caption)
     return fig
@@ -130,12 +131,17 @@ def head_scores(
     ax.scatter(heads[:, 1], heads[:, 0], s=40, facecolors="none", edgecolors="cyan", label="selected heads")
     ax.set(xlabel="head", ylabel="layer")
     _integer_axes(ax)
-    if layers is not None and list(layers) != list(range(len(scores))):
-        ax.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+    _layer_ticks(ax, layers, len(scores))
     ax.legend(fontsize=7, loc="upper right")
     fig.colorbar(image, ax=ax, label=_score_label(scoring))
     _caption(fig, caption)
     return fig
+
+
+def _layer_ticks(ax, layers, n_rows: int) -> None:
+    """Label a head map's rows with their decoder layers where these are not 0..L-1 (a hybrid's attention layers)."""
+    if layers is not None and list(layers) != list(range(n_rows)):
+        ax.set_yticks(range(n_rows), [str(layer) for layer in layers])
 
 
 def _score_range(scoring: str) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from savs.data import local_source
 from savs.data.offline import OFFLINE_TASKS
-from savs.models.registry import MODELS, resolve
+from savs.models.registry import refusal, registry, resolve
 
 if TYPE_CHECKING:
     from savs.profiles import Profile
@@ -58,9 +58,12 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
     missing = []
     for m in models:
         try:
-            AutoConfig.from_pretrained(resolve(m))
+            reason = refusal(AutoConfig.from_pretrained(resolve(m)))
         except Exception as err:  # noqa: BLE001 - gated, missing, misspelt
             missing.append(f"model {m} ({resolve(m)}): {type(err).__name__}: {str(err).splitlines()[0]}")
+            continue
+        if reason is not None:  # reachable, but of a type load_model refuses: better said now than after an hour
+            missing.append(f"model {m} ({resolve(m)}): not supported: {reason}")
     for t in tasks:
         try:
             load_task(t, n_train=1, n_test=1)  # downloads the data set once; the notebooks reuse it
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"  - {m}" for m in missing), file=sys.stderr)
         print(
             "Log in to the Hugging Face hub (huggingface-cli login) on a networked machine, or point the profile at "
-            f"local copies (model directories; $SAVS_DATA/<task>). Known models: {', '.join(MODELS)}",
+            f"local copies (model directories; $SAVS_DATA/<task>). Known models: {', '.join(registry())}",
             file=sys.stderr,
         )
         return 1

@@ -3,6 +3,7 @@ a reason, and extraction's shortcuts taken only where a probe shows they change 
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from savs import extract
 from savs.examples import Example
-from savs.extract import extract_heads
+from savs.extract import extract_features, extract_heads
 from savs.models import load_model
 from savs.models.discovery import UnsupportedModelError
 from savs.models.evidence import decide, measure, shortcut_evidence
@@ -106,6 +107,10 @@ def test_hybrid_decoders_have_heads_only_in_attention_layers_under_their_real_nu
                 h.remove()
         for column, layer in enumerate((1, 3)):
             np.testing.assert_allclose(heads[i, column].reshape(-1), kept[layer].numpy(), rtol=1e-5, atol=1e-6)
+    features = extract_features(adapter, examples[:1], heads=adapter.head_layers, hidden=-1, progress=False)
+    with torch.inference_mode():
+        states = adapter.model(**adapter.encode(examples[:1]), output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(features["hidden"][0], states[-1][0, -1].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"layers \[2\] .* no softmax-attention heads"):
         extract_heads(adapter, examples, layers=[2], progress=False)
     np.testing.assert_array_equal(extract_heads(adapter, examples, layers=[3], progress=False)[:, 0], heads[:, 1])
@@ -263,3 +268,55 @@ def test_unpadded_models_run_one_example_per_pass(tiny_dir, monkeypatch):
     assert sizes == [1] * 5
     reference = np.concatenate([extract_heads(adapter, [e], progress=False) for e in examples])
     np.testing.assert_allclose(X, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_family_options_are_checked_and_enter_the_identity(tiny_dir):
+    from savs.models.llava import LlavaAdapter
+
+    class WithOption(LlavaAdapter):
+        default_options = {"crops_per_image": False}
+
+    adapter = WithOption.from_pretrained(tiny_dir("llava"), device="cpu")
+    plain = adapter.identity.namespace
+    assert adapter.identity == load_model(tiny_dir("llava"), device="cpu").identity, "defaults change nothing"
+    adapter.set_options({"crops_per_image": True})
+    assert adapter.options == {"crops_per_image": True} and adapter.identity.namespace != plain
+    with pytest.raises(ValueError, match="unknown options \\['crop'\\] .* crops_per_image"):
+        adapter.set_options({"crop": True})
+
+
+def test_savs_heads_names_a_hybrids_heads_by_real_layer(hybrid_dir, tmp_path, capsys):
+    from savs.classifier import SAVClassifier
+    from savs.cli import FORMAT, TASK_FILE, main
+
+    adapter = load_model(hybrid_dir("lfm2"), device="cpu")
+    examples = [Example(text=f"{word} {i}", label=word, uid=f"h/{i}") for i in range(4) for word in ("red", "blue")]
+    X = extract_heads(adapter, examples, progress=False)  # (n, 2, H, d): layers 1 and 3
+    full = SAVClassifier(n_heads=3).fit(X, [e.label for e in examples])
+    sav = SAVPipeline.from_classifier(adapter, full)
+    scores = full.head_scores_  # (2, H)
+    meta = {"format": FORMAT, "model": adapter.name, "data": "d", "labels": ["blue", "red"], "shots": 4, "seed": 0,
+            "head_scores": scores.tolist(), "head_layers": list(adapter.head_layers)}  # fmt: skip
+    sav.save(tmp_path / "sav", extra={TASK_FILE: json.dumps(meta)})
+    assert main(["heads", str(tmp_path / "sav"), "--all"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert len(rows) == scores.size and {int(r[1]) for r in rows} == {1, 3}
+    for _, layer, head, score, vote in rows:
+        row = adapter.head_layers.index(int(layer))
+        assert float(score) == pytest.approx(scores[row, int(head)], abs=1e-4)
+        assert (vote == "yes") == ([int(layer), int(head)] in sav.heads.tolist())
+
+
+def test_no_video_processors_build_save_and_load_without_torchvision(tiny_dir, tmp_path):
+    from transformers import AutoProcessor, Qwen3VLProcessor
+
+    from savs.models.processors import no_video_processor, no_video_subclass
+
+    cls = no_video_processor("qwen3_vl")
+    assert cls is no_video_subclass(Qwen3VLProcessor) and issubclass(cls, Qwen3VLProcessor)
+    assert "video_processor" not in cls.get_attributes() and no_video_processor("paligemma") is None
+    source = AutoProcessor.from_pretrained(tiny_dir("qwen2_vl"))  # its image processor and tokenizer serve
+    processor = cls(source.image_processor, source.tokenizer, chat_template=source.chat_template)
+    processor.save_pretrained(tmp_path)
+    again = AutoProcessor.from_pretrained(tmp_path)  # registered: not the bare tokenizer
+    assert type(again) is cls and again.to_dict() == processor.to_dict()

@@ -241,7 +241,7 @@ def in_context(
 ) -> list[str]:
     """``n_demos``-shot ICL: the same demonstrations (``pick_demos(demos, n_demos, seed)``) before every query.
 
-    Where the family supports a cached prefix (``adapter.supports_prefix_cache``) the demonstrations, images
+    Where a cached prefix gives the model's own numbers (``adapter.prefix_cache_ok``) the demonstrations, images
     included, run once and their KV cache is reused for every query, decoded by plain argmax (``savs.kvcache``).
     Elsewhere each full prompt goes through the family's own ``generate`` (greedy, with whatever extras the
     model's generation config sets): Qwen2-VL (multimodal RoPE), and, with a warning, any prompt whose tokens
@@ -321,7 +321,7 @@ def _split_after_demos(
     prefix's tokens followed by its remainder's. Its warnings name the line that called ``in_context``
     (``stacklevel`` counts this function, ``_icl_generated``, ``cached_texts`` and ``in_context``).
     """
-    if not adapter.supports_prefix_cache:
+    if not adapter.prefix_cache_ok:
         return None
     prefix = adapter.processor.apply_chat_template(demo_turns(adapter, shots), tokenize=False).rstrip()
     if not all(p.startswith(prefix) for p in prompts):

@@ -111,7 +111,7 @@ def answer_loss(adapter: Adapter, batch: dict, targets: torch.Tensor, prefix_cac
     ids, mask = batch["input_ids"], batch["attention_mask"]
     n = 0
     cols = (targets != -100).any(0).nonzero()[:, 0]
-    if prefix_cache and adapter.supports_prefix_cache:  # the first answer token's predictor stays in the rest
+    if prefix_cache and adapter.prefix_cache_ok:  # the first answer token's predictor stays in the rest
         n = min(cached_prefix_length(ids, mask, adapter.prefix_barrier_ids()), int(cols[0]) - 1)
     keep = torch.arange(int(cols[0]) - 1, int(cols[-1]), device=ids.device)  # positions predicting an answer token
     past = None

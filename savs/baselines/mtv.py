@@ -293,7 +293,7 @@ class _QueryLosses:
         self.target = answer_token(adapter, query)
         self.kv: KV | None = None
         batch = adapter.encode([query])
-        if adapter.supports_prefix_cache and batch["input_ids"].shape[1] > 1:
+        if adapter.prefix_cache_ok and batch["input_ids"].shape[1] > 1:
             head = {k: (v[:, :-1] if k in PER_TOKEN_INPUTS or k == "attention_mask" else v) for k, v in batch.items()}
             with torch.inference_mode():
                 self.kv = prefix_kv(lambda cache: adapter.forward({**head, "logits_to_keep": 1}, cache, use_cache=True))

@@ -1,8 +1,8 @@
 """What every model family shares: loading, chat prompts, batching, and where the attention heads are.
 
-A family adapter subclasses ``Adapter`` and overrides only what differs (the auto class, the path to
-the decoder layers, whether a shared token prefix may be cached). Geometry (layers, heads, head size)
-always comes from the model's own config.
+Models loaded from transformers use ``savs.models.generic.GenericAdapter``, which finds the heads on the model;
+this base keeps an attribute path to the decoder layers (``layers_path``) for adapters of models built here
+(savs-mini). Geometry (layers, heads, head size) always comes from the model itself.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class Adapter:
     model_types: ClassVar[tuple[str, ...]]
     auto_model: ClassVar[type] = AutoModelForImageTextToText
     layers_path: ClassVar[str] = "model.language_model.layers"
-    # A shared token prefix can be run once and its KV cache reused only where positions are plain 1-D
-    # RoPE indices; Qwen2-VL's multimodal RoPE derives positions from the whole prompt, so it opts out.
+    # Whether a shared token prefix may be run once and its KV cache reused at all (False: never). Where it may, the
+    # generic adapter still uses it only where a probe shows it changes nothing (``prefix_cache_ok``).
     supports_prefix_cache: ClassVar[bool] = True
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
@@ -91,14 +91,20 @@ class Adapter:
         **kwargs,
     ) -> Adapter:
         """Load model and processor (hub id or local dir): on a GPU bf16, ``device_map="auto"`` and FlashAttention-2
-        when installed; on a CPU fp32 and SDPA."""
+        when installed; on a CPU fp32 and SDPA; eager attention where the architecture has neither."""
         device = torch.device(device) if device is not None else default_device()
         dtype = as_dtype(dtype) or default_dtype(device)
+        chosen = attn_implementation
         attn_implementation = attn_implementation or default_attention(device)
         model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, **kwargs}
         if device.type == "cuda":  # one named GPU (a rank of a multi-process run), or spread over all
             model_kwargs.setdefault("device_map", "auto" if device.index is None else {"": device})
-        model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        try:
+            model = cls.auto_model.from_pretrained(name_or_path, **model_kwargs)
+        except ValueError as err:  # an architecture without SDPA (or FlashAttention) runs eager unless told otherwise
+            if chosen is not None or "does not support an attention implementation" not in str(err):
+                raise
+            model = cls.auto_model.from_pretrained(name_or_path, **{**model_kwargs, "attn_implementation": "eager"})
         if "device_map" not in model_kwargs:
             model = model.to(device)
         processor = cls.load_processor(name_or_path, model.config.model_type)
@@ -235,6 +241,7 @@ class Adapter:
     def prefix_barrier_ids(self) -> set[int]:
         """Token ids that must not enter a cached shared prefix (image placeholders get features spliced in)."""
         token = getattr(self.processor, "image_token", None)
+        token = getattr(token, "content", token)  # an AddedToken (BLIP-2) names its text
         return set() if token is None else {self.tokenizer.convert_tokens_to_ids(token)}
 
     def forward(self, batch: dict, cache: Cache | None = None, use_cache: bool = False):

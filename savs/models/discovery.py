@@ -7,8 +7,10 @@ the projection's input is the concatenation, head-major, ``(B, T, n_heads * head
 - the text decoder (``get_decoder()``, else the usual attributes: ``language_model``, ``text_model``, ``model``...)
   and its decoder layers, the ``ModuleList`` as long as the text config's ``num_hidden_layers``;
 - in each layer, its softmax-attention module and that module's output projection, checked by size
-  (``in_features == n_heads * head_dim``). Hybrid decoders (linear attention, convolution or Mamba layers beside
-  attention layers) have heads only in their attention layers, each keeping its real layer number.
+  (``in_features == n_heads * head_dim``). A layer with self- and cross-attention (BLIP's text decoder) is read at
+  its self-attention; a layer with cross-attention alone (Mllama's) at that. Hybrid decoders (linear attention,
+  convolution or Mamba layers beside attention layers) have heads only in their attention layers, each keeping its
+  real layer number.
 
 ``refusal(config)`` says, from a config alone (its module tree built on the meta device, no weights), why a model
 cannot be supported, or None; ``load_model`` raises that reason as ``UnsupportedModelError``.
@@ -31,6 +33,8 @@ NOT_SOFTMAX = ("linear", "deltanet", "mamba", "conv", "ssm", "lightning", "reten
 HEADLESS_LAYER_TYPES = ("linear", "mamba", "conv", "mlp", "moe", "ssm", "recurrent")
 # Where a model keeps its text decoder when ``get_decoder()`` does not say.
 DECODER_PATHS = ("language_model", "text_model", "model.language_model", "model.text_model", "model", "decoder")
+# Parts of a module path that mark a list of layers as the vision (or audio) side's, not the text decoder's.
+NOT_TEXT = ("vision", "visual", "image", "vit", "qformer", "audio", "patch")
 
 
 class UnsupportedModelError(ValueError):
@@ -52,12 +56,16 @@ class HeadLayout:
         return tuple(self.o_projs)
 
     def final_norm(self) -> nn.Module | None:
-        """The norm the decoder applies after its last layer (what the LM head reads), if it has one by that name."""
+        """The norm the decoder applies after its last layer (what the LM head reads): by its usual names, else the
+        decoder's one child norm; None for a decoder with no norm of its own (post-norm layers)."""
         for name in ("norm", "final_layernorm", "final_norm", "ln_f", "norm_f", "final_layer_norm"):
             module = getattr(self.decoder, name, None)
             if isinstance(module, nn.Module):
                 return module
-        return None
+        norms = [m for m in self.decoder.children() if "norm" in type(m).__name__.lower()]
+        if len(norms) > 1:
+            raise UnsupportedModelError(f"{type(self.decoder).__name__} has several norms; which is the final one?")
+        return norms[0] if norms else None
 
 
 def _attr_path(obj: object, path: str) -> object | None:
@@ -94,6 +102,15 @@ def find_decoder(model: nn.Module, n_layers: int) -> tuple[nn.Module, nn.ModuleL
                 layers = _layer_list(module, n_layers)
                 if layers is not None:
                     return module, layers
+    # elsewhere (a BERT-style ``encoder.layer`` of a causal text decoder): the one such list outside the vision parts
+    lists = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ModuleList) and len(m) == n_layers and not any(w in name.lower() for w in NOT_TEXT)
+    ]
+    if len(lists) == 1:
+        parent = lists[0].rpartition(".")[0]
+        return model.get_submodule(parent), model.get_submodule(lists[0])
     raise UnsupportedModelError(
         f"no text decoder with {n_layers} layers (the text config's num_hidden_layers) found in {type(model).__name__}"
     )
@@ -110,7 +127,10 @@ def _is_softmax_attention(name: str, module: nn.Module) -> bool:
 def _geometry(attention: nn.Module, text_config) -> tuple[int | None, int | None]:
     """(n_heads, head_dim) as the attention module, else its config, else the text config says."""
     config = getattr(attention, "config", None) or text_config
-    head_dim = getattr(attention, "head_dim", None)
+    # what each head hands the output projection: its value size (MLA's v_head_dim differs from its query/key size)
+    head_dim = getattr(attention, "v_head_dim", None) or getattr(attention, "head_dim", None)
+    if not isinstance(head_dim, int):
+        head_dim = getattr(config, "v_head_dim", None)
     if not isinstance(head_dim, int):
         head_dim = getattr(config, "head_dim", None) or getattr(text_config, "head_dim", None)
     counts = [getattr(attention, k, None) for k in ("num_heads", "num_attention_heads", "n_heads")]
@@ -123,8 +143,8 @@ def _geometry(attention: nn.Module, text_config) -> tuple[int | None, int | None
 
 def _output_projection(attention: nn.Module, width: int) -> nn.Module | None:
     """The attention module's output projection: a ``Linear`` child by one of the usual names taking ``width``."""
-    for name in OUTPUT_PROJECTIONS:
-        proj = getattr(attention, name, None)
+    for name in (*OUTPUT_PROJECTIONS, "output.dense"):  # BERT-style layers keep it in an ``output`` block
+        proj = _attr_path(attention, name)
         if isinstance(proj, nn.Linear) and proj.in_features == width:
             return proj
     return None

@@ -22,12 +22,12 @@ from PIL import Image
 from savs.cache import default_cache_dir
 from savs.capture import capture_features
 from savs.examples import Example
-from savs.extract import _encode, last_token_index, prefix_pass
+from savs.extract import _encode, last_token_from_end, prefix_pass
 from savs.kvcache import shared_prefix_length
 from savs.models.base import Adapter
 
 # Bump when the probe or the rule changes: memoised answers of another version are decided again.
-EVIDENCE_VERSION = 1
+EVIDENCE_VERSION = 2
 # Largest relative difference (max |a - b| / max |b|) two passes may show and still count as the same vectors.
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-9}
 HALF_TOLERANCE = 2e-2  # bf16 / fp16: rounding alone moves the last bits of every head
@@ -63,12 +63,12 @@ def measure(adapter: Adapter) -> dict[str, float | str]:
         alone = []
         for e in examples:
             batch = _encode(adapter, [e], padding_side="left")
-            index = last_token_index(batch["attention_mask"])
+            index = last_token_from_end(batch["attention_mask"])
             alone.append(full.run(lambda b=batch: adapter.forward(b), index)["heads"])  # (1, L, H, d)
         reference = torch.cat(alone)  # (2, L, H, d)
         try:
             batch = _encode(adapter, examples, padding_side="left")
-            padded = full.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))["heads"]
+            padded = full.run(lambda: adapter.forward(batch), last_token_from_end(batch["attention_mask"]))["heads"]
             out["padding"] = _difference(padded, reference)
         except Exception as err:  # noqa: BLE001 - any failure means: do not take the shortcut
             out["padding"] = f"{type(err).__name__}: {err}".splitlines()[0]
@@ -85,7 +85,8 @@ def measure(adapter: Adapter) -> dict[str, float | str]:
     try:
         with torch.inference_mode(), capture_features(adapter, layers[:1], stop_early=True) as first:
             batch = _encode(adapter, examples[:1], padding_side="left")
-            stopped = first.run(lambda: adapter.forward(batch), last_token_index(batch["attention_mask"]))["heads"]
+            index = last_token_from_end(batch["attention_mask"])
+            stopped = first.run(lambda: adapter.forward(batch), index)["heads"]
         out["early_stop"] = _difference(stopped, reference[:1, :1])
     except Exception as err:  # noqa: BLE001
         out["early_stop"] = f"{type(err).__name__}: {err}".splitlines()[0]

@@ -7,22 +7,27 @@ only where this model, on a probe example, gives the same vectors with them as w
 The five families of the paper (``qwen2_vl``, ``llava``, ``idefics3``, ``instructblip``, ``text``) are this adapter
 plus a few declared differences each, in their own small modules.
 
-Where a processor ships no chat template, the prompt is the plain default: one ``processor.image_token`` per image,
-then the text, the tokenizer adding its own special tokens (BOS); a PaliGemma-style processor then adds its own.
+Where a processor ships no chat template, the prompt is the plain default: one ``processor.image_token`` per image
+(none where the processor places the images itself, as GIT's, BLIP-2's and PaliGemma's do), then the text, the
+tokenizer adding its own special tokens (BOS).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
+from PIL import Image
 from torch import nn
 from transformers import BatchFeature
 
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.models.base import Adapter
-from savs.models.discovery import HeadLayout, UnsupportedModelError, find_heads
+from savs.models.discovery import HeadLayout, find_heads
+from savs.models.processors import no_video_processor
 
 
 class GenericAdapter(Adapter):
@@ -35,10 +40,53 @@ class GenericAdapter(Adapter):
 
     family = "generic"
     model_types = ()  # any model type that ``savs.models.refusal`` does not rule out
+    # Per-family options, name -> default (e.g. how a family's processor lays out several images): a family subclass
+    # declares them and reads ``self.options``; ``load_model(..., options={...})`` sets them. A value other than the
+    # default is part of the model's identity (it changes the vectors), so caches and saved SAVs keep them apart.
+    default_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: nn.Module, processor, name: str, source: str | None = None) -> None:
         super().__init__(model, processor, name, source=source)
         self.layout: HeadLayout = find_heads(self.model, self.text_config)
+        self.options: dict[str, Any] = dict(self.default_options)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, options: dict[str, Any] | None = None, **kwargs) -> GenericAdapter:
+        """``Adapter.from_pretrained``, then the family's ``options`` (see ``default_options``)."""
+        adapter = super().from_pretrained(name_or_path, **kwargs)
+        adapter.set_options(options or {})
+        return adapter
+
+    @classmethod
+    def load_processor(cls, name_or_path: str, model_type: str):
+        """The family's processor (``Adapter.load_processor``); where that fails or comes back without an image
+        processor (``AutoProcessor`` falls back to the bare tokenizer when a video processor cannot be built: it needs
+        torchvision), the type's processor without its video processor (SAVs feeds no video)."""
+        try:
+            processor = super().load_processor(name_or_path, model_type)
+        except Exception as err:  # noqa: BLE001 - retried below; raised again where no retry applies
+            processor, error = None, err
+        if processor is not None and hasattr(processor, "image_processor"):
+            return processor
+        no_video = no_video_processor(model_type)
+        if no_video is None:
+            if processor is None:
+                raise error
+            return processor
+        return no_video.from_pretrained(name_or_path)
+
+    def set_options(self, options: dict[str, Any]) -> None:
+        """Set family options by name; an unknown name is an error, not ignored."""
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            known = ", ".join(self.default_options) or "none"
+            raise ValueError(f"unknown options {unknown} for the {self.family} adapter; its options: {known}")
+        self.options = {**self.default_options, **options}
+        self.__dict__.pop("identity", None)  # the identity includes the options
+
+    def identity_extra(self) -> str:
+        changed = {k: v for k, v in self.options.items() if v != self.default_options[k]}
+        return f"options:{json.dumps(changed, sort_keys=True)}" if changed else ""
 
     # ----- geometry: what discovery found -----------------------------------------------------------------------
     @property
@@ -70,31 +118,52 @@ class GenericAdapter(Adapter):
             ) from None
 
     def final_norm(self) -> nn.Module:
+        """The decoder's final norm; where it has none (a post-norm BERT-style decoder: GIT, BLIP), its last layer,
+        whose output is then what the LM head reads."""
         norm = self.layout.final_norm()
-        if norm is None:
-            raise NotImplementedError(f"no final norm found beside the decoder layers of {self.name}")
-        return norm
+        return self.layout.layers[-1] if norm is None else norm
 
     # ----- prompts ------------------------------------------------------------------------------------------------
     @property
     def chat_template(self) -> str | None:
-        """The processor's (or its tokenizer's) chat template; None where neither ships one."""
-        return getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)
+        """The processor's chat template (a text model's processor is its tokenizer); None where it ships none (a
+        tokenizer's own template, where a processor has none, knows nothing of images)."""
+        return getattr(self.processor, "chat_template", None)
 
     def render(self, example: Example) -> str:
         """The chat template's prompt; without a template, the plain default (module docstring)."""
         if self.chat_template:
             return super().render(example)
         example = self.shown(example)
-        token = getattr(self.processor, "image_token", None)
-        if example.images and token is None:
-            raise UnsupportedModelError(
-                f"{self.name}: its processor has neither a chat template nor an image_token to place images with"
-            )
-        return (token or "") * len(example.images) + strip_image_markers(example.text, len(example.images))
+        token = "" if self.places_images_itself else self._image_token
+        return token * len(example.images) + strip_image_markers(example.text, len(example.images))
+
+    @property
+    def _image_token(self) -> str:
+        token = getattr(self.processor, "image_token", None) or ""
+        return getattr(token, "content", token)  # BLIP-2's is an AddedToken
+
+    @functools.cached_property
+    def places_images_itself(self) -> bool:
+        """Whether the processor puts an image's placeholder tokens in by itself (GIT, BLIP-2, PaliGemma) when the
+        text has none: then a template-less prompt carries no placeholder. Asked of the processor with one probe."""
+        token = self._image_token
+        if not token:
+            return True
+        image = Image.new("RGB", (32, 32))
+        try:
+            ids = self.processor(text=["x"], images=[[image]], return_tensors="pt")["input_ids"]
+        except (ValueError, TypeError, IndexError):  # it wants the placeholder in the text
+            return False
+        return bool((ids == self.tokenizer.convert_tokens_to_ids(token)).any())
 
     def encode(self, examples: Sequence[Example], padding_side: str = "left") -> BatchFeature:
         """As ``Adapter.encode``; a prompt without a chat template gets the tokenizer's special tokens (BOS)."""
+        if any(e.images for e in examples) and not hasattr(self.processor, "image_processor"):
+            raise ValueError(
+                f"{self.name}: its processor ({type(self.processor).__name__}) has no image processor, so it cannot "
+                "take images (AutoProcessor may have fallen back to the bare tokenizer: is torchvision missing?)"
+            )
         if self.chat_template:
             return super().encode(examples, padding_side)
         return self._encode(examples, padding_side, add_special_tokens=True)

@@ -4,7 +4,8 @@ from savs.models.generic import GenericAdapter
 
 
 class Idefics3Adapter(GenericAdapter):
-    """Same recipe as LLaVA, but the decoder lives at ``model.text_model``."""
+    """The generic adapter under the family's name (its identity, so caches and tables stay valid); the decoder at
+    ``model.text_model`` is found like any other."""
 
     family = "idefics3"
     model_types = ("idefics3", "smolvlm")

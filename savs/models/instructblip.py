@@ -20,7 +20,8 @@ from savs.models.generic import GenericAdapter
 
 
 class InstructBlipAdapter(GenericAdapter):
-    """Decoder at ``language_model.model``; its forward always needs the pixels, so no KV-cached prompt prefix."""
+    """No chat template (the text alone) and one image per prompt; its forward always needs the pixels, so no
+    KV-cached prompt prefix."""
 
     family = "instructblip"
     model_types = ("instructblip",)

@@ -4,9 +4,14 @@ Qwen2-VL, Qwen2.5-VL and LLaVA-OneVision processors refuse to construct without 
 those need torchvision, which has no build beside the pinned CPU torch. SAVs never feeds video, so these
 subclasses pass none. The adapters load them directly (they read the stock checkpoints' files too), and
 registering them with ``AutoProcessor`` lets directories saved with them load through the Auto classes.
+``no_video_processor`` makes (and registers) the same subclass for any other model type, for the generic adapter.
 """
 
+import inspect
+
+import transformers
 from transformers import (
+    CONFIG_MAPPING,
     AutoProcessor,
     LlavaOnevisionConfig,
     LlavaOnevisionProcessor,
@@ -66,3 +71,49 @@ class NoVideoLlavaOnevisionProcessor(LlavaOnevisionProcessor):
 AutoProcessor.register(Qwen2VLConfig, NoVideoQwen2VLProcessor, exist_ok=True)
 AutoProcessor.register(Qwen2_5_VLConfig, NoVideoQwen2_5_VLProcessor, exist_ok=True)
 AutoProcessor.register(LlavaOnevisionConfig, NoVideoLlavaOnevisionProcessor, exist_ok=True)
+
+
+_NO_VIDEO: dict[type, type] = {
+    Qwen2VLProcessor: NoVideoQwen2VLProcessor,
+    Qwen2_5_VLProcessor: NoVideoQwen2_5_VLProcessor,
+    LlavaOnevisionProcessor: NoVideoLlavaOnevisionProcessor,
+}
+
+
+def no_video_subclass(processor_class: type) -> type:
+    """``processor_class`` without its video processor: a subclass whose ``__init__`` takes every other argument and
+    passes ``video_processor=None`` (the class itself where it takes no video processor)."""
+    params = inspect.signature(processor_class.__init__).parameters
+    if "video_processor" not in params:
+        return processor_class
+    if processor_class not in _NO_VIDEO:
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names = [n for n, p in params.items() if n not in ("self", "video_processor") and p.kind in kinds]
+        defaults = {n: None if params[n].default is inspect.Parameter.empty else params[n].default for n in names}
+        # ``ProcessorMixin`` reads an ``__init__``'s argument names from its code object, so they are spelled out in a
+        # compiled function (its source is made of the base class's parameter names alone).
+        source = (
+            f"def __init__(self, {''.join(f'{n}=_defaults[{n!r}], ' for n in names)}**kwargs):\n"
+            f"    _base.__init__(self, {''.join(f'{n}={n}, ' for n in names)}video_processor=None, **kwargs)\n"
+        )
+        namespace = {"_defaults": defaults, "_base": processor_class}
+        exec(source, namespace)  # noqa: S102 - built from a transformers class's parameter names
+        _NO_VIDEO[processor_class] = type(
+            f"NoVideo{processor_class.__name__}", (processor_class,), {"__init__": namespace["__init__"]}
+        )
+    return _NO_VIDEO[processor_class]
+
+
+def no_video_processor(model_type: str) -> type | None:
+    """The no-video subclass of ``model_type``'s transformers processor, registered with ``AutoProcessor`` (so that
+    folders saved with it load through the Auto classes); None where that processor takes no video processor."""
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    base = getattr(transformers, PROCESSOR_MAPPING_NAMES.get(model_type) or "", None)
+    if not isinstance(base, type):
+        return None
+    cls = no_video_subclass(base)
+    if cls is base:
+        return None
+    AutoProcessor.register(CONFIG_MAPPING[model_type], cls, exist_ok=True)
+    return cls

@@ -5,7 +5,7 @@ from savs.models.processors import NoVideoQwen2_5_VLProcessor, NoVideoQwen2VLPro
 
 
 class Qwen2VLAdapter(GenericAdapter):
-    """Decoder at ``model.language_model``; multimodal RoPE positions rule out shared-prefix caching."""
+    """Multimodal RoPE positions rule out shared-prefix caching (declared; the evidence agrees); literal markers."""
 
     family = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")

@@ -129,12 +129,12 @@ def _declared(model_type: str) -> type[Adapter] | None:
 def model_adapter(config) -> type[Adapter]:
     """The adapter class for a config: its declared family's, else the generic adapter (image-text-to-text types),
     else the text adapter (causal LMs). Raises ``UnsupportedModelError`` with ``refusal``'s reason."""
+    declared = _declared(config.model_type)
+    if declared is not None:  # a family written for its type: no need to build its module tree first
+        return declared
     reason = refusal(config)
     if reason is not None:
         raise UnsupportedModelError(f"model type {config.model_type!r} is not supported: {reason}")
-    declared = _declared(config.model_type)
-    if declared is not None:
-        return declared
     return GenericAdapter if config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES else TextAdapter
 
 
