@@ -96,6 +96,8 @@ SPECS: dict[str, dict[str, Any]] = {
     "got_ocr2": {"processor": {"num_image_tokens": 1}},
     "pp_chart2table": {"processor": {"num_image_tokens": 1}},
     "granite_docling": {"processor": {"image_seq_len": 1}},
+    "deepseek_vl": {"processor": {"num_image_tokens": 16}},
+    "janus": {"processor": {"num_image_tokens": 16}},
     "mistral3": {"processor_class": "LightOnOcrProcessor"},  # PixtralProcessor imports torchvision
     "mistral_large4": {"processor_class": "LightOnOcrProcessor"},
 }
