@@ -40,7 +40,7 @@ QUESTION = "What color is the square?"
 # Text-decoder attention output projections, by module name: ``<decoder>.layers.<i>.<attention>.<projection>``.
 _O_PROJ = re.compile(
     r"^(?P<decoder>.*?)\.?(?:layers|h|blocks|layer)\.(?P<layer>\d+)\."
-    r"(?:self_attn|attention|attn|self_attention|mixer)\.(?:o_proj|out_proj|dense|wo|c_proj|o)$"
+    r"(?:self_attn|attention|attn|self_attention|cross_attn|mixer)\.(?:o_proj|out_proj|dense|wo|c_proj|o)$"
 )
 _NOT_TEXT = re.compile(r"vision|visual|image|vit|encoder|qformer|perceiver|audio|resampler|projector|connector|vq")
 
@@ -159,6 +159,7 @@ def survey_type(model_type: str, work: Path, seed: int = 0) -> Row:
     """One type's row: refused (the adapter's reason), not built (the zoo's reason), or checked."""
     from transformers import AutoConfig
 
+    from savs.models.discovery import UnsupportedModelError
     from savs.models.registry import refusal
     from savs.testing.tiny_models import TinyBuildError, build_tiny
 
@@ -178,6 +179,8 @@ def survey_type(model_type: str, work: Path, seed: int = 0) -> Row:
     else:
         try:
             row = check_type(path, model_type, seed)
+        except UnsupportedModelError as err:  # refused by `load_model` on what it found in the loaded model
+            row = Row(model_type, "refused", _first_line(err).replace(f"{path}: ", ""))
         except Exception as err:  # noqa: BLE001  (one type's failure is a row of the table, not the end of it)
             row = Row(model_type, "fail", f"{type(err).__name__}: {_first_line(err)}")
     row.seconds = time.perf_counter() - start

@@ -470,8 +470,9 @@ def _check_reload(out: Path, processor: Any, inputs: dict, logits: torch.Tensor)
     if getattr(loaded, "chat_template", None) != getattr(processor, "chat_template", None):
         raise TinyBuildError("the saved processor reloads with a different chat template")
     again = _logits(AutoModelForImageTextToText.from_pretrained(out).eval(), inputs)
-    if not torch.equal(again, logits):
-        raise TinyBuildError("the saved model reloads with different logits")
+    diff = float((again - logits).abs().max() / logits.abs().max().clamp_min(1e-30))
+    if diff > 1e-5:  # more than float noise: weights that do not survive saving
+        raise TinyBuildError(f"the saved model reloads with different logits ({diff:.1e} relative)")
 
 
 def build_zoo(out: Path, types: tuple[str, ...] = MODEL_TYPES, seed: int = SEED) -> dict[str, dict]:
