@@ -40,9 +40,9 @@ QUESTION = "What color is the square?"
 # Text-decoder attention output projections, by module name: ``<decoder>.layers.<i>.<attention>.<projection>``.
 _O_PROJ = re.compile(
     r"^(?P<decoder>.*?)\.?(?:layers|h|blocks|layer)\.(?P<layer>\d+)\."
-    r"(?:self_attn|attention|attn|self_attention|cross_attn|mixer)\.(?:o_proj|out_proj|dense|wo|c_proj|o)$"
-)
-_NOT_TEXT = re.compile(r"vision|visual|image|vit|encoder|qformer|perceiver|audio|resampler|projector|connector|vq")
+    r"(?:self_attn|attention|attn|self_attention|cross_attn|mixer)\.(?:output\.)?(?:o_proj|out_proj|dense|wo|c_proj|o)$"
+)  # BERT-style decoders (BLIP, GIT): ``encoder.layer.<i>.attention.output.dense``
+_NOT_TEXT = re.compile(r"vision|visual|image|vit|qformer|perceiver|audio|resampler|projector|connector|vq")
 
 
 @dataclass
