@@ -268,7 +268,7 @@ def register_no_video_processors() -> None:
 
     register_pil_image_processors()
     for model_type in MODEL_TYPES:
-        name = PROCESSOR_MAPPING_NAMES.get(model_type)
+        name = SPECS.get(model_type, {}).get("processor_class") or PROCESSOR_MAPPING_NAMES.get(model_type)
         if name and model_type in CONFIG_MAPPING:
             try:
                 cls = getattr(transformers, name)
@@ -369,7 +369,7 @@ def _processor(model_type: str, spec: dict, cfg: dict, side: int) -> tuple[Any, 
         elif param == "qformer_tokenizer":
             args[param] = _build_tokenizer({}, [], None)
         elif param in ("feature_extractor", "audio_processor", "audio_tokenizer"):
-            args[param] = _audio_feature_extractor(model_type, name, param)
+            args[param] = _audio_feature_extractor(model_type, name, param, spec)
         elif param == "patch_size":
             args[param] = next(d["patch_size"] for d in _sub_dicts(cfg) if "patch_size" in d)
     for key, value in spec.get("processor", {}).items():
@@ -381,11 +381,11 @@ def _processor(model_type: str, spec: dict, cfg: dict, side: int) -> tuple[Any, 
     return processor, processor.tokenizer if hasattr(processor, "tokenizer") else tok
 
 
-def _audio_feature_extractor(model_type: str, processor_name: str, param: str) -> Any:
+def _audio_feature_extractor(model_type: str, processor_name: str, param: str, spec: dict) -> Any:
     """The type's audio feature extractor at its defaults (numpy only), or why it cannot be had."""
     from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING_NAMES
 
-    name = FEATURE_EXTRACTOR_MAPPING_NAMES.get(model_type)
+    name = spec.get("feature_extractor_class") or FEATURE_EXTRACTOR_MAPPING_NAMES.get(model_type)
     if param != "feature_extractor" or name is None:
         raise TinyBuildError(f"processor {processor_name} needs an audio {param}")
     try:
