@@ -32,7 +32,9 @@ from savs.testing.tiny_models import MODEL_TYPES, TinyBuildError, build_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SUBSET = ("florence2", "gemma3", "llava", "paligemma", "qwen3_5", "qwen3_vl")  # refused, sliding, plain, ...
+# A refused encoder-decoder, sliding-window + global layers, a plain stack, convolution and linear-attention hybrids,
+# a cross-attention decoder, a template-less processor, multimodal RoPE.
+SUBSET = ("florence2", "gemma3", "lfm2_vl", "llava", "mllama", "paligemma", "qwen3_5", "qwen3_vl")
 # The types the issue names.
 NAMED = (
     "qwen3_vl qwen3_5 gemma3 internvl mistral3 llava_next paligemma idefics2 glm4v lfm2_vl llama4 aya_vision".split()
