@@ -45,7 +45,7 @@ def naive(adapter, examples) -> list:
     kept = []
     hooks = [
         adapter.o_proj(i).register_forward_hook(lambda m, a, o: kept.append((a[0].clone(), o.clone())))
-        for i in range(adapter.n_layers)
+        for i in adapter.head_layers
     ]
     try:
         with torch.inference_mode():
@@ -71,7 +71,9 @@ def main() -> None:
     adapter = load_model(args.model, device="cpu")
     examples = load_task(args.task, n_train=args.n, n_test=0).train[: args.n]
     n, bs, r = len(examples), args.batch_size, args.repeats
-    half = adapter.n_layers // 2
+    # the layer with heads nearest half depth from below (a hybrid decoder's other layers have none)
+    below_half = [layer for layer in adapter.head_layers if layer < adapter.n_layers // 2]
+    stop = max(below_half, default=adapter.head_layers[0])
 
     def ours(**kw):
         return lambda: extract_heads(adapter, examples, batch_size=bs, progress=False, **kw)
@@ -80,7 +82,7 @@ def main() -> None:
         f"(a) bare forward pass, batch {bs}": rate(lambda: bare_forward(adapter, examples, bs), n, r),
         f"(b) extract_heads, batch {bs}": rate(ours(), n, r),
         "(c) naive: 3 passes/example, batch 1, full o_proj I/O kept": rate(lambda: naive(adapter, examples), n, 1),
-        f"(d) extract_heads, early stop at layer {half} of {adapter.n_layers}": rate(ours(layers=[half - 1]), n, r),
+        f"(d) extract_heads, early stop at layer {stop + 1} of {adapter.n_layers}": rate(ours(layers=[stop]), n, r),
         "(e) extract_heads, prefix cache off": rate(ours(prefix_cache=False), n, r),
     }
     a, b, c, d, e = rows.values()
@@ -93,7 +95,7 @@ def main() -> None:
         print(f"| {name} | {value:.1f} |")
     print(
         f"\n(b)/(a) = {b / a:.2f} (goal >= 0.9); (b)/(c) = {b / c:.1f} (goal >= 3); "
-        f"full/early time = {d / b:.2f} vs depth ratio {adapter.n_layers / half:.2f}; "
+        f"full/early time = {d / b:.2f} vs depth ratio {adapter.n_layers / (stop + 1):.2f}; "
         f"prefix cache speed-up (b)/(e) = {b / e:.2f}"
     )
 
