@@ -7,7 +7,8 @@ one-line reason. A supported one is loaded with ``savs.load_model`` and checked 
 - extraction (``savs.extract_heads``: batched, with whatever prefix cache / early stop the adapter's evidence
   allowed) against an independent reference: a plain full forward per example (batch 1, no cache, eager attention
   where the model has it) with forward pre-hooks on the text decoder's attention output projections, found by
-  module name only (not by the adapter's discovery); the table gives the largest difference relative to the
+  module name only (not by the adapter's discovery), on the adapter's encoding of each prompt (what is checked is
+  the head capture, not the prompt); the table gives the largest difference relative to the
   reference's largest value, and a type passes at <= ``TOLERANCE``;
 - ``fit_sav`` end to end on a small planted task (the image's colour decides the class), scored on held-out images:
   the number proves the path runs, not quality (the weights are random).

@@ -80,6 +80,12 @@ def test_csv_has_no_timings_and_is_sorted(rows):
     assert [line.split(",")[0] for line in text.splitlines()[1:]] == sorted(SUBSET)
 
 
+def test_csv_is_byte_identical_across_runs(rows):
+    """What reruns compare: a fresh survey of one type gives the same CSV line (timings are not in it)."""
+    again = survey(["llava"], progress=False)
+    assert to_csv(again) == to_csv([rows["llava"]])
+
+
 def test_reference_finds_the_text_decoder(tiny_llava):
     model = savs.load_model(str(tiny_llava)).model
     projs = text_o_projs(model)
