@@ -14,6 +14,11 @@ generic ChatML template (`_TEMPLATE`) whose image item renders the placeholder t
 through the processor as the real ones do. Types whose real processor has no template (PaliGemma, BLIP, ...) get
 none.
 
+Processors that take a video processor are saved as generated ``NoVideo<Name>`` subclasses
+(`no_video_processor_class`), and Llama 4 / LFM2-VL with Pil stand-ins of their torchvision-only image processors
+(`savs.testing.pil_processors`): call `register_no_video_processors()` before ``AutoProcessor`` loads such a folder
+(without it ``AutoProcessor`` quietly returns the bare tokenizer).
+
 `python -m savs.testing.tiny_models --out DIR [TYPE ...]` builds every type (or the given ones) into
 ``DIR/<model_type>/`` and writes ``DIR/status.json`` (``{model_type: {"built": bool, "reason": str}}``).
 """
