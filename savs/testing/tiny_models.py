@@ -10,7 +10,7 @@ video processor), checks that one image and a prompt run through processor and m
 
 Chat templates: the real checkpoints' templates are not reachable offline; a type whose processor ships one gets a
 generic ChatML template (`_TEMPLATE`) whose image item renders the placeholder the processor expands (e.g.
-``<|vision_start|><|image_pad|><|vision_end|>`` for Qwen-VL, ``<start_of_image>`` for Gemma 3), so prompts go
+``<|vision_start|><|image_pad|><|vision_end|>`` for Qwen-VL, the begin-of-image token for Gemma 3), so prompts go
 through the processor as the real ones do. Types whose real processor has no template (PaliGemma, BLIP, ...) get
 none.
 
