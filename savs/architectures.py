@@ -43,7 +43,7 @@ _O_PROJ = re.compile(
     r"^(?P<decoder>.*?)\.?(?:layers|h|blocks|layer)\.(?P<layer>\d+)\."
     r"(?:self_attn|attention|attn|self_attention|cross_attn|mixer)\.(?:output\.)?(?:o_proj|out_proj|dense|wo|c_proj|o)$"
 )  # BERT-style decoders (BLIP, GIT): ``encoder.layer.<i>.attention.output.dense``
-_NOT_TEXT = re.compile(r"vision|visual|image|vit|qformer|perceiver|audio|resampler|projector|connector|vq")
+_NOT_TEXT = re.compile(r"vision|visual|image|video|vit|qformer|perceiver|audio|resampler|projector|connector|vq")
 
 
 @dataclass
@@ -174,9 +174,9 @@ def survey_type(model_type: str, work: Path, seed: int = 0) -> Row:
     except Exception as err:  # noqa: BLE001  (a config that does not build is a reason too)
         reason = f"config does not build: {_first_line(err)}"
     if reason:
-        row = Row(model_type, "refused", reason)
+        row = Row(model_type, "refused", reason_line(reason))
     elif path is None:
-        row = Row(model_type, "not built", built_reason)
+        row = Row(model_type, "not built", reason_line(built_reason))
     else:
         try:
             row = check_type(path, model_type, seed)
@@ -189,8 +189,16 @@ def survey_type(model_type: str, work: Path, seed: int = 0) -> Row:
 
 
 def _first_line(err: BaseException) -> str:
-    """An exception's first message line, shortened, with the `|` of a markdown table escaped away."""
-    return ((str(err).strip().splitlines() or [""])[0][:160]).replace("|", "/")
+    """An exception's message on one line (its first two lines: validators put the cause on the second), at most
+    200 characters, with the `|` of a markdown table replaced."""
+    return reason_line(str(err))
+
+
+def reason_line(text: str) -> str:
+    """`text` as one table-safe line: its first two non-empty lines joined, whitespace collapsed, cut at 200."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()][:2]
+    line = " ".join(" ".join(lines).split())
+    return (line if len(line) <= 200 else line[:197] + "...").replace("|", "/")
 
 
 def survey(types: Sequence[str], seed: int = 0, progress: bool = True) -> list[Row]:

@@ -426,8 +426,8 @@ def build_tiny(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
     except TinyBuildError:
         raise
     except Exception as err:
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise TinyBuildError(f"{type(err).__name__}: {first}") from err
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()][:2]  # validators: cause on line 2
+        raise TinyBuildError(f"{type(err).__name__}: {' '.join(lines)}"[:300]) from err
 
 
 def _build(model_type: str, out: Path, seed: int) -> Path:
