@@ -448,7 +448,11 @@ def _build(model_type: str, out: Path, seed: int) -> Path:
         lines = [line for line in str(err).splitlines() if line.strip()]
         raise TinyBuildError(f"model needs a package not installed: {lines[0] if lines else err!r}") from err
     inputs = sample_inputs(processor, side, seed)
-    logits = _logits(model, inputs)
+    try:
+        logits = _logits(model, inputs)
+    except Exception as err:  # a forward that fails on its own processor's inputs (e.g. Llama 4's in 5.24)
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()][:2]
+        raise TinyBuildError(f"transformers' forward fails: {type(err).__name__}: {' '.join(lines)}"[:300]) from err
     if not torch.isfinite(logits).all():
         raise TinyBuildError("the tiny model's logits are not finite")
     model.generation_config = GenerationConfig(
