@@ -65,6 +65,10 @@ lint: setup  ## ruff
 bench: setup  ## extraction speed table (see README)
 	$(PY) benchmarks/extraction.py
 
+.PHONY: architectures
+architectures: setup  ## coverage table: SAVs on a tiny model of every image-text-to-text type (results/architectures.*)
+	OMP_NUM_THREADS=1 $(PY) -m savs.architectures --out results
+
 PROJECTOR := savs/weights/savs-mini-projector.safetensors
 .PHONY: savs-mini
 savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train), seeded
