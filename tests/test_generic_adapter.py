@@ -320,3 +320,21 @@ def test_no_video_processors_build_save_and_load_without_torchvision(tiny_dir, t
     processor.save_pretrained(tmp_path)
     again = AutoProcessor.from_pretrained(tmp_path)  # registered: not the bare tokenizer
     assert type(again) is cls and again.to_dict() == processor.to_dict()
+
+
+def test_no_video_processor_is_the_zoos_and_drops_a_video_processor_passed_first(tiny_dir, tmp_path):
+    """LLaVA-NeXT-Video hands ProcessorMixin its video processor first, positionally: the no-video class still gets
+    its image processor and tokenizer right, and the adapter's class is the one the tiny-model zoo registers."""
+    from transformers import AutoProcessor, LlavaNextVideoProcessor
+
+    from savs.models.processors import no_video_processor
+    from savs.testing.tiny_models import register_no_video_processors
+
+    cls = no_video_processor("llava_next_video")
+    source = AutoProcessor.from_pretrained(tiny_dir("llava"))
+    processor = cls(source.image_processor, source.tokenizer, chat_template=source.chat_template)
+    assert isinstance(processor, LlavaNextVideoProcessor) and processor.video_processor is None
+    assert processor.image_processor is source.image_processor and processor.tokenizer is source.tokenizer
+    processor.save_pretrained(tmp_path)
+    register_no_video_processors()  # the zoo's registration: the same class, not a second one of the same name
+    assert type(AutoProcessor.from_pretrained(tmp_path)) is cls

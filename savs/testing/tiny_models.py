@@ -14,10 +14,10 @@ generic ChatML template (`_TEMPLATE`) whose image item renders the placeholder t
 through the processor as the real ones do. Types whose real processor has no template (PaliGemma, BLIP, ...) get
 none.
 
-Processors that take a video processor are saved as generated ``NoVideo<Name>`` subclasses
-(`no_video_processor_class`), and Llama 4 / LFM2-VL with Pil stand-ins of their torchvision-only image processors
-(`savs.testing.pil_processors`): call `register_no_video_processors()` before ``AutoProcessor`` loads such a folder
-(without it ``AutoProcessor`` quietly returns the bare tokenizer).
+Processors that take a video processor are saved as ``NoVideo<Name>`` subclasses
+(`savs.models.processors.no_video_subclass`, the generic adapter's too), and Llama 4 / LFM2-VL with Pil stand-ins
+of their torchvision-only image processors (`savs.testing.pil_processors`): call `register_no_video_processors()`
+before ``AutoProcessor`` loads such a folder (without it ``AutoProcessor`` quietly returns the bare tokenizer).
 
 `python -m savs.testing.tiny_models --out DIR [TYPE ...]` builds every type (or the given ones) into
 ``DIR/<model_type>/`` and writes ``DIR/status.json`` (``{model_type: {"built": bool, "reason": str}}``).
@@ -46,13 +46,12 @@ from transformers import (
     AutoModelForImageTextToText,
     GenerationConfig,
     PreTrainedTokenizerFast,
-    ProcessorMixin,
 )
 from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-import savs.models.processors
+from savs.models.processors import no_video_processor, no_video_subclass
 from savs.testing.pil_processors import PIL_IMAGE_PROCESSORS, register_pil_image_processors
 from savs.testing.tiny_specs import NO_TEMPLATE, SPECS
 from savs.tiny import _tokenizer
@@ -219,69 +218,13 @@ def _build_tokenizer(named: dict[str, str], tokens: list[str], template: str | N
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
 
 
-def no_video_processor_class(cls: type) -> type:
-    """A subclass of processor class `cls` without its (torchvision-only) video processor: its ``__init__`` takes
-    every other parameter of `cls` (``ProcessorMixin`` saves and reloads what ``__init__`` names) and passes
-    ``video_processor=None``. SAVs never feeds video. A class without a video processor comes back unchanged."""
-    base = inspect.signature(cls.__init__)
-    if "video_processor" not in base.parameters:
-        return cls
-    if cls.__name__ in _NO_VIDEO:
-        return _NO_VIDEO[cls.__name__]
-    # A real function with named parameters: `ProcessorMixin.from_args_and_dict` reads `__init__.__code__`.
-    params = [p for n, p in base.parameters.items() if n not in ("self", "video_processor") and p.kind != p.VAR_KEYWORD]
-    defaults = {p.name: None if p.default is p.empty else p.default for p in params}
-    source = (
-        f"def __init__(self, {''.join(f'{n}=_defaults[{n!r}], ' for n in defaults)}**kwargs):\n"
-        f"    _base.__init__(self, {''.join(f'{n}={n}, ' for n in defaults)}video_processor=None, **kwargs)\n"
-    )
-    namespace: dict[str, Any] = {"_defaults": defaults, "_base": cls}
-    exec(source, namespace)  # noqa: S102  (source built from the parameter names of a transformers class)
-    __init__ = namespace["__init__"]
-    # `cls.__init__` hands ProcessorMixin its sub-processors positionally in its own order, video processor included
-    # (first, for some): a shim between the two names them by that order and drops the video processor.
-    attributes = ProcessorMixin.get_attributes.__func__(cls)
-
-    def shim_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > len(attributes):
-            raise TypeError(f"{cls.__name__} passed {len(args)} sub-processors; it has {attributes}")
-        kwargs.update(zip(attributes, args, strict=False))
-        kwargs.pop("video_processor", None)
-        ProcessorMixin.__init__(self, **kwargs)
-        self.video_processor = None  # read (as absent) by some processors' methods
-
-    shim = type("_DropVideoProcessor", (ProcessorMixin,), {"__init__": shim_init, "__module__": __name__})
-    _NO_VIDEO[cls.__name__] = type(
-        f"NoVideo{cls.__name__}", (cls, shim), {"__init__": __init__, "__module__": __name__}
-    )
-    return _NO_VIDEO[cls.__name__]
-
-
-# The hand-written ones of `savs.models.processors` first, so that folders saved with them keep loading.
-_NO_VIDEO: dict[str, type] = {
-    c.__mro__[1].__name__: c
-    for c in vars(savs.models.processors).values()
-    if isinstance(c, type) and c.__name__.startswith("NoVideo")
-}
-
-
 def register_no_video_processors() -> None:
-    """Register with `AutoProcessor` the no-video subclass of every image-text-to-text type's processor that has
-    a video processor, so that folders saved with one load back (without, `AutoProcessor` quietly returns the
-    bare tokenizer)."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
+    """Register with `AutoProcessor` the Pil image-processor stand-ins and the no-video subclass of every
+    image-text-to-text type's processor that has a video processor (the spec's processor class where it names one),
+    so that folders saved with them load back (without, `AutoProcessor` quietly returns the bare tokenizer)."""
     register_pil_image_processors()
     for model_type in MODEL_TYPES:
-        name = SPECS.get(model_type, {}).get("processor_class") or PROCESSOR_MAPPING_NAMES.get(model_type)
-        if name and model_type in CONFIG_MAPPING:
-            try:
-                cls = getattr(transformers, name)
-            except (ImportError, AttributeError):  # a processor module that needs torchvision at import
-                continue
-            no_video = no_video_processor_class(cls)
-            if no_video is not cls:
-                transformers.AutoProcessor.register(CONFIG_MAPPING[model_type], no_video, exist_ok=True)
+        no_video_processor(model_type, SPECS.get(model_type, {}).get("processor_class"))
 
 
 def _vision_side(cfg: dict, spec: dict) -> int:
@@ -359,7 +302,7 @@ def _processor(model_type: str, spec: dict, cfg: dict, side: int) -> tuple[Any, 
     if name is None:
         raise TinyBuildError("no processor class registered for the type")
     base = getattr(transformers, name)
-    cls = no_video_processor_class(base)
+    cls = no_video_subclass(base)
     named, tokens = _processor_tokens(base, spec)
     template = None if model_type in NO_TEMPLATE else _TEMPLATE.replace(TEMPLATE_IMAGE, spec.get("placeholder", ""))
     tok = _build_tokenizer(named, tokens, template)
