@@ -23,6 +23,7 @@ from typing import Any
 # papermill's timing fields, on the notebook and on each cell
 PAPERMILL_TIMES = ("start_time", "end_time", "duration")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PROGRESS_BAR = "(progress bar)"  # what is kept of a widget's plain text after its description
 # A duration the notebooks print ("seed 0: 1.2 s", "notebook ran in 11 s;"): a number and " s" ending a word.
 DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)? s\b")
 ELIDED_DURATION = "… s"
@@ -80,12 +81,15 @@ def _coalesced(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _clean_output(output: dict[str, Any]) -> None:
-    """One output: a widget's view (a random model id) is dropped, its plain-text form kept; printed text loses its
+    """One output: a widget's view (a random model id) is dropped and its plain-text form becomes its description (a
+    progress bar's counts and rates depend on what the cache held and how fast the run went); printed text loses its
     durations and temporary names, a displayed object's text its temporary names."""
     if output.get("output_type") == "stream":
         output["text"] = _map_lines(clean_text, output["text"])
     data = output.get("data", {})
-    data.pop(WIDGET_VIEW, None)
+    if data.pop(WIDGET_VIEW, None) is not None and "text/plain" in data:
+        text = data["text/plain"] if isinstance(data["text/plain"], str) else "".join(data["text/plain"])
+        data["text/plain"] = f"{text.split(': ', 1)[0]}: {PROGRESS_BAR}" if ": " in text else PROGRESS_BAR
     for mime in ("text/plain", "text/html", "text/markdown"):
         if mime in data:
             data[mime] = _map_lines(lambda t: TEMP_NAME.sub(ELIDED_TEMP, t), data[mime])

@@ -90,3 +90,15 @@ def test_profile_readout_is_checked_and_reaches_the_rule(tmp_path) -> None:
     bad.write_text("extends: tiny\nreadouts: {grid: [1], shots: [0]}\n")
     with pytest.raises(ValueError, match=r"a study's shots must be ints >= 1; got \[0\]"):
         load_profile(bad)
+
+
+def test_the_written_cost_table_holds_no_time_and_the_printed_one_is_elided():
+    """A rerun writes the same bytes: fit times (which move from run to run) stay out of readouts.md and are printed in
+    a form the notebook cleaner elides."""
+    from savs.nbclean import clean_text
+
+    summary = rs.readout_summary(_results())
+    fast, slow = summary.assign(seconds=0.01), summary.assign(seconds=0.37)
+    assert rs.readout_markdown(fast) == rs.readout_markdown(slow)
+    assert rs.cost_lines(fast) != rs.cost_lines(slow)
+    assert clean_text(rs.cost_lines(fast)) == clean_text(rs.cost_lines(slow))
