@@ -567,9 +567,10 @@ def head_methods(session: Session) -> pd.DataFrame:
 def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int, rules: Sequence[str]) -> list[dict]:
     """The rows of ``head_methods`` for the head rules ``rules`` on one few-shot draw."""
     p = run.session.profile
-    grid = list(dict.fromkeys([*p.head_methods.grid, p.n_heads]))  # always the paper's sparsity too
     X, y, X_test, y_test = run.heads(few), labels(few), run.heads(test), labels(test)
     n_all = X.shape[1] * X.shape[2]
+    # always the paper's sparsity too; a count past the model's heads is all of them, run once (not one copy per count)
+    grid = list(dict.fromkeys("all" if k == "all" or k >= n_all else k for k in [*p.head_methods.grid, p.n_heads]))
     paper_k = n_all if p.n_heads == "all" else min(p.n_heads, n_all)
     rows = []
     for name in rules:
