@@ -19,18 +19,7 @@ help:  ## list the targets and the parameters
 	@echo
 	@echo "Parameters of reproduce and every notebook target (e.g. make main-results N_HEADS=10); unset: the profile's"
 	@echo "  PROFILE    mini (default), paper, tiny, paper-dryrun, or a YAML path"
-	@echo "  MODEL      models to run, comma-separated (registry name, hub id, local dir, tiny:<family>)"
-	@echo "  TASKS      tasks, comma-separated (the offline suite and the paper's benchmarks: see savs.data.TASKS)"
-	@echo "  SHOTS      examples per class in the few-shot set"
-	@echo "  SEEDS      few-shot seeds, comma-separated (0,1,2)"
-	@echo "  N_TEST     test examples per task"
-	@echo "  N_HEADS    heads kept (an int, or all)"
-	@echo "  METRIC     cosine (the paper's) or euclidean"
-	@echo "  SCORING    in_sample (the paper's), leave_one_out, cv, fisher"
-	@echo "  SELECTION  top_k (the paper's) or pursuit"
-	@echo "  VOTING     majority (the paper's) or reliability"
-	@echo "  READOUT    vote (the paper's), logistic or lda: a linear model on the selected heads (ours)"
-	@echo "  DTYPE      float32, bfloat16 or float16 for every model"
+	@$(PY) -m savs.profiles --help 2>/dev/null || echo "  (make setup first: the parameters are listed by savs.profiles.PARAMETERS)"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
 	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once after the main table's (default 2)"
 
@@ -78,8 +67,7 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
 # ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
 # on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke test).
-# MODEL, TASKS, SHOTS, SEEDS, N_TEST override the run (MODEL, TASKS, SEEDS comma-separated); N_HEADS, METRIC, SCORING,
-# SELECTION, VOTING, READOUT the SAV rule every notebook fits (SAVClassifier's options), e.g.
+# The run parameters (savs.profiles.PARAMETERS: `make help` lists them) override the profile's, e.g.
 #   make main-results TASKS=digits,fashion_mnist SEEDS=0,1
 #   make head-sparsity METRIC=euclidean
 #   make main-results N_HEADS=10 SEEDS=0,1,2,3,4
@@ -93,17 +81,6 @@ PROFILE ?= mini
 # starts with its name.
 NOTEBOOK_JOBS ?= 2
 MAIN_NOTEBOOK := notebooks/executed/01_main_results.ipynb
-MODEL ?=
-TASKS ?=
-SHOTS ?=
-SEEDS ?=
-N_TEST ?=
-N_HEADS ?=
-METRIC ?=
-SCORING ?=
-SELECTION ?=
-VOTING ?=
-READOUT ?=
 EXTRACT_PROCS ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | wc -l); [ "$$n" -gt 0 ] && echo $$n || echo 2)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 EXECUTED := $(NOTEBOOKS:notebooks/%=notebooks/executed/%)
@@ -119,17 +96,13 @@ $(error unknown PROFILE '$(PROFILE)': $(PROFILE_YAML) does not exist; known: $(s
 	$(wildcard savs/profiles/*.yaml)))) (or a path to a YAML file))
 endif
 endif
-PAPERMILL_PARAMS := $(strip -p profile $(PROFILE) $(if $(MODEL),-p model $(MODEL)) $(if $(TASKS),-p tasks $(TASKS)) \
-	$(if $(SHOTS),-p shots $(SHOTS)) $(if $(SEEDS),-p seeds $(SEEDS)) $(if $(N_TEST),-p n_test $(N_TEST)) \
-	$(if $(N_HEADS),-p n_heads $(N_HEADS)) $(if $(METRIC),-p metric $(METRIC)) $(if $(SCORING),-p scoring $(SCORING)) \
-	$(if $(SELECTION),-p selection $(SELECTION)) $(if $(VOTING),-p voting $(VOTING)) $(if $(DTYPE),-p dtype $(DTYPE)) \
-	$(if $(READOUT),-p readout $(READOUT)))
-# The same overrides for the command-line steps (preflight, extraction).
-RUN_ARGS := $(strip --profile $(PROFILE) $(if $(MODEL),--model $(MODEL)) $(if $(TASKS),--tasks $(TASKS)) \
-	$(if $(SHOTS),--shots $(SHOTS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(N_TEST),--n-test $(N_TEST)) \
-	$(if $(N_HEADS),--n-heads $(N_HEADS)) $(if $(METRIC),--metric $(METRIC)) $(if $(SCORING),--scoring $(SCORING)) \
-	$(if $(SELECTION),--selection $(SELECTION)) $(if $(VOTING),--voting $(VOTING)) $(if $(DTYPE),--dtype $(DTYPE)) \
-	$(if $(READOUT),--readout $(READOUT)))
+# Every run parameter set here (on the command line or in the environment), passed on as NAME=VALUE: to the notebooks
+# as their `overrides`, to the command-line steps (preflight, extraction) as words.
+PARAMETERS = $(or $(shell $(PY) -m savs.profiles --names),$(error savs.profiles did not list the run parameters))
+OVERRIDES = $(strip $(foreach p,$(PARAMETERS),$(if $($(p)),$(p)=$($(p)))))
+comma := ,
+PAPERMILL_PARAMS = -p profile $(PROFILE) -y "overrides: {$(strip $(foreach p,$(PARAMETERS),$(if $($(p)),$(p): '$($(p))'$(comma))))}"
+RUN_ARGS = --profile $(PROFILE) $(OVERRIDES)
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 
@@ -159,7 +132,7 @@ extract: preflight  ## fill the activation cache with everything the profile's n
 	  --master_port $${SAVS_EXTRACT_PORT:-29513} -m savs.distributed $(RUN_ARGS) --cache-dir $${SAVS_CACHE:-$$HOME/.cache/savs}
 
 $(PARAMS_STAMP): FORCE | setup
-	@echo '$(PAPERMILL_PARAMS)' | cmp -s - $@ || echo '$(PAPERMILL_PARAMS)' > $@
+	@echo '$(PROFILE) $(OVERRIDES)' | cmp -s - $@ || echo '$(PROFILE) $(OVERRIDES)' > $@
 
 # A failing notebook stops make with the failing cell's traceback; its partial run is kept as executed/<name>.failed.ipynb.
 notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(PARAMS_STAMP) | $(if $(SKIP_EXTRACT),,extract)

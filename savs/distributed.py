@@ -66,8 +66,7 @@ def extract_plan(session, state: PartialState) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from savs.experiments import Session
-    from savs.preflight import add_profile_arguments, profile_overrides
-    from savs.profiles import load_profile
+    from savs.profiles import add_profile_arguments, load_profile, overrides_from
 
     parser = argparse.ArgumentParser(description="Extract what a profile's notebooks read, on every process.")
     add_profile_arguments(parser)  # the SAV rule among them: checked, though the plan does not depend on it
@@ -76,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     state = PartialState(cpu=not torch.cuda.is_available())  # gloo across CPU processes where there is no GPU
     device = str(state.device) if state.device.type == "cuda" else None
-    profile = load_profile(args.profile, **profile_overrides(args), device=device)
+    profile = load_profile(args.profile, **overrides_from(args.overrides), device=device)
     counts = extract_plan(Session(profile, Path(args.cache_dir)), state)
     if state.is_main_process:
         print(f"profile {profile.name}: {counts['features']} examples' features, {counts['vision']} vision features "

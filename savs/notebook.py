@@ -5,13 +5,14 @@ whatever profile and overrides made the run), and at the end how long it took.""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from savs import paths, report
 from savs.experiments import Session
 from savs.plan import planned_session
-from savs.profiles import Profile, load_profile
+from savs.profiles import Profile, load_profile, overrides_from
 
 
 @dataclass
@@ -30,21 +31,14 @@ class Notebook:
         print(f"notebook ran in {seconds:.0f} s; outputs in {self.tables} and {self.figures}")
 
 
-def start(
-    profile: str = "mini",
-    *,
-    results_dir: str | Path | None = None,
-    figures_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    **overrides: object,
-) -> Notebook:
-    """Load ``profile`` with the notebook's parameters (``overrides``: model, tasks, shots, seeds, n_test,
-    baselines, n_heads, metric, scoring, selection, voting, dtype; ``None`` keeps the profile's value), open its session
-    and show what the run will do."""
+def start(profile: str = "mini", overrides: Mapping[str, object] | None = None) -> Notebook:
+    """Load ``profile`` with the notebook's ``overrides`` (run parameters by name, ``savs.profiles.PARAMETERS``; None or
+    "" keeps the profile's value), open its session and show what the run will do. Tables, figures and the cache go
+    where ``savs.paths`` says (``$SAVS_RESULTS``, ``$SAVS_FIGURES``, ``$SAVS_CACHE``)."""
     started = time.perf_counter()
-    cfg = load_profile(profile, **{k: v for k, v in overrides.items() if v is not None})
-    nb = Notebook(cfg, planned_session(Session(cfg, paths.cache_dir(cache_dir))), paths.results_dir(results_dir),
-                  paths.figures_dir(figures_dir), started)  # fmt: skip
+    cfg = load_profile(profile, **overrides_from(overrides or {}))
+    nb = Notebook(cfg, planned_session(Session(cfg, paths.cache_dir())), paths.results_dir(), paths.figures_dir(),
+                  started)  # fmt: skip
     _show(report.run_markdown(cfg))
     return nb
 

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from savs.data import local_source
 from savs.data.offline import OFFLINE_TASKS
@@ -100,40 +100,15 @@ def infeasible(profile: Profile, cache_dir: Path) -> tuple[dict[str, str], list[
     return plan.problems, notes
 
 
-# load_profile's overrides that make passes the command-line steps (RUN_ARGS), as it passes them the notebooks
-OVERRIDES = ("model", "tasks", "shots", "seeds", "n_test", "dtype", "n_heads", "metric", "scoring", "selection",
-             "voting", "readout")  # fmt: skip
-
-
-def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--profile`` and the overrides ``make`` passes its command-line steps (``RUN_ARGS``), named as the notebooks'
-    parameters, so that preflight checks them as the notebooks' ``load_profile`` will."""
-    parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
-    parser.add_argument("--model", help="override the profile's models (comma-separated)")
-    parser.add_argument("--tasks", help="override the profile's tasks (comma-separated)")
-    parser.add_argument("--shots", help="examples per class")
-    parser.add_argument("--seeds", help="comma-separated")
-    parser.add_argument("--n-test", help="test examples per task")
-    parser.add_argument("--dtype", help="override every model's dtype (float32, bfloat16, float16)")
-    parser.add_argument("--n-heads", help="the SAV rule's head count (an int or 'all')")
-    for key in ("metric", "scoring", "selection", "voting", "readout"):
-        parser.add_argument(f"--{key}", help=f"the SAV rule's {key}")
-
-
-def profile_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """``load_profile``'s keyword arguments from ``add_profile_arguments``' (an empty one keeps the profile's)."""
-    return {key: value for key in OVERRIDES if (value := getattr(args, key)) not in (None, "")}
-
-
 def main(argv: list[str] | None = None) -> int:
     from savs.cache import default_cache_dir
-    from savs.profiles import ProfileError, load_profile
+    from savs.profiles import ProfileError, add_profile_arguments, load_profile, overrides_from
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_profile_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        profile = load_profile(args.profile, **profile_overrides(args))
+        profile = load_profile(args.profile, **overrides_from(args.overrides))
     except ProfileError as err:  # a bad override or profile: say so before anything is loaded
         print(f"preflight: {err}", file=sys.stderr)
         return 2

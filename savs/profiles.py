@@ -1,8 +1,10 @@
 """Experiment profiles: which models, tasks, shots, seeds and baselines the notebooks run, read from YAML.
 
 ``load_profile("mini", tasks="digits,fashion_mnist", seeds="0,1")`` reads ``savs/profiles/mini.yaml`` (or any
-YAML path) and applies a notebook's overrides on top; an override left ``None`` keeps the profile's value.
-Overrides arrive from papermill / ``make`` as plain values, so lists may also be comma-separated strings.
+YAML path) and applies overrides on top: the run parameters, each declared once in ``PARAMETERS`` (make's variables,
+a notebook's ``overrides``, the command-line steps' ``NAME=VALUE`` words and ``savs fit``'s rule options all derive
+from it); an override left ``None`` keeps the profile's value. Overrides arrive from make as strings, so lists may
+also be comma-separated.
 A profile may start from another (``extends: paper``, or a YAML path relative to the profile's folder): its own keys
 replace the other's. Every value is checked here (``check_profile``), with the overrides applied, before any model
 or data set loads: preflight, the extraction step and the notebooks all read profiles through ``load_profile``, so
@@ -11,8 +13,10 @@ a bad value is a ``ProfileError`` naming it, and the allowed values, at once.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -259,73 +263,22 @@ def parse_profile(raw: dict, name: str) -> Profile:
     return Profile(name=name, **raw)
 
 
-def load_profile(
-    name_or_path: str | Path = "mini",
-    *,
-    model: str | None = None,
-    tasks: str | list[str] | None = None,
-    shots: int | None = None,
-    seeds: int | str | list[int] | None = None,
-    n_test: int | None = None,
-    baselines: str | list[str] | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    n_heads: int | str | None = None,
-    metric: str | None = None,
-    scoring: str | None = None,
-    selection: str | None = None,
-    voting: str | None = None,
-    readout: str | None = None,
-) -> Profile:
-    """Read a profile and apply overrides.
+def load_profile(name_or_path: str | Path = "mini", *, device: str | None = None, **overrides: Any) -> Profile:
+    """Read a profile and apply ``overrides``: any of ``PARAMETERS`` by name (``n_heads=10``, ``seeds="0,1"``; None
+    keeps the profile's value); ``device`` is where the models run (set per process by the extraction step).
 
-    ``model`` replaces the models (comma-separated for several; the ablation models, which belong to the profile's
-    model, and the zero-shot-only models are dropped);
-    ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only those named
-    ("" or [] switches every baseline off); ``dtype`` ("float32", "bfloat16", "float16") replaces every model's; the
-    rest (``shots``, ``n_test``, ``device`` and the SAV rule: ``n_heads``, ``metric``, ``scoring``, ``selection``,
-    ``voting``, ``readout``) replace the field of the same name.
+    ``model`` replaces the models (the ablation models, which belong to the profile's model, and the zero-shot-only
+    models are dropped); ``tasks`` replaces the tasks of the profile and of every study; ``baselines`` keeps only
+    those named; ``dtype`` replaces every model's; the rest replace the field of the same name.
     """
     path = profile_path(name_or_path)
     profile = parse_profile(read_profile(path), path.stem)
     changes: dict[str, Any] = {}
-    if model is not None:  # one model, or several comma-separated
-        changes.update(models=_as_tuple(model), ablation_models=(), zero_shot_models=())
-    if tasks is not None:
-        changes["tasks"] = _as_tuple(tasks)
-        for key in STUDIES:
-            changes[key] = replace(getattr(profile, key), tasks=None)
-    if seeds is not None:
-        changes["seeds"] = _as_tuple(seeds, int, "seeds")
-    if baselines is not None:
-        keep = set(_as_tuple(baselines))
-        unknown = keep - set(BASELINES)
-        if unknown:
-            raise ProfileError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
-        missing = keep - set(profile.baselines)
-        if missing:
-            raise ProfileError(
-                f"profile {profile.name!r} does not set up baselines {sorted(missing)} (their options, e.g. a model or "
-                f"test size): add them to its YAML; it has {', '.join(profile.baselines)}"
-            )
-        changes["baselines"] = {k: v for k, v in profile.baselines.items() if k in keep}
-    if dtype is not None:
-        changes["dtype"] = dtype
-    for key, value in (("shots", shots), ("n_test", n_test)):
-        if value is not None:
-            changes[key] = _as_tuple(value, int, key)[0] if isinstance(value, str) and value.strip() else value
+    for name, value in overrides_from(overrides).items():
+        changes.update(BY_NAME[name].apply(profile, value))
     if device is not None:
         changes["device"] = device
-    rule = {"n_heads": n_heads, "metric": metric, "scoring": scoring, "selection": selection, "voting": voting,
-            "readout": readout}  # fmt: skip
-    rule = {k: v for k, v in rule.items() if v is not None}
-    if isinstance(rule.get("n_heads"), str) and rule["n_heads"] != "all":  # from the command line: "10"
-        try:
-            rule["n_heads"] = _int(rule["n_heads"], "n_heads")
-        except ProfileError:
-            raise ProfileError(f"n_heads must be an int >= 1 or 'all'; got {rule['n_heads']!r}") from None
-    _check_rule(rule)
-    profile = replace(profile, **changes, **rule)
+    profile = replace(profile, **changes)
     check_profile(profile)
     return profile
 
@@ -463,3 +416,145 @@ def _check_loader_options(task: str, options: Any, loader: Any) -> None:
     taken -= {"protocol", "n_train", "n_test", "seed"}  # the profile sets these itself
     if unknown := sorted(set(options) - taken):
         raise ProfileError(f"task_options.{task}: unknown options {unknown}; {task}'s loader takes {sorted(taken)}")
+
+
+# --- the run parameters: each declared once ---------------------------------------------------------------------------
+# make (`make main-results N_HEADS=10`), a notebook's `overrides`, the command-line steps (`python -m savs.preflight
+# --profile mini N_HEADS=10`), `savs fit` (the rule's, as `--n-heads`) and `load_profile(..., n_heads=10)` all read
+# this table: adding a parameter is one line here plus the code that uses it.
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One run parameter: ``name`` is ``load_profile``'s keyword and a notebook's ``overrides`` key, ``NAME`` make's
+    variable; ``apply`` turns a value (typed, or a string from the command line) into the profile fields it replaces;
+    ``rule`` marks an option of the SAV rule (``SAVClassifier``'s), which ``savs fit`` takes too."""
+
+    name: str
+    help: str
+    apply: Callable[[Profile, Any], dict[str, Any]]
+    rule: bool = False
+
+    @property
+    def option(self) -> str:
+        """The command-line option ``savs fit`` spells it as (``--n-heads``)."""
+        return "--" + self.name.replace("_", "-")
+
+
+def _keep_baselines(p: Profile, value: Any) -> dict[str, Any]:
+    """Keep only the named baselines ("" or [] switches every one off); each must be set up by the profile."""
+    keep = set(_as_tuple(value))
+    if unknown := keep - set(BASELINES):
+        raise ProfileError(f"unknown baselines {sorted(unknown)}; known: {', '.join(BASELINES)}")
+    if missing := keep - set(p.baselines):
+        raise ProfileError(
+            f"profile {p.name!r} does not set up baselines {sorted(missing)} (their options, e.g. a model or test "
+            f"size): add them to its YAML; it has {', '.join(p.baselines)}"
+        )
+    return {"baselines": {k: v for k, v in p.baselines.items() if k in keep}}
+
+
+def _one_int(value: Any, name: str) -> int:
+    """A count from the command line ("5") or Python (5)."""
+    values = _as_tuple(value, int, name) if isinstance(value, str) else (value,)
+    if len(values) != 1:
+        raise ProfileError(f"{name} must be one whole number; got {value!r}")
+    return values[0]
+
+
+def _n_heads(value: Any) -> int | str:
+    """``n_heads``: an int >= 1 or "all" ("10" from the command line is 10)."""
+    if isinstance(value, str) and value != "all":
+        try:
+            value = _int(value, "n_heads")
+        except ProfileError:
+            raise ProfileError(f"n_heads must be an int >= 1 or 'all'; got {value!r}") from None
+    _check_rule({"n_heads": value})
+    return value
+
+
+def _rule(key: str) -> Callable[[Profile, Any], dict[str, Any]]:
+    """A SAV-rule option replacing the field of its name, checked against SAVClassifier's choices."""
+
+    def apply(p: Profile, value: Any) -> dict[str, Any]:
+        _check_rule({key: value})
+        return {key: value}
+
+    return apply
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("model", "models to run, comma-separated (registry name, hub id, local dir, random:<family>); drops the "
+              "profile's ablation and zero-shot-only models",
+              lambda p, v: {"models": _as_tuple(v), "ablation_models": (), "zero_shot_models": ()}),
+    Parameter("tasks", "tasks, comma-separated, for the profile and every study (savs.data.TASKS)",
+              lambda p, v: {"tasks": _as_tuple(v), **{k: replace(getattr(p, k), tasks=None) for k in STUDIES}}),
+    Parameter("shots", "examples per class in the few-shot set", lambda p, v: {"shots": _one_int(v, "shots")}),
+    Parameter("seeds", "few-shot seeds, comma-separated (0,1,2)", lambda p, v: {"seeds": _as_tuple(v, int, "seeds")}),
+    Parameter("n_test", "test examples per task", lambda p, v: {"n_test": _one_int(v, "n_test")}),
+    Parameter("baselines", "keep only these baselines, comma-separated", _keep_baselines),
+    Parameter("dtype", "float32, bfloat16 or float16 for every model", lambda p, v: {"dtype": v}),
+    Parameter("n_heads", "heads kept (an int, or all)", lambda p, v: {"n_heads": _n_heads(v)}, rule=True),
+    Parameter("metric", "cosine (the paper's) or euclidean", _rule("metric"), rule=True),
+    Parameter("scoring", "in_sample (the paper's), leave_one_out, cv or fisher", _rule("scoring"), rule=True),
+    Parameter("selection", "top_k (the paper's) or pursuit", _rule("selection"), rule=True),
+    Parameter("voting", "majority (the paper's) or reliability", _rule("voting"), rule=True),
+    Parameter("readout", "vote (the paper's), logistic or lda: a linear model on the selected heads (ours)",
+              _rule("readout"), rule=True),
+)  # fmt: skip
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def overrides_from(values: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    """Overrides by declared name from a mapping (a notebook's ``overrides``; keys in any case) or ``NAME=VALUE``
+    words (make's and the command line's); a value of None or "" keeps the profile's. An unknown name is refused:
+    a misspelt parameter would otherwise be ignored."""
+    if not isinstance(values, Mapping):
+        pairs = [word.partition("=") for word in values]
+        if bad := [word for word, (_, eq, _) in zip(values, pairs, strict=True) if not eq]:
+            raise ProfileError(f"overrides are NAME=VALUE (e.g. N_HEADS=10); got {bad}")
+        values = {name: value for name, _, value in pairs}
+    out = {}
+    for name, value in values.items():
+        key = str(name).strip().lower()
+        if key not in BY_NAME:
+            raise ProfileError(f"unknown parameter {name!r}; known: {', '.join(p.name.upper() for p in PARAMETERS)}")
+        if value is not None and value != "":
+            out[key] = value
+    return out
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--profile`` and the overrides as ``NAME=VALUE`` words, for the command-line steps make runs (preflight, the
+    extraction), so that they read the profile as the notebooks will."""
+    parser.add_argument("--profile", default="mini", help="profile name or YAML path (as `make reproduce PROFILE=`)")
+    parser.add_argument("overrides", nargs="*", metavar="NAME=VALUE", help="run parameters over the profile's: "
+                        + "; ".join(f"{p.name.upper()}: {p.help}" for p in PARAMETERS))  # fmt: skip
+
+
+def add_rule_options(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]) -> None:
+    """The SAV rule's parameters as options (``--n-heads 10 --scoring cv``) with ``defaults``, for ``savs fit``."""
+    for p in PARAMETERS:
+        if p.rule:
+            parser.add_argument(p.option, dest=p.name, type=lambda v, p=p: _as_option(p, v), default=defaults[p.name],
+                                help=f"{p.help} (default {defaults[p.name]})")  # fmt: skip
+
+
+def _as_option(parameter: Parameter, value: str) -> Any:
+    """A rule option's value, checked as the profile would check it (argparse shows the error)."""
+    try:
+        return parameter.apply(None, value)[parameter.name]  # type: ignore[arg-type]  # rule ones never read p
+    except ProfileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def make_help() -> str:
+    """``make help``'s lines for the parameters."""
+    return "\n".join(f"  {p.name.upper():<10} {p.help}" for p in PARAMETERS)
+
+
+
+if __name__ == "__main__":  # make's view of the table: `--names` (its variables), `--help` lines
+    import sys
+
+    print(" ".join(p.name.upper() for p in PARAMETERS) if sys.argv[1:] == ["--names"] else make_help())

@@ -12,7 +12,6 @@ every notebook test also proves that ``savs.plan`` lists exactly what the notebo
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -56,12 +55,11 @@ class Outputs:
 
 
 def execute(name: str, dirs: dict[str, Path]) -> None:
-    """Run ``notebooks/<name>.ipynb`` on the tiny profile, writing into the temporary directories."""
-    parameters = {"profile": "tiny", **{f"{k}_dir": str(dirs[k]) for k in ("results", "figures", "cache")}}
+    """Run ``notebooks/<name>.ipynb`` on the tiny profile (its outputs go where ``$SAVS_RESULTS`` etc. point)."""
     pm.execute_notebook(
         paths.NOTEBOOKS / f"{name}.ipynb",
         dirs["executed"] / f"{name}.ipynb",
-        parameters=parameters,
+        parameters={"profile": "tiny"},
         kernel_name="python3",
         progress_bar=False,
     )
@@ -94,6 +92,8 @@ def out(tmp_path_factory) -> Outputs:
         with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(max_workers=2) as pool:
             env.setenv("OMP_NUM_THREADS", "1")  # two kernels, one thread each: no torch threads spinning on 2 cores
             env.setenv("SAVS_CACHE_ONLY", cache_only)  # the profile's notebooks: an extraction the plan missed fails
+            for k in ("results", "figures", "cache"):  # where the kernels write, as make's $SAVS_* say
+                env.setenv(f"SAVS_{k.upper()}", str(dirs[k]))
             futures |= {name: pool.submit(execute, name, dirs) for name in names}
     return Outputs(dirs, {name: future.exception() for name, future in futures.items()})
 
@@ -135,29 +135,6 @@ def test_profile_overrides():
         load_profile("mini", baselines="mtvx")
     with pytest.raises(ValueError, match="does not set up baselines"):
         load_profile("mini", baselines="knn,clip")  # no CLIP weights offline: not in the mini profile
-
-
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-def test_make_passes_parameters_through_to_papermill_and_preflight():
-    """``make <notebook> PROFILE= MODEL= TASKS= SHOTS= SEEDS=`` reaches papermill (a dry run: nothing executes)."""
-    args = ["PROFILE=tiny", "MODEL=tiny:llava", "TASKS=digits,fashion_mnist", "SHOTS=5", "SEEDS=0,1", "N_HEADS=3",
-            "METRIC=euclidean", "VOTING=reliability", "DTYPE=bfloat16", "READOUT=logistic"]  # fmt: skip
-    dry = subprocess.run(["make", "-n", "shot-scaling", *args], cwd=paths.ROOT, capture_output=True, text=True)
-    assert dry.returncode == 0, dry.stderr
-    params = ("-p profile tiny -p model tiny:llava -p tasks digits,fashion_mnist -p shots 5 -p seeds 0,1 "
-              "-p n_heads 3 -p metric euclidean -p voting reliability -p dtype bfloat16 "
-              "-p readout logistic")  # fmt: skip
-    commands = dry.stdout.replace("\\\n", " ").splitlines()  # a recipe line may continue over several
-    papermill = [line for line in commands if "papermill notebooks/02_shot_scaling.ipynb" in line]
-    assert len(papermill) == 1 and params in papermill[0]
-    run = ("--profile tiny --model tiny:llava --tasks digits,fashion_mnist --shots 5 --seeds 0,1 --n-heads 3 "
-           "--metric euclidean --voting reliability --dtype bfloat16 --readout logistic")  # fmt: skip
-    assert f"savs.preflight {run}" in dry.stdout and f"savs.distributed {run}" in dry.stdout
-    assert "03_head_sparsity" not in dry.stdout  # only the asked-for notebook
-    helped = subprocess.run(["make", "help"], cwd=paths.ROOT, capture_output=True, text=True).stdout
-    for name in ("PROFILE", "MODEL", "TASKS", "SHOTS", "SEEDS", "N_TEST", "N_HEADS", "METRIC", "SCORING", "SELECTION",
-                 "VOTING", "READOUT", "DTYPE"):  # fmt: skip
-        assert f"\n  {name} " in helped, f"make help does not list {name}"
 
 
 def test_overrides_are_checked_and_dtype_replaces_every_models():

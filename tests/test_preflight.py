@@ -29,8 +29,8 @@ def test_checkpoints_are_those_the_run_loads():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("override", "message"), [(["--metric", "cosin"], "metric must be one of"),
-                                                    (["--n-heads", "0"], "n_heads must be")])  # fmt: skip
+@pytest.mark.parametrize(("override", "message"), [(["METRIC=cosin"], "metric must be one of"),
+                                                    (["N_HEADS=0"], "n_heads must be")])  # fmt: skip
 def test_a_bad_sav_rule_stops_preflight_before_anything_loads(override, message, capsys):
     start = time.perf_counter()
     assert main(["--profile", "paper", *override]) == 2  # the paper profile: a hub check would take seconds
@@ -44,7 +44,7 @@ def test_offline_profile_passes(capsys):
 
 
 def test_a_local_model_directory_needs_no_hub(tiny_dir, capsys):
-    assert main(["--profile", "mini", "--model", tiny_dir("llama")]) == 0
+    assert main(["--profile", "mini", f"MODEL={tiny_dir('llama')}"]) == 0
 
 
 def test_preflight_names_every_task_that_cannot_give_its_sets(copies, tmp_path, monkeypatch, capsys):

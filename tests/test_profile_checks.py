@@ -119,11 +119,11 @@ def test_ablation_models_without_zero_shot_run_the_rest():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--seeds", "a"], "seeds must be whole numbers"),
-        (["--n-heads", "abc"], "n_heads must be an int >= 1 or 'all'; got 'abc'"),
-        (["--seeds", "0,0"], "seeds lists 0 more than once"),
-        (["--tasks", "nope"], "known tasks: blink_art_style"),
-        (["--shots", "x"], "shots must be whole numbers"),
+        (["SEEDS=a"], "seeds must be whole numbers"),
+        (["N_HEADS=abc"], "n_heads must be an int >= 1 or 'all'; got 'abc'"),
+        (["SEEDS=0,0"], "seeds lists 0 more than once"),
+        (["TASKS=nope"], "known tasks: blink_art_style"),
+        (["SHOTS=x"], "shots must be whole numbers"),
     ],
 )
 def test_preflight_exits_2_naming_a_bad_override_before_any_hub_check(argv, message, capsys):
