@@ -138,3 +138,64 @@ def test_lazy_names_load_on_first_use():
         "assert cli.__name__ == 'savs.cli'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# The house's floors, lowest first: a module imports only from its own floor and those below (a module is on the floor
+# of the longest prefix naming it). Model sources above the models package (savs-mini, the test harness's random
+# stand-ins) are named to the registry by "module:attribute" strings, not imported by it.
+FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("core", ("savs.lazy", "savs.paths", "savs.cache", "savs.identity", "savs.outputs", "savs.examples", "savs.paper",
+              "savs.readout", "savs.head_rules", "savs.classifier", "savs.nbclean", "savs.data.prompts")),
+    ("data", ("savs.data",)),
+    ("models", ("savs.models", "savs.capture", "savs.kvcache", "savs.extract")),
+    ("model sources", ("savs.mini",)),
+    ("methods", ("savs.baselines", "savs.pipeline", "savs.plots")),
+    ("runs", ("savs.profiles", "savs.plan", "savs.experiments", "savs.report", "savs.readout_study", "savs.compare",
+              "savs.notebook", "savs.preflight", "savs.distributed", "savs.cli", "savs.__main__")),
+    ("test harness", ("savs.testing",)),
+)  # fmt: skip
+
+
+def floor(module: str, floors=FLOORS) -> int | None:
+    """The index of ``module``'s floor (its longest matching prefix), None if no floor names it."""
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(floors):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+                best = (index, len(prefix))
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: dict[str, set[str]], floors=FLOORS) -> list[str]:
+    """Each import that runs from a floor to one above it, as "importer (floor) -> imported (floor)"."""
+    out = []
+    for module, targets in sorted(graph.items()):
+        here = floor(module, floors)
+        for target in sorted(targets - {"savs"}):
+            there = floor(target, floors)
+            if here is not None and there is not None and there > here:
+                out.append(f"{module} ({floors[here][0]}) -> {target} ({floors[there][0]})")
+    return out
+
+
+def test_every_module_is_on_a_floor():
+    assert not [m for m in import_graph() if m != "savs" and floor(m) is None]
+
+
+def test_no_import_runs_up_a_floor():
+    found = upward_imports(import_graph())
+    assert not found, "imports running up a floor:\n" + "\n".join(found)
+
+
+def test_the_floor_check_finds_an_import_running_up(tmp_path):
+    (tmp_path / "savs" / "models").mkdir(parents=True)
+    (tmp_path / "savs" / "__init__.py").write_text("")
+    (tmp_path / "savs" / "models" / "__init__.py").write_text("")
+    (tmp_path / "savs" / "models" / "registry.py").write_text("def load():\n    from savs.mini.adapter import A\n")
+    (tmp_path / "savs" / "mini").mkdir()
+    (tmp_path / "savs" / "mini" / "__init__.py").write_text("")
+    (tmp_path / "savs" / "mini" / "adapter.py").write_text("from savs.models import registry\n")
+    assert upward_imports(import_graph(tmp_path)) == [
+        "savs.models.registry (models) -> savs.mini (model sources)",
+        "savs.models.registry (models) -> savs.mini.adapter (model sources)",
+    ]
