@@ -31,7 +31,7 @@ import numpy as np
 from savs.classifier import METRICS, SCORE_NAMES, SCORINGS, SELECTIONS, VOTINGS
 from savs.data.custom import IMAGE_SUFFIXES, TEST_FRACTION, check_image, check_shots, from_path, render_prompt
 from savs.examples import Example, Task
-from savs.outputs import check_output, lock_output, write_atomic
+from savs.outputs import atomic_path, atomic_write, check_output, lock_output
 from savs.readout import READOUTS
 
 TASK_FILE = "task.json"  # beside SAVPipeline's sav.json / sav.safetensors
@@ -381,7 +381,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ],
         }
         with bad_input():
-            write_atomic(Path(args.json), lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+            atomic_write(Path(args.json), json.dumps(report, indent=1))
         _info(args, f"report written to {args.json}")
     return 0
 
@@ -569,7 +569,8 @@ def _extract(args: argparse.Namespace, out: Path) -> int:
     if out.exists() and not args.force:  # again: something other than savs may have written it meanwhile
         raise CommandError(f"{out} appeared while the model ran; --force replaces it")
     with bad_input():
-        write_atomic(out, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        with atomic_path(out) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
     n, L, H, d = X.shape
     print(f"wrote {out}: heads {n} x {L} x {H} x {d} float32 (examples, layers, heads, head_dim), labels, split")
     return 0
