@@ -60,7 +60,8 @@ class SAVPipeline:
 
     ``classifier`` is fitted on the selected heads laid out as a ``(k, 1)`` grid, in rank order, so its
     votes (and vote-tie breaking) are those of the full classifier it came from. ``save`` and ``load`` keep
-    a pipeline on disk with the identity of its model; ``load`` refuses any other model.
+    a pipeline on disk with the identity of its model, and ``task`` (what its fitter recorded about the task, any
+    JSON object, or None) with it; ``load`` refuses any other model.
     """
 
     def __init__(

@@ -150,7 +150,7 @@ def test_the_later_head_rules_survive_fit_sav_save_and_load(tiny_adapter, tmp_pa
 
 def rewrite(path: Path, meta: Callable[[dict], None] | None = None, arrays: Callable[[dict], None] | None = None):
     """Change a saved SAV's JSON and/or arrays in place, keeping the checksums true to them (so that each field's own
-    check is what is tested; edits that leave the checksum: ``test_an_edited_sav_json_or_extra_file_is_refused``)."""
+    check is what is tested; edits that leave the checksum: ``test_an_edited_sav_json_or_task_is_refused``)."""
     meta_file, arrays_file = path / "sav.json", path / "sav.safetensors"
     m = json.loads(meta_file.read_text())
     if arrays is not None:
@@ -237,7 +237,7 @@ EDITS = {
 
 
 @pytest.mark.parametrize("case", EDITS, ids=list(EDITS))
-def test_an_edited_sav_json_or_extra_file_is_refused(case, saved, tiny_adapter, tmp_path, no_model_loading):
+def test_an_edited_sav_json_or_task_is_refused(case, saved, tiny_adapter, tmp_path, no_model_loading):
     """sav.json's checksum covers every field that decides a prediction (it covered the arrays only: permuted classes
     loaded and flipped every answer), the task record saved with it included (the command line's prompt)."""
     pipe = SAVPipeline.load(saved, adapter=tiny_adapter("llava"))
