@@ -123,10 +123,11 @@ def set_aside(path: Path) -> list[Path]:
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, replace: bool = False, sync: bool = False) -> Iterator[Path]:
     """Yield a new hidden folder beside ``path`` to build the folder in; when the block ends without an exception,
-    rename it to ``path``. An existing ``path`` raises ``FileExistsError`` (another process built it first), unless
-    ``replace``: then it is moved aside, put back if the rename fails, and deleted after, so ``path`` holds the old
-    folder or the new one, never a mix (only a kill between the two renames leaves it aside: ``set_aside``). If the
-    block raises, the new folder is removed. ``sync`` flushes every file written and the folders' entries first."""
+    rename it to ``path``. An existing ``path`` other than an empty folder raises an ``OSError`` (another process
+    built it first), unless ``replace``: then it is moved aside, put back if the rename fails, and deleted after, so
+    ``path`` holds the old folder or the new one, never a mix (only a kill between the two renames leaves it aside:
+    ``set_aside``). If the block raises, the new folder is removed. ``sync`` flushes every file written and the
+    folders' entries first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = _temporary(path)
@@ -146,11 +147,9 @@ def atomic_dir(path: str | Path, *, replace: bool = False, sync: bool = False) -
 
 def _rename_in(new: Path, path: Path, replace: bool) -> None:
     """Rename the folder ``new`` to ``path``, swapping an existing ``path`` out where ``replace`` (``atomic_dir``)."""
-    if not path.exists():
-        os.rename(new, path)  # an empty folder made meanwhile is replaced; a full one raises OSError
+    if not replace or not path.exists():
+        os.rename(new, path)  # replaces an empty folder; raises OSError where a full one (or a file) is in the way
         return
-    if not replace:
-        raise FileExistsError(f"{path} exists")
     old = path.with_name(f".{path.name}.replaced-{secrets.token_hex(4)}")
     os.rename(path, old)
     try:
@@ -158,4 +157,7 @@ def _rename_in(new: Path, path: Path, replace: bool) -> None:
     except BaseException:
         os.rename(old, path)
         raise
-    shutil.rmtree(old)
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
