@@ -96,20 +96,6 @@ def test_atomic_dir_replaces_whole_or_refuses(tmp_path):
     assert listing(tmp_path / "file") == ["b"] and listing(tmp_path) == ["file", "sav"]
 
 
-def test_build_once_keeps_the_folder_another_process_built_first(tmp_path):
-    """Two builders of one cached model folder: the one that loses the race keeps the winner's, no error."""
-    from savs.cache import build_once
-
-    out = tmp_path / "models" / "m"
-
-    def build_racing(tmp: Path) -> None:
-        (tmp / "config.json").write_text("mine")
-        build_once(out, lambda other: (other / "config.json").write_text("theirs"))  # finishes first
-
-    assert build_once(out, build_racing) == out
-    assert (out / "config.json").read_text() == "theirs" and listing(out.parent) == ["m"]
-
-
 def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
     out = tmp_path / "sav"
     out.mkdir()
