@@ -231,3 +231,16 @@ def test_an_unknown_device_is_a_usage_error(fitted, tmp_path, no_model):
     argv = ("fit", fitted.model, fitted.data, "--shots", 2, "--out", tmp_path / "s", "--device", "gpu")
     res = run(*argv, *fitted.args())
     assert res.code == 2 and "argument --device: expected cpu, cuda, cuda:<index> or mps, got 'gpu'" in res.err
+
+
+def test_a_sav_saved_from_python_without_a_task_exits_2(fitted, tmp_path, tiny_adapter):
+    """``SAVPipeline.save`` with no task writes a valid SAV, but not one the command can evaluate (no label set,
+    prompt or split): a one-line refusal, not a KeyError."""
+    from savs import SAVPipeline
+
+    pipe = SAVPipeline.load(fitted.dir, adapter=tiny_adapter(FAMILY))
+    pipe.task = None
+    pipe.save(tmp_path / "plain")
+    for argv in (("evaluate", tmp_path / "plain", fitted.data, *fitted.args()), ("heads", tmp_path / "plain")):
+        res = run(*argv)
+        assert res.code == 2 and "saved without the command line's task record" in res.error, res.err
