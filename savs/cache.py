@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
@@ -31,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
+
+from savs.outputs import atomic_dir, atomic_path
 
 # What ``cached_texts``' ``generate`` yields, a batch at a time: positions in its ``todo``, and their texts.
 TextBatches = Generator[tuple[list[int], list[str]], None, None]
@@ -59,16 +58,12 @@ def build_once(out: Path, build: Callable[[Path], None]) -> Path:
     the winner's, which is the same)."""
     if (out / "config.json").is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        build(tmp)
-        os.rename(tmp, out)  # fails if another process finished first
+        with atomic_dir(out) as tmp:
+            build(tmp)  # renamed to ``out`` after: fails if another process finished first
     except OSError:
         if not (out / "config.json").is_file():
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -168,9 +163,8 @@ class ActivationCache:
         metadata = {CHECKSUMS: CHECKSUMS_VERSION, **{k: checksum(v) for k, v in arrays.items()}}
         name = hashlib.sha256("".join(sorted(arrays)).encode()).hexdigest()[:20]
         final = self.dir / f"{name}.safetensors"
-        tmp = self.dir / f".{name}.{uuid.uuid4().hex}.tmp"
-        save_file(arrays, str(tmp), metadata=metadata)
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            save_file(arrays, str(tmp), metadata=metadata)
         self._where.update(dict.fromkeys(arrays, final))
 
     def _read_shard(self, shard: Path, keys: list[str]) -> dict[str, np.ndarray]:

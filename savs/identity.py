@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from savs.outputs import atomic_write
 
 # Bump when a change to prompts or extraction changes the vectors: it invalidates cached activations. The identity
 # digests chat templates, not the prompts adapters build with them; tests/test_identity.py's BUILT_PROMPTS table
@@ -52,9 +53,7 @@ def file_digest(path: Path, memo_dir: Path | None = None) -> str:
     out = h.hexdigest()
     if memo is not None:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(out)
-        os.replace(tmp, memo)
+        atomic_write(memo, out)
     return out
 
 

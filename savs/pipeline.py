@@ -2,16 +2,16 @@
 
 A fitted ``SAVPipeline`` keeps only what prediction needs (the selected heads and their class means) and runs the
 model only up to the deepest selected layer. It saves to one directory of safetensors + JSON (no pickle) that also
-records the model it was fitted on (``savs.identity``) and that model's head geometry; loading validates every
-field it reads and refuses another model, since class means only describe the heads of the model they came from.
+records the model it was fitted on (``savs.identity``), that model's head geometry and, optionally, what the caller
+needs to remember about the task (``task``: the command line's data options, prompt, label set, few-shot draw and head
+scores); loading validates every field it reads and refuses another model, since class means only describe the heads
+of the model they came from.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,13 +26,15 @@ from savs.examples import Example
 from savs.extract import extract_heads
 from savs.identity import ModelIdentity, digest, json_digest
 from savs.models import Adapter, load_model
+from savs.outputs import atomic_dir, set_aside
 from savs.readout import LINEAR_READOUTS, READOUTS, check_readout_arrays, readout_from_arrays
 
 # sav.json's "format": bump when the saved layout changes. Version 1 (no "format" field) recorded no model identity;
 # version 2 no voting rule; version 3 no read-out, and no checksum of sav.json itself nor of the extra files (an edited
-# class order or prompt loaded silently).
-FORMAT_VERSION = 4
+# class order or prompt loaded silently); version 4 kept the command line's task record in a task.json of its own.
+FORMAT_VERSION = 5
 JSON_FILE, ARRAYS_FILE = "sav.json", "sav.safetensors"
+LEGACY_TASK_FILE = "task.json"  # format 4's command line wrote it beside sav.json: save replaces it, load refuses it
 GEOMETRY = ("n_layers", "n_heads", "head_dim")
 
 
@@ -58,16 +60,20 @@ class SAVPipeline:
 
     ``classifier`` is fitted on the selected heads laid out as a ``(k, 1)`` grid, in rank order, so its
     votes (and vote-tie breaking) are those of the full classifier it came from. ``save`` and ``load`` keep
-    a pipeline on disk with the identity of its model; ``load`` refuses any other model.
+    a pipeline on disk with the identity of its model, and ``task`` (what its fitter recorded about the task, any
+    JSON object, or None) with it; ``load`` refuses any other model.
     """
 
-    def __init__(self, adapter: Adapter, heads: np.ndarray, classifier: SAVClassifier, batch_size: int = 8):
-        self.adapter, self.heads, self.classifier, self.batch_size = (
-            adapter,
-            np.asarray(heads),
-            classifier,
-            batch_size,
-        )
+    def __init__(
+        self,
+        adapter: Adapter,
+        heads: np.ndarray,
+        classifier: SAVClassifier,
+        batch_size: int = 8,
+        task: dict[str, Any] | None = None,
+    ):
+        self.adapter, self.heads, self.classifier, self.batch_size = adapter, np.asarray(heads), classifier, batch_size
+        self.task = task  # what its fitter recorded about the task (``save``'s ``task``), or None
 
     @classmethod
     def from_classifier(cls, adapter: Adapter, classifier: SAVClassifier, batch_size: int = 8) -> SAVPipeline:
@@ -108,19 +114,32 @@ class SAVPipeline:
         y = [e.label for e in examples]
         return self.classifier.score(self.features(examples, **extract_kwargs), y)
 
-    def save(self, path: str | Path, extra: dict[str, str | bytes] | None = None) -> None:
-        """Write the directory ``path``: ``sav.safetensors`` (heads, class means, per-head class weights) and
-        ``sav.json`` (format, model name, identity and geometry, classes, metric, voting rule, temperature and
-        calibration scale, the arrays' sha256), plus the ``extra`` files given (name -> content, e.g. the
-        command line's ``task.json``), all at once.
+    def save(self, path: str | Path, task: dict[str, Any] | None = None) -> None:
+        """Write the directory ``path``, the whole of it: ``sav.safetensors`` (heads, class means, per-head class
+        weights, a linear read-out's arrays) and ``sav.json`` (format, model name, identity and geometry, classes,
+        metric, voting rule, temperature and calibration scale, ``task``, the arrays' sha256 and its own).
 
-        The directory is written in full beside ``path`` and then renamed into place, so ``path`` holds the old
-        save or the new one, never a mix, and a save that fails or is killed leaves the old one as it was. An
-        existing ``path`` is replaced only when it holds a saved SAV (or nothing).
+        ``task`` (default: the pipeline's own ``task``) is any JSON object the caller needs back with the classifier,
+        e.g. the command line's label set, prompt and data split; it is covered by sav.json's checksum, so an edited
+        prompt is refused on load. The directory is written in full beside ``path`` and then renamed into place, so
+        ``path`` holds the old save or the new one, never a mix, and a save that fails or is killed leaves the old one
+        as it was. An existing ``path`` is replaced only when it holds a saved SAV (or nothing).
         """
+        arrays = self._arrays()
+        task = _json_object(self.task if task is None else task)
+        meta = {**self._fields(), "task": task, "arrays_sha256": digest(arrays)}
+        meta["json_sha256"] = _json_checksum(meta)  # every other field: an edited class order or prompt is caught
+        path = Path(os.path.abspath(path))
+        _check_replaceable(path)
+        with atomic_dir(path, replace=True, sync=True) as new:
+            (new / ARRAYS_FILE).write_bytes(arrays)
+            (new / JSON_FILE).write_bytes(json.dumps(meta, indent=2).encode())
+
+    def _arrays(self) -> bytes:
+        """sav.safetensors' content: the selected heads, their class means and class weights, a read-out's arrays."""
         clf = self.classifier
         readout = getattr(clf, "readout_", None)
-        arrays = safetensors.numpy.save(
+        return safetensors.numpy.save(
             {
                 "heads": self.heads.astype(np.int64),  # (k, 2)
                 "class_means": np.ascontiguousarray(clf.class_means_[:, :, 0]),  # (C, k, d)
@@ -128,7 +147,12 @@ class SAVPipeline:
                 **({} if readout is None else readout.arrays()),  # readout_*: float64, (F,), (F,), (C|1, F), (C|1,)
             }
         )
-        meta = {
+
+    def _fields(self) -> dict[str, Any]:
+        """sav.json's fields of the model and the classifier (``save`` adds the task and the checksums)."""
+        clf = self.classifier
+        readout = getattr(clf, "readout_", None)
+        return {
             "format": FORMAT_VERSION,
             "model": self.adapter.name,
             "identity": self.adapter.identity.to_dict(),
@@ -141,16 +165,7 @@ class SAVPipeline:
             "temperature": float(clf.temperature),
             "calibration_scale": None if clf.calibration_scale_ is None else float(clf.calibration_scale_),
             "fit": {"scoring": clf.scoring, "selection": clf.selection},  # for the record: how the heads were chosen
-            "arrays_sha256": digest(arrays),
         }
-        extra = {name: data.encode() if isinstance(data, str) else data for name, data in (extra or {}).items()}
-        clash = set(extra) & {ARRAYS_FILE, JSON_FILE}
-        if clash:
-            raise ValueError(f"extra files {sorted(clash)} would overwrite the SAV's own")
-        meta["files_sha256"] = {name: digest(data) for name, data in sorted(extra.items())}
-        meta["json_sha256"] = _json_checksum(meta)  # every other field: an edited class order is caught
-        files = {ARRAYS_FILE: arrays, JSON_FILE: json.dumps(meta, indent=2).encode(), **extra}
-        _write_directory(Path(os.path.abspath(path)), files)
 
     @classmethod
     def load(
@@ -165,12 +180,33 @@ class SAVPipeline:
         ``allow_model_mismatch=True`` turns an identity mismatch into a warning; a model whose geometry (layers,
         heads, head size) differs is always refused.
         """
-        path = Path(os.path.abspath(path))
-        saved = read_saved(path)
+        saved = read_saved(Path(os.path.abspath(path)))
+        return cls.from_saved(saved, adapter, allow_model_mismatch=allow_model_mismatch, **load_kwargs)
+
+    @classmethod
+    def from_saved(
+        cls, saved: SavedSAV, adapter: Adapter | None = None, *, allow_model_mismatch: bool = False, **load_kwargs
+    ) -> SAVPipeline:
+        """``load`` of a save already read (``read_saved``): a caller that checks its task before any model loads
+        reads the folder once."""
         if adapter is None:
             adapter = load_model(saved.model, **load_kwargs)
-        _check_model(saved, adapter, path, allow_model_mismatch)
-        return cls(adapter, saved.heads, _compact_classifier(saved))
+        _check_model(saved, adapter, saved.path, allow_model_mismatch)
+        return cls(adapter, saved.heads, _compact_classifier(saved), task=saved.task)
+
+
+def _json_object(task: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``task`` as it will load (a JSON round trip), refusing what JSON cannot hold (NumPy numbers, tuples' order
+    kept as lists): what ``load`` gives back is what was saved."""
+    if task is None:
+        return None
+    if not isinstance(task, dict):
+        raise TypeError(f"task must be a JSON object (a dict) or None, got {type(task).__name__}")
+    try:
+        return json.loads(json.dumps(task, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        kinds = "str, int, finite float, bool, None, list, dict"
+        raise TypeError(f"task must hold JSON values only ({kinds}): {err}") from err
 
 
 def geometry(adapter: Adapter) -> dict[str, int]:
@@ -245,9 +281,10 @@ class SavedSAV:
     heads: np.ndarray  # (k, 2) int64 (layer, head), best first
     class_means: np.ndarray  # (C, k, d) float64
     head_weights: np.ndarray  # (k, C) float64: each head's weight per class (uniform for majority voting)
-    files: tuple[str, ...] = ()  # the extra files saved with it (e.g. task.json), each checked against its checksum
     readout: str = "vote"
     linear_readout: Any = None  # savs.readout.LinearReadout where readout is linear
+    task: dict[str, Any] | None = None  # what the fitter recorded about the task (``SAVPipeline.save``)
+    path: Path = Path()  # the directory it was read from
 
 
 def read_saved(path: Path) -> SavedSAV:
@@ -260,7 +297,10 @@ def read_saved(path: Path) -> SavedSAV:
     if _field(meta, "json_sha256", str, meta_file) != _json_checksum(meta):
         raise SavedSAVError(meta_file, "json_sha256", "the fields do not match the checksum saved with them (sav.json "
                             "was edited or damaged); fit and save it again")  # fmt: skip
-    files = _check_files(path, _field(meta, "files_sha256", dict, meta_file), meta_file)
+    _check_no_legacy_task(path)
+    task = meta.get("task", "missing")
+    if task is not None:
+        task = _field(meta, "task", dict, meta_file)
     model = _field(meta, "model", str, meta_file)
     metric = _field(meta, "metric", str, meta_file)
     if metric not in METRICS:
@@ -283,10 +323,8 @@ def read_saved(path: Path) -> SavedSAV:
     means = _read_means(arrays, len(classes), len(heads), shape["head_dim"], arrays_file, meta_file)
     weights = _read_weights(arrays, len(heads), len(classes), arrays_file)
     readout, linear = _read_readout(meta, arrays, len(heads) * shape["head_dim"], len(classes), meta_file, arrays_file)
-    return SavedSAV(
-        model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights, files, readout,
-        linear,
-    )
+    return SavedSAV(model, identity, shape, classes, metric, voting, temperature, scale, heads, means, weights,
+                    readout, linear, task=task, path=path)  # fmt: skip
 
 
 def _json_checksum(meta: dict) -> str:
@@ -294,18 +332,11 @@ def _json_checksum(meta: dict) -> str:
     return json_digest({k: v for k, v in meta.items() if k != "json_sha256"})
 
 
-def _check_files(path: Path, sums: dict, meta_file: Path) -> tuple[str, ...]:
-    """Each extra file saved with the SAV (``files_sha256``: name -> sha256) present and unchanged."""
-    for name, sha256 in sums.items():
-        file = path / name
-        if not isinstance(name, str) or Path(name).name != name or not isinstance(sha256, str):
-            raise SavedSAVError(meta_file, "files_sha256", f"expected file names and checksums, got {name!r}")
-        if not file.is_file():
-            raise SavedSAVError(file, "file", "missing (sav.json records it)")
-        if digest(file.read_bytes()) != sha256:
-            raise SavedSAVError(file, "content", "does not match the checksum in sav.json (edited or damaged); fit "
-                                "and save it again")  # fmt: skip
-    return tuple(sums)
+def _check_no_legacy_task(path: Path) -> None:
+    """A ``task.json`` beside sav.json is an older savs's task record, which this one neither reads nor checks."""
+    if (path / LEGACY_TASK_FILE).exists():
+        raise SavedSAVError(path / LEGACY_TASK_FILE, "file", "an older savs's task record (format 4); this savs keeps "
+                            f"the task in {JSON_FILE}, checked with it: fit the classifier again")  # fmt: skip
 
 
 def _read_readout(
@@ -349,7 +380,7 @@ def _read_weights(arrays: dict[str, np.ndarray], k: int, n_classes: int, file: P
 def _check_directory(path: Path) -> None:
     """A directory holding both files; a missing one may have been moved aside by a save killed mid-swap."""
     if not path.is_dir():
-        aside = sorted(path.parent.glob(f".{path.name}.replaced-*"))
+        aside = set_aside(path)
         hint = f" (a save interrupted while swapping left the previous one at {aside[-1]})" if aside else ""
         raise SavedSAVError(path, "directory", f"no saved SAV here{hint}")
     for name in (JSON_FILE, ARRAYS_FILE):
@@ -360,7 +391,12 @@ def _check_directory(path: Path) -> None:
 def _format_problem(found: Any) -> str:
     if found is None:
         return "missing: written by an older savs that recorded no model identity; fit and save it again"
-    if isinstance(found, int) and 2 <= found < FORMAT_VERSION:
+    if found == 4:
+        return (
+            f"format 4, written by an older savs that kept the command line's task record in a {LEGACY_TASK_FILE} of "
+            f"its own beside {JSON_FILE}; this savs reads format {FORMAT_VERSION} (one {JSON_FILE} holds it): fit again"
+        )
+    if isinstance(found, int) and 2 <= found < 4:
         return (
             f"format {found}, written by an older savs whose checksums left sav.json and its extra files unchecked (an "
             f"edited class order or prompt would load silently); this savs reads format {FORMAT_VERSION}: fit again"
@@ -462,63 +498,16 @@ def _read_means(
 
 
 # ----- writing a directory at once ----------------------------------------------------------------------------
-def _write_directory(path: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` into a new hidden sibling of ``path``, synced, then swap it in (``_swap_in``)."""
-    _check_replaceable(path, set(files))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = path.with_name(f".{path.name}.saving-{secrets.token_hex(4)}")
-    new.mkdir()
-    try:
-        for name, data in files.items():
-            _write_synced(new / name, data)
-        _sync_directory(new)
-        _swap_in(new, path)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)  # only left when something failed before the swap
-
-
-def _check_replaceable(path: Path, names: set[str]) -> None:
-    """Refuse to replace anything but a saved SAV or an empty directory: the whole directory is swapped."""
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace anything but a saved SAV (this format's or format 4's) or an empty directory: the whole
+    directory is swapped."""
     if not path.exists():
         return
     held = {p.name for p in path.iterdir()} if path.is_dir() else None
+    names = {JSON_FILE, ARRAYS_FILE, LEGACY_TASK_FILE}
     if held is None or not held <= names:
         what = "a file" if held is None else f"a directory holding {sorted(held - names)}"
         raise FileExistsError(f"{path} is {what}, not a saved SAV: refusing to replace it; save elsewhere")
-
-
-def _swap_in(new: Path, path: Path) -> None:
-    """Rename ``new`` to ``path``. An existing ``path`` is moved aside first, put back if the rename fails, and
-    deleted after; only a kill between the two renames leaves it aside (``.<name>.replaced-*``, named by load)."""
-    if not path.exists():
-        os.rename(new, path)
-    else:
-        old = path.with_name(f".{path.name}.replaced-{secrets.token_hex(4)}")
-        os.rename(path, old)
-        try:
-            os.rename(new, path)
-        except BaseException:
-            os.rename(old, path)
-            raise
-        shutil.rmtree(old)
-    _sync_directory(path.parent)
-
-
-def _write_synced(file: Path, data: bytes) -> None:
-    """Write ``data`` and flush it to the disk, so a power cut after the swap cannot leave an empty file."""
-    with file.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _sync_directory(path: Path) -> None:
-    """Flush a directory's entries (its new names) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fit_sav(

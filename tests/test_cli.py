@@ -50,6 +50,11 @@ class Result:
         return self.err.strip().splitlines()[-1]
 
 
+def task_of(folder: Path) -> dict:
+    """The task record ``savs fit`` saved in the classifier's sav.json."""
+    return json.loads((folder / "sav.json").read_text())["task"]
+
+
 def run(*argv: object) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
@@ -114,7 +119,9 @@ def test_fit_saves_what_fit_sav_selects(fitted, task, pipeline, tiny_adapter):
     reference = fit_sav(tiny_adapter(FAMILY), few_shot, n_heads=HEADS)
     np.testing.assert_array_equal(pipeline.heads, reference.heads)
     np.testing.assert_allclose(pipeline.classifier.class_means_, reference.classifier.class_means_, rtol=1e-6)
-    meta = json.loads((fitted.dir / "task.json").read_text())
+    assert sorted(p.name for p in fitted.dir.iterdir()) == ["sav.json", "sav.safetensors"]  # one json: no task.json
+    meta = SAVPipeline.load(fitted.dir, adapter=tiny_adapter(FAMILY)).task
+    assert meta == task_of(fitted.dir)
     assert meta["labels"] == list(CLASSES) and meta["shots"] == SHOTS and meta["seed"] == 0
     assert meta["text"] == render_prompt(CLASSES) == few_shot[0].text and meta["prompt"] is None
     assert meta["data"] == str(fitted.data.resolve()) and meta["model"] == str(Path(fitted.model).resolve())
@@ -146,7 +153,7 @@ def test_fit_readout_saves_the_linear_model_evaluate_uses(fitted, task, tiny_ada
     assert res.code == 0, res.err
     reference = fit_sav(tiny_adapter(FAMILY), task.few_shot(4, seed=0), n_heads=2, readout="logistic")
     loaded = SAVPipeline.load(tmp_path / "r", adapter=tiny_adapter(FAMILY))
-    assert json.loads((tmp_path / "r" / "task.json").read_text())["readout"] == "logistic"
+    assert task_of(tmp_path / "r")["readout"] == "logistic"
     np.testing.assert_allclose(loaded.classifier.readout_.coef, reference.classifier.readout_.coef, rtol=1e-5)
     one = sorted((fitted.data / CLASSES[0]).iterdir())[0]
     out = run("predict", tmp_path / "r", one, *fitted.args())
@@ -163,7 +170,7 @@ def test_fit_remembers_the_prompt_for_predict(fitted, tiny_adapter, tmp_path):
     res = run("fit", fitted.model, fitted.data, "--shots", 2, "--heads", 3, "--prompt", prompt, "--out", out,
               *fitted.args())  # fmt: skip
     assert res.code == 0, res.err
-    meta = json.loads((out / "task.json").read_text())
+    meta = task_of(out)
     assert meta["prompt"] == prompt and meta["text"] == "Which of boots, caps, mugs is this product?"
     image = fitted.data / "caps" / "00.png"
     line = run("predict", out, image, *fitted.args()).out.strip().split("\t")
@@ -224,7 +231,7 @@ def test_predict_lines_match_pipeline(fitted, pipeline):
     res = run("predict", fitted.dir, fitted.data / "caps", single, *fitted.args())
     assert res.code == 0, res.err
     images = [*sorted((fitted.data / "caps").glob("*.png")), single]
-    text = json.loads((fitted.dir / "task.json").read_text())["text"]
+    text = task_of(fitted.dir)["text"]
     examples = [Example(text=text, label="", images=(p,)) for p in images]
     X = pipeline.features(examples, progress=False)
     labels, shares = pipeline.classifier.predict(X), pipeline.classifier.predict_proba(X)
@@ -240,7 +247,7 @@ def test_predict_json(fitted, pipeline):
     image = fitted.data / "boots" / "01.png"
     res = run("predict", fitted.dir, image, "--json", *fitted.args())
     (row,) = json.loads(res.out)
-    text = json.loads((fitted.dir / "task.json").read_text())["text"]
+    text = task_of(fitted.dir)["text"]
     X = pipeline.features([Example(text=text, label="", images=(image,))], progress=False)
     assert row["label"] == pipeline.classifier.predict(X)[0] and row["path"] == str(image)
     assert row["votes"] == pytest.approx(dict(zip(CLASSES, pipeline.classifier.predict_proba(X)[0], strict=True)))
@@ -276,7 +283,7 @@ def test_predict_with_per_row_questions(fitted, tmp_path):
 def test_heads_lists_the_saved_heads_and_plots(fitted, tmp_path):
     res = run("heads", fitted.dir, "--plot", tmp_path / "h.png", "-q")
     assert res.code == 0, res.err
-    meta = json.loads((fitted.dir / "task.json").read_text())
+    meta = task_of(fitted.dir)
     saved = load_file(str(fitted.dir / "sav.safetensors"))["heads"].tolist()
     table = [line.split("\t") for line in res.out.splitlines()[2:]]
     assert [[int(r[1]), int(r[2])] for r in table] == saved
@@ -357,7 +364,7 @@ def test_data_errors_exit_2_with_one_line(fitted, tmp_path):
 def test_classifier_and_path_errors_exit_2(fitted, tmp_path):
     res = run("evaluate", tmp_path, fitted.data, *fitted.args())
     assert res.code == 2 and res.error == f"savs evaluate: error: {tmp_path} is not a savs classifier folder: it " \
-        "lacks sav.json, sav.safetensors, task.json (run savs fit)"  # fmt: skip
+        "lacks sav.json, sav.safetensors (run savs fit)"  # fmt: skip
     assert run("heads", tmp_path / "none").code == 2
     res = run("predict", fitted.dir, tmp_path / "missing.png", *fitted.args())
     assert res.code == 2 and res.error == f"savs predict: error: {tmp_path / 'missing.png'} does not exist"
@@ -377,7 +384,7 @@ def test_rules_too_big_for_the_shots_and_a_foreign_out_folder_exit_2_before_the_
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr("savs.cli._load_model", no_model)
+    monkeypatch.setattr("savs.cli.common.load_model", no_model)
     fit = ("fit", fitted.model, fitted.data, "--out", tmp_path / "sav")
     res = run(*fit, "--shots", 1, "--scoring", "leave_one_out", *fitted.args())
     assert res.code == 2 and res.error == "savs fit: error: scoring='leave_one_out' need at least 2 examples per " \

@@ -6,11 +6,12 @@ left by a failed write, and a model-mismatch error that advised an option the co
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
-from test_cli import CLASSES, FRACTION, HEADS, SHOTS, Fitted, make_shop, run
+from test_cli import CLASSES, FRACTION, HEADS, SHOTS, Fitted, make_shop, run, task_of
 
 from savs.tiny import build_tiny_model
 
@@ -35,8 +36,8 @@ def no_model(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a model was loaded before the input was checked")
 
-    monkeypatch.setattr("savs.cli._load_model", fail)
-    monkeypatch.setattr("savs.cli._load_pipeline", fail)
+    monkeypatch.setattr("savs.cli.common.load_model", fail)
+    monkeypatch.setattr("savs.cli.common.load_pipeline", fail)
 
 
 def _edit_json(path: Path, change) -> None:
@@ -45,30 +46,58 @@ def _edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(meta, indent=1))
 
 
+EDITED = "sav.json: json_sha256: the fields do not match"
+
+
 @pytest.mark.parametrize(
-    ("file", "change", "message"),
+    "change",
     [
-        ("sav.json", lambda m: m.update(classes=m["classes"][::-1]), "sav.json: json_sha256: the fields do not match"),
-        ("task.json", lambda m: m.update(prompt="Which animal is it?"), "task.json: content: does not match"),
-        ("task.json", lambda m: m.update(labels=m["labels"][::-1]), "task.json: content: does not match"),
-        ("task.json", lambda m: m.update(data_options={**m["data_options"], "split_seed": 5}), "task.json: content"),
+        lambda m: m.update(classes=m["classes"][::-1]),
+        lambda m: m["task"].update(prompt="Which animal is it?"),
+        lambda m: m["task"].update(labels=m["task"]["labels"][::-1]),
+        lambda m: m["task"]["data_options"].update(split_seed=5),
+        lambda m: m["task"]["head_scores"][0].__setitem__(0, -1.0),  # no accuracy is -1
     ],
+    ids=["classes", "prompt", "labels", "split seed", "head score"],
 )
-def test_an_edited_classifier_folder_exits_2(fitted, tmp_path, no_model, file, change, message):
-    """Permuted classes took evaluate from 1.00 to 0.00, an edited prompt was used: both loaded silently."""
+def test_an_edited_classifier_folder_exits_2(fitted, tmp_path, no_model, change):
+    """Permuted classes took evaluate from 1.00 to 0.00, an edited prompt was used: both loaded silently. The task
+    record is part of sav.json, under its checksum."""
     edited = Path(shutil.copytree(fitted.dir, tmp_path / "sav"))
-    _edit_json(edited / file, change)
+    _edit_json(edited / "sav.json", change)
     for argv in (("evaluate", edited, fitted.data), ("predict", edited, next(fitted.data.rglob("*.png"))),
                  ("heads", edited)):  # fmt: skip
         res = run(*argv, *fitted.args()) if argv[0] != "heads" else run(*argv)
-        assert res.code == 2 and message in res.error, res.err
+        assert res.code == 2 and EDITED in res.error, res.err
+
+
+def test_a_format_4_folder_exits_2_with_the_line_that_refits_it(fitted, tmp_path, no_model, monkeypatch):
+    """An older savs kept the task in a task.json beside sav.json (format 4): refused, not read in half, with the
+    ``savs fit`` line that refits it, and that line works."""
+    from savs.identity import json_digest
+
+    old = Path(shutil.copytree(fitted.dir, tmp_path / "old"))
+    meta = json.loads((old / "sav.json").read_text())
+    task = meta.pop("task")
+    (old / "task.json").write_text(json.dumps({"format": 1, **task}))
+    meta = {**meta, "format": 4, "files_sha256": {}}
+    meta["json_sha256"] = json_digest({k: v for k, v in meta.items() if k != "json_sha256"})
+    (old / "sav.json").write_text(json.dumps(meta))
+    res = run("predict", old, next(fitted.data.rglob("*.png")), *fitted.args())
+    assert res.code == 2 and "sav.json: format: format 4, written by an older savs" in res.error, res.err
+    refit = f"savs fit {task['model']} {task['data']} --shots {SHOTS} --heads {HEADS} --test-fraction {FRACTION} "
+    assert res.error.endswith(f"Refit it: {refit}--out {old} --force"), res.error
+    monkeypatch.undo()  # the refit loads the model
+    assert run(*shlex.split(res.error.split("Refit it: ")[1])[1:], *fitted.args()).code == 0
+    assert sorted(p.name for p in old.iterdir()) == ["sav.json", "sav.safetensors"]
+    assert task_of(old) == task_of(fitted.dir)  # the same fit again
 
 
 def test_a_second_fit_on_the_same_out_at_once_exits_2(fitted, tmp_path, monkeypatch):
     """Two fits on one --out: the second, started while the first loads its model, is refused (both exited 0)."""
-    import savs.cli
+    import savs.cli.common
 
-    out, load = tmp_path / "sav", savs.cli._load_model
+    out, load = tmp_path / "sav", savs.cli.common.load_model
     fit = ("fit", fitted.model, fitted.data, "--shots", SHOTS, "--heads", HEADS, "--out", out, *fitted.args())
     second = []
 
@@ -76,13 +105,13 @@ def test_a_second_fit_on_the_same_out_at_once_exits_2(fitted, tmp_path, monkeypa
         second.append(run(*fit[:4], 2, *fit[5:]))  # the same --out, another few-shot size
         return load(name, args)
 
-    monkeypatch.setattr(savs.cli, "_load_model", load_while_another_fit_starts)
+    monkeypatch.setattr(savs.cli.common, "load_model", load_while_another_fit_starts)
     first = run(*fit)
     assert first.code == 0, first.err
     assert second[0].code == 2 and f"another savs process is writing {out} now" in second[0].error
-    assert json.loads((out / "task.json").read_text())["shots"] == SHOTS  # the first's result, not replaced
+    assert task_of(out)["shots"] == SHOTS  # the first's result, not replaced
     assert not list(tmp_path.glob(".*"))  # the lock is gone with its fit
-    monkeypatch.setattr(savs.cli, "_load_model", load)
+    monkeypatch.setattr(savs.cli.common, "load_model", load)
     again = run(*fit)  # once the first is done: the usual refusal, and --force replaces it
     assert again.code == 2 and "already holds a classifier; --force replaces it" in again.error
 
@@ -120,7 +149,7 @@ def test_outputs_under_a_regular_file_exit_2_before_the_model_loads(fitted, tmp_
 def test_a_failed_write_leaves_no_tmp_file(fitted, tmp_path, monkeypatch):
     """The final rename fails (a folder appeared at the target while the model ran): exit 2, and neither the report
     nor the heads file leaves its hidden ``.tmp`` behind."""
-    import savs.cli
+    import savs.cli.common
     import savs.extract
 
     def occupy(target: Path, compute):
@@ -133,7 +162,7 @@ def test_a_failed_write_leaves_no_tmp_file(fitted, tmp_path, monkeypatch):
 
     report = tmp_path / "r" / "report.json"
     report.parent.mkdir()
-    monkeypatch.setattr(savs.cli, "_features", occupy(report, savs.cli._features))
+    monkeypatch.setattr(savs.cli.common, "features", occupy(report, savs.cli.common.features))
     res = run("evaluate", fitted.dir, fitted.data, "--json", report, *fitted.args())
     assert res.code == 2 and "Is a directory" in res.error
     assert [p.name for p in report.parent.iterdir()] == ["report.json"] and report.is_dir()
@@ -181,9 +210,9 @@ def test_a_model_mismatch_names_what_the_command_offers(fitted, tmp_path):
 
 
 def test_a_second_extract_to_the_same_file_at_once_exits_2(fitted, tmp_path, monkeypatch):
-    import savs.cli
+    import savs.cli.common
 
-    out, load = tmp_path / "heads.safetensors", savs.cli._load_model
+    out, load = tmp_path / "heads.safetensors", savs.cli.common.load_model
     argv = ("extract", fitted.model, fitted.data, "--out", out, *fitted.args())
     second = []
 
@@ -191,7 +220,7 @@ def test_a_second_extract_to_the_same_file_at_once_exits_2(fitted, tmp_path, mon
         second.append(run(*argv))
         return load(name, args)
 
-    monkeypatch.setattr(savs.cli, "_load_model", load_while_another_extract_starts)
+    monkeypatch.setattr(savs.cli.common, "load_model", load_while_another_extract_starts)
     assert run(*argv).code == 0
     assert second[0].code == 2 and f"another savs process is writing {out} now" in second[0].error
     assert [p.name for p in tmp_path.iterdir()] == ["heads.safetensors"]
@@ -202,3 +231,16 @@ def test_an_unknown_device_is_a_usage_error(fitted, tmp_path, no_model):
     argv = ("fit", fitted.model, fitted.data, "--shots", 2, "--out", tmp_path / "s", "--device", "gpu")
     res = run(*argv, *fitted.args())
     assert res.code == 2 and "argument --device: expected cpu, cuda, cuda:<index> or mps, got 'gpu'" in res.err
+
+
+def test_a_sav_saved_from_python_without_a_task_exits_2(fitted, tmp_path, tiny_adapter):
+    """``SAVPipeline.save`` with no task writes a valid SAV, but not one the command can evaluate (no label set,
+    prompt or split): a one-line refusal, not a KeyError."""
+    from savs import SAVPipeline
+
+    pipe = SAVPipeline.load(fitted.dir, adapter=tiny_adapter(FAMILY))
+    pipe.task = None
+    pipe.save(tmp_path / "plain")
+    for argv in (("evaluate", tmp_path / "plain", fitted.data, *fitted.args()), ("heads", tmp_path / "plain")):
+        res = run(*argv)
+        assert res.code == 2 and "saved without the command line's task record" in res.error, res.err

@@ -3,7 +3,6 @@ a reason, and extraction's shortcuts taken only where a probe shows they change 
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -287,7 +286,7 @@ def test_family_options_are_checked_and_enter_the_identity(tiny_dir):
 
 def test_savs_heads_names_a_hybrids_heads_by_real_layer(hybrid_dir, tmp_path, capsys):
     from savs.classifier import SAVClassifier
-    from savs.cli import FORMAT, TASK_FILE, main
+    from savs.cli import main
 
     adapter = load_model(hybrid_dir("lfm2"), device="cpu")
     examples = [Example(text=f"{word} {i}", label=word, uid=f"h/{i}") for i in range(4) for word in ("red", "blue")]
@@ -295,9 +294,10 @@ def test_savs_heads_names_a_hybrids_heads_by_real_layer(hybrid_dir, tmp_path, ca
     full = SAVClassifier(n_heads=3).fit(X, [e.label for e in examples])
     sav = SAVPipeline.from_classifier(adapter, full)
     scores = full.head_scores_  # (2, H)
-    meta = {"format": FORMAT, "model": adapter.name, "data": "d", "labels": ["blue", "red"], "shots": 4, "seed": 0,
-            "head_scores": scores.tolist(), "head_layers": list(adapter.head_layers)}  # fmt: skip
-    sav.save(tmp_path / "sav", extra={TASK_FILE: json.dumps(meta)})
+    meta = {"model": adapter.name, "data": "d", "labels": ["blue", "red"], "shots": 4, "seed": 0,
+            "scoring": "in_sample", "selection": "top_k", "head_scores": scores.tolist(),
+            "head_layers": list(adapter.head_layers)}  # fmt: skip
+    sav.save(tmp_path / "sav", task=meta)
     assert main(["heads", str(tmp_path / "sav"), "--all"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[2:]]
     assert len(rows) == scores.size and {int(r[1]) for r in rows} == {1, 3}

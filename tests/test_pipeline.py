@@ -68,6 +68,7 @@ def test_save_and_load_round_trip(tiny_adapter, shots, tmp_path):
     assert meta["identity"] == adapter.identity.to_dict()
     assert meta["geometry"] == {"n_layers": 2, "n_heads": 4, "head_dim": 16}
     assert sorted(p.name for p in (tmp_path / "sav").iterdir()) == ["sav.json", "sav.safetensors"]
+    assert meta["format"] == 5 and meta["task"] is None
     loaded = SAVPipeline.load(tmp_path / "sav", adapter=adapter)
     np.testing.assert_array_equal(loaded.heads, pipe.heads)
     np.testing.assert_array_equal(loaded.predict(queries, progress=False), pipe.predict(queries, progress=False))
@@ -139,17 +140,17 @@ def test_the_later_head_rules_survive_fit_sav_save_and_load(tiny_adapter, tmp_pa
     np.testing.assert_array_equal(pipe.heads, full.heads_)
     np.testing.assert_array_equal(pipe.predict(queries, progress=False), full.predict(X_test))
     np.testing.assert_allclose(pipe.predict_proba(queries, progress=False), full.predict_proba(X_test))
-    pipe.save(tmp_path / "sav", extra={"notes.json": '{"who": "test"}'})
-    assert (tmp_path / "sav" / "notes.json").read_text() == '{"who": "test"}'
+    pipe.save(tmp_path / "sav", task={"who": "test", "shots": [1, 2.5, None]})
     loaded = SAVPipeline.load(tmp_path / "sav", adapter=adapter)
-    assert loaded.classifier.voting == full.voting
+    assert loaded.classifier.voting == full.voting and loaded.task == {"who": "test", "shots": [1, 2.5, None]}
     np.testing.assert_allclose(loaded.predict_proba(queries, progress=False), full.predict_proba(X_test))
-    pipe.save(tmp_path / "sav", extra={"notes.json": "{}"})  # a save with its extra files is replaced whole
+    loaded.save(tmp_path / "again")  # a loaded pipeline saves its task again
+    assert SAVPipeline.load(tmp_path / "again", adapter=adapter).task == loaded.task
 
 
 def rewrite(path: Path, meta: Callable[[dict], None] | None = None, arrays: Callable[[dict], None] | None = None):
     """Change a saved SAV's JSON and/or arrays in place, keeping the checksums true to them (so that each field's own
-    check is what is tested; edits that leave the checksum: ``test_an_edited_sav_json_or_extra_file_is_refused``)."""
+    check is what is tested; edits that leave the checksum: ``test_an_edited_sav_json_or_task_is_refused``)."""
     meta_file, arrays_file = path / "sav.json", path / "sav.safetensors"
     m = json.loads(meta_file.read_text())
     if arrays is not None:
@@ -187,6 +188,8 @@ BAD_SAVES = {
     ),
     "geometry not positive": (lambda m: m["geometry"].update(n_heads=0), None, "sav.json: geometry: expected pos"),
     "unknown format": (lambda m: m.update(format=99), None, "sav.json: format: unknown format 99"),
+    "task not an object": (lambda m: m.update(task=["labels"]), None, "sav.json: task: expected dict, got list"),
+    "no task field": (lambda m: m.pop("task"), None, "sav.json: task: missing"),
     "save from before formats": (lambda m: m.pop("format"), None, "sav.json: format: missing: written by an older"),
     "no identity": (lambda m: m.pop("identity"), None, "sav.json: identity: missing"),
     "identity field missing": (lambda m: m["identity"].pop("dtype"), None, r"identity: .*missing fields \['dtype'\]"),
@@ -227,17 +230,19 @@ EDITS = {
     "voting changed": lambda m: m.update(voting="reliability"),
     "temperature changed": lambda m: m.update(temperature=2 * m["temperature"]),
     "model renamed": lambda m: m.update(model=m["model"] + "-other"),
+    "task's prompt edited": lambda m: m["task"].update(prompt="Which animal?"),
+    "task's labels permuted": lambda m: m["task"].update(labels=m["task"]["labels"][::-1]),
     "checksum dropped": lambda m: m.pop("json_sha256"),
 }
 
 
 @pytest.mark.parametrize("case", EDITS, ids=list(EDITS))
-def test_an_edited_sav_json_or_extra_file_is_refused(case, saved, tiny_adapter, tmp_path, no_model_loading):
+def test_an_edited_sav_json_or_task_is_refused(case, saved, tiny_adapter, tmp_path, no_model_loading):
     """sav.json's checksum covers every field that decides a prediction (it covered the arrays only: permuted classes
-    loaded and flipped every answer), and the extra files saved with it (the command line's task.json: its prompt)."""
+    loaded and flipped every answer), the task record saved with it included (the command line's prompt)."""
     pipe = SAVPipeline.load(saved, adapter=tiny_adapter("llava"))
     path = tmp_path / "sav"
-    pipe.save(path, extra={"task.json": '{"prompt": "What is it?"}'})
+    pipe.save(path, task={"prompt": "What is it?", "labels": ["c0", "c1", "c2"]})
     meta = json.loads((path / "sav.json").read_text())
     EDITS[case](meta)
     (path / "sav.json").write_text(json.dumps(meta, indent=2))
@@ -246,22 +251,44 @@ def test_an_edited_sav_json_or_extra_file_is_refused(case, saved, tiny_adapter, 
         SAVPipeline.load(path)
 
 
-def test_an_edited_or_missing_extra_file_is_refused(saved, tiny_adapter, tmp_path, no_model_loading):
+def test_the_task_is_saved_in_sav_json_and_what_json_cannot_hold_is_refused(saved, tiny_adapter, tmp_path):
     pipe = SAVPipeline.load(saved, adapter=tiny_adapter("llava"))
-    path = tmp_path / "sav"
-    pipe.save(path, extra={"task.json": '{"prompt": "What is it?"}'})
-    assert read_saved(path).files == ("task.json",)
-    (path / "task.json").write_text('{"prompt": "Which animal?"}')
-    with pytest.raises(SavedSAVError, match="task.json: content: does not match the checksum in sav.json"):
-        SAVPipeline.load(path)
-    (path / "task.json").unlink()
-    with pytest.raises(SavedSAVError, match="task.json: file: missing .sav.json records it."):
-        SAVPipeline.load(path)
+    pipe.save(tmp_path / "sav", task={"prompt": "What is it?"})
+    assert sorted(p.name for p in (tmp_path / "sav").iterdir()) == ["sav.json", "sav.safetensors"]
+    assert json.loads((tmp_path / "sav" / "sav.json").read_text())["task"] == {"prompt": "What is it?"}
+    assert read_saved(tmp_path / "sav").task == {"prompt": "What is it?"}
+    for bad in ({"shots": np.int64(3)}, {"score": float("nan")}, ["a list"]):
+        with pytest.raises(TypeError, match="task must"):
+            pipe.save(tmp_path / "bad", task=bad)
+    assert not (tmp_path / "bad").exists()
+
+
+def format_4(path: Path) -> None:
+    """Turn a saved SAV into what savs wrote before format 5: the task in a task.json of its own beside sav.json."""
+    meta = json.loads((path / "sav.json").read_text())
+    (path / "task.json").write_text(json.dumps({"format": 1, "prompt": "What is it?"}))
+    meta = {**meta, "format": 4, "files_sha256": {"task.json": digest((path / "task.json").read_bytes())}}
+    meta.pop("task")
+    meta["json_sha256"] = json_digest({k: v for k, v in meta.items() if k != "json_sha256"})
+    (path / "sav.json").write_text(json.dumps(meta))
+
+
+def test_a_format_4_save_or_a_task_json_beside_sav_json_is_refused(copy, other_pipeline, no_model_loading):
+    """Format 4 kept the command line's task in task.json: refused with what to do, never read in half; a save
+    replaces such a folder whole."""
+    format_4(copy)
+    with pytest.raises(SavedSAVError, match="sav.json: format: format 4, .* task.json .* fit again"):
+        SAVPipeline.load(copy)
+    other_pipeline.save(copy)  # refitting over it: task.json goes with the old save
+    assert sorted(p.name for p in copy.iterdir()) == ["sav.json", "sav.safetensors"]
+    (copy / "task.json").write_text("{}")  # a task.json beside a format-5 sav.json: not this savs's, not read
+    with pytest.raises(SavedSAVError, match="task.json: file: an older savs's task record"):
+        SAVPipeline.load(copy)
 
 
 def test_a_format_3_save_is_refused_with_what_to_do(copy, no_model_loading):
     meta = json.loads((copy / "sav.json").read_text())
-    for key in ("json_sha256", "files_sha256"):
+    for key in ("json_sha256", "task"):
         meta.pop(key)
     (copy / "sav.json").write_text(json.dumps({**meta, "format": 3}))
     with pytest.raises(SavedSAVError, match="format: format 3, written by an older savs .* fit again"):
@@ -322,7 +349,7 @@ def test_a_failed_swap_puts_the_old_save_back(copy, saved, other_pipeline, tiny_
     real_rename = os.rename
 
     def rename(src, dst):
-        if Path(src).name.startswith(".sav.saving-"):
+        if Path(src).name.startswith(".sav.") and Path(src).name.endswith(".tmp"):  # the new save's rename
             raise OSError("Input/output error")
         real_rename(src, dst)
 

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from savs.cache import default_cache_dir
+from savs.outputs import atomic_write
 
 REPO = "chancharikmitra/SAVs"
 COMMIT = "901be34491d5f92918b2671b457fd1a84df3c78b"  # "Fixed NaturalBench and BLINK", 2025-01-13: the paper's runs
@@ -61,21 +62,20 @@ def authors_file(name: str, path: str | Path | None = None, verify: bool = True)
 
 
 def _download(name: str, out: Path) -> None:
-    """Fetch ``name`` to ``out`` (temporary name, then rename), or an error saying how to provide it offline."""
+    """Fetch ``name`` to ``out`` (written at once, once its checksum holds), or an error saying how to provide it
+    offline."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")
     try:
         with urllib.request.urlopen(url(name), timeout=20) as response:
-            tmp.write_bytes(response.read())
+            data = response.read()
     except OSError as e:
         raise AuthorsFileError(
             f"could not fetch the authors' {name} from {url(name)} ({type(e).__name__}: {e}). Download it on a "
             f"networked machine and put it at $SAVS_DATA/authors/{name}, or pass its path to the loader."
         ) from e
-    if _sha256(tmp) != FILES[name]:
-        tmp.unlink()
+    if hashlib.sha256(data).hexdigest() != FILES[name]:
         raise AuthorsFileError(f"{url(name)} does not match its pinned sha256: the file changed upstream")
-    os.replace(tmp, out)
+    atomic_write(out, data)
 
 
 def _sha256(path: Path) -> str:

@@ -12,7 +12,6 @@ memoised per model identity under ``<cache>/evidence/``: it is decided once per 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from savs.examples import Example
 from savs.extract import _encode, last_token_from_end, prefix_pass
 from savs.kvcache import shared_prefix_length
 from savs.models.base import Adapter
+from savs.outputs import atomic_write
 
 # Bump when the probe or the rule changes: memoised answers of another version are decided again.
 EVIDENCE_VERSION = 2
@@ -119,9 +119,7 @@ def shortcut_evidence(adapter: Adapter, cache_dir: str | Path | None = None) -> 
     memo = {**decide(measured, adapter.model.dtype), "measured": measured, "version": EVIDENCE_VERSION}
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo, indent=1))
-        os.replace(tmp, file)
+        atomic_write(file, json.dumps(memo, indent=1))
     except OSError:  # a read-only cache: decide again next time
         pass
     return memo
