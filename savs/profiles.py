@@ -494,12 +494,15 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("n_test", "test examples per task", lambda p, v: {"n_test": _one_int(v, "n_test")}),
     Parameter("baselines", "keep only these baselines, comma-separated", _keep_baselines),
     Parameter("dtype", "float32, bfloat16 or float16 for every model", lambda p, v: {"dtype": v}),
-    Parameter("n_heads", "heads kept (an int, or all)", lambda p, v: {"n_heads": _n_heads(v)}, rule=True),
+    Parameter("n_heads", "heads that vote (an int, or all)", lambda p, v: {"n_heads": _n_heads(v)}, rule=True),
     Parameter("metric", "cosine (the paper's) or euclidean", _rule("metric"), rule=True),
-    Parameter("scoring", "in_sample (the paper's), leave_one_out, cv or fisher", _rule("scoring"), rule=True),
+    Parameter("scoring", "how heads are scored: in_sample (the paper's), leave_one_out, cv or fisher",
+              _rule("scoring"), rule=True),
     Parameter("selection", "top_k (the paper's) or pursuit", _rule("selection"), rule=True),
-    Parameter("voting", "majority (the paper's) or reliability", _rule("voting"), rule=True),
-    Parameter("readout", "vote (the paper's), logistic or lda: a linear model on the selected heads (ours)",
+    Parameter("voting", "majority (the paper's) or reliability (CALM's weighted soft vote)", _rule("voting"),
+              rule=True),
+    Parameter("readout", "vote (the paper's), or logistic or lda: a linear model on the selected heads' vectors (ours; "
+              "regularised by cross-validation on the shots; needs 2 per class)",
               _rule("readout"), rule=True),
 )  # fmt: skip
 BY_NAME = {p.name: p for p in PARAMETERS}

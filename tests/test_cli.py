@@ -95,7 +95,7 @@ class Fitted:
 def fitted(tmp_path_factory, tiny_dir) -> Fitted:
     root = tmp_path_factory.mktemp("cli")
     model, data, out, cache = tiny_dir(FAMILY), make_shop(root / "shop"), root / "sav", root / "cache"
-    res = run("fit", model, data, "--shots", SHOTS, "--heads", HEADS, "--test-fraction", FRACTION, "--out", out,
+    res = run("fit", model, data, "--shots", SHOTS, "--n-heads", HEADS, "--test-fraction", FRACTION, "--out", out,
               "--cache-dir", cache, "-q")  # fmt: skip
     assert res.code == 0, res.err
     return Fitted(model, data, out, cache, res)
@@ -131,7 +131,7 @@ def test_fit_saves_what_fit_sav_selects(fitted, task, pipeline, tiny_adapter):
 
 
 def test_fit_other_seed_and_force(fitted, task, tiny_adapter, tmp_path):
-    res = run("fit", fitted.model, fitted.data, "--shots", 2, "--seed", 5, "--heads", 2, "--test-fraction", FRACTION,
+    res = run("fit", fitted.model, fitted.data, "--shots", 2, "--seed", 5, "--n-heads", 2, "--test-fraction", FRACTION,
               "--out", tmp_path / "s", *fitted.args())  # fmt: skip
     assert res.code == 0, res.err
     reference = fit_sav(tiny_adapter(FAMILY), task.few_shot(2, seed=5), n_heads=2)
@@ -148,7 +148,7 @@ def test_fit_other_seed_and_force(fitted, task, tiny_adapter, tmp_path):
 def test_fit_readout_saves_the_linear_model_evaluate_uses(fitted, task, tiny_adapter, tmp_path):
     """--readout logistic: the saved classifier is fit_sav's with readout="logistic", and predict reports its
     probabilities."""
-    res = run("fit", fitted.model, fitted.data, "--shots", 4, "--heads", 2, "--readout", "logistic",
+    res = run("fit", fitted.model, fitted.data, "--shots", 4, "--n-heads", 2, "--readout", "logistic",
               "--test-fraction", FRACTION, "--out", tmp_path / "r", *fitted.args())  # fmt: skip
     assert res.code == 0, res.err
     reference = fit_sav(tiny_adapter(FAMILY), task.few_shot(4, seed=0), n_heads=2, readout="logistic")
@@ -167,7 +167,7 @@ def test_fit_readout_saves_the_linear_model_evaluate_uses(fitted, task, tiny_ada
 def test_fit_remembers_the_prompt_for_predict(fitted, tiny_adapter, tmp_path):
     prompt = "Which of {labels} is this product?"
     out = tmp_path / "p"
-    res = run("fit", fitted.model, fitted.data, "--shots", 2, "--heads", 3, "--prompt", prompt, "--out", out,
+    res = run("fit", fitted.model, fitted.data, "--shots", 2, "--n-heads", 3, "--prompt", prompt, "--out", out,
               *fitted.args())  # fmt: skip
     assert res.code == 0, res.err
     meta = task_of(out)
@@ -218,7 +218,7 @@ def test_evaluate_warns_when_test_and_few_shot_overlap(fitted, tmp_path):
             for src in sorted((fitted.data / label).glob("*.png"))[:3]:
                 (overlap / part / label).mkdir(parents=True, exist_ok=True)
                 (overlap / part / label / src.name).write_bytes(src.read_bytes())
-    run("fit", fitted.model, overlap, "--shots", 2, "--heads", 2, "--out", tmp_path / "o", *fitted.args())
+    run("fit", fitted.model, overlap, "--shots", 2, "--n-heads", 2, "--out", tmp_path / "o", *fitted.args())
     res = run("evaluate", tmp_path / "o", *fitted.args())
     assert res.code == 0 and "warning: 6 test examples are also in the few-shot set" in res.err
 
@@ -266,7 +266,7 @@ def test_predict_with_per_row_questions(fitted, tmp_path):
     table.write_text("\n".join(json.dumps(r) for r in rows))
     assert from_table(table).train[0].text != from_table(table).train[1].text
     assert (
-        run("fit", fitted.model, table, "--shots", 2, "--heads", 2, "--out", tmp_path / "q", *fitted.args()).code == 0
+        run("fit", fitted.model, table, "--shots", 2, "--n-heads", 2, "--out", tmp_path / "q", *fitted.args()).code == 0
     )
     image = fitted.data / "caps" / "00.png"
     missing = run("predict", tmp_path / "q", image, *fitted.args())
@@ -323,7 +323,7 @@ def test_extract_matches_extract_heads(fitted, task, tiny_adapter, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [[], ["nope"], ["fit"], ["fit", "m", "d", "--out", "x"], ["fit", "m", "d", "--shots", "0", "--out", "x"],
-     ["fit", "m", "d", "--shots", "2", "--heads", "some", "--out", "x"], ["evaluate"], ["predict", "dir"],
+     ["fit", "m", "d", "--shots", "2", "--n-heads", "some", "--out", "x"], ["evaluate"], ["predict", "dir"],
      ["fit", "m", "d", "--shots", "2", "--out", "x", "--test-fraction", "1.5"]],
 )  # fmt: skip
 def test_usage_errors_exit_2(argv):
@@ -408,7 +408,7 @@ def test_a_corrupt_classifier_folder_exits_2(fitted, tmp_path):
 
 def test_fisher_scores_and_pursuit_order_are_named_as_what_they_are(fitted, tmp_path):
     out = tmp_path / "fisher"
-    res = run("fit", fitted.model, fitted.data, "--shots", SHOTS, "--heads", HEADS, "--test-fraction", FRACTION,
+    res = run("fit", fitted.model, fitted.data, "--shots", SHOTS, "--n-heads", HEADS, "--test-fraction", FRACTION,
               "--scoring", "fisher", "--selection", "pursuit", "--out", out, *fitted.args())  # fmt: skip
     assert res.code == 0, res.err
     assert "voting heads, in selection order (Fisher ratio, between- over within-class variance):" in res.out

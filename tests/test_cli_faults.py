@@ -23,7 +23,7 @@ FAMILY = "llava_onevision"
 def fitted(tmp_path_factory, tiny_dir) -> Fitted:
     root = tmp_path_factory.mktemp("cli-faults")
     model, data, out, cache = tiny_dir(FAMILY), make_shop(root / "shop"), root / "sav", root / "cache"
-    res = run("fit", model, data, "--shots", SHOTS, "--heads", HEADS, "--test-fraction", FRACTION, "--out", out,
+    res = run("fit", model, data, "--shots", SHOTS, "--n-heads", HEADS, "--test-fraction", FRACTION, "--out", out,
               "--cache-dir", cache, "-q")  # fmt: skip
     assert res.code == 0, res.err
     return Fitted(model, data, out, cache, res)
@@ -85,7 +85,7 @@ def test_a_format_4_folder_exits_2_with_the_line_that_refits_it(fitted, tmp_path
     (old / "sav.json").write_text(json.dumps(meta))
     res = run("predict", old, next(fitted.data.rglob("*.png")), *fitted.args())
     assert res.code == 2 and "sav.json: format: format 4, written by an older savs" in res.error, res.err
-    refit = f"savs fit {task['model']} {task['data']} --shots {SHOTS} --heads {HEADS} --test-fraction {FRACTION} "
+    refit = f"savs fit {task['model']} {task['data']} --shots {SHOTS} --n-heads {HEADS} --test-fraction {FRACTION} "
     assert res.error.endswith(f"Refit it: {refit}--out {old} --force"), res.error
     monkeypatch.undo()  # the refit loads the model
     assert run(*shlex.split(res.error.split("Refit it: ")[1])[1:], *fitted.args()).code == 0
@@ -98,7 +98,7 @@ def test_a_second_fit_on_the_same_out_at_once_exits_2(fitted, tmp_path, monkeypa
     import savs.cli.common
 
     out, load = tmp_path / "sav", savs.cli.common.load_model
-    fit = ("fit", fitted.model, fitted.data, "--shots", SHOTS, "--heads", HEADS, "--out", out, *fitted.args())
+    fit = ("fit", fitted.model, fitted.data, "--shots", SHOTS, "--n-heads", HEADS, "--out", out, *fitted.args())
     second = []
 
     def load_while_another_fit_starts(name, args):
@@ -194,7 +194,7 @@ def test_per_row_question_classifier_on_data_without_questions_exits_2(fitted, t
             for q in ("What is it?", "Name the product.")]  # fmt: skip
     table = tmp_path / "vqa.jsonl"
     table.write_text("\n".join(json.dumps(r) for r in rows))
-    fit = run("fit", fitted.model, table, "--shots", 2, "--heads", 2, "--out", tmp_path / "q", *fitted.args())
+    fit = run("fit", fitted.model, table, "--shots", 2, "--n-heads", 2, "--out", tmp_path / "q", *fitted.args())
     assert fit.code == 0, fit.err
     res = run("evaluate", tmp_path / "q", fitted.data, *fitted.args())
     assert res.code == 2 and "fit on per-row questions, but" in res.error and "has none" in res.error

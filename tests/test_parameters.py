@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from savs import paths
+from savs.classifier import SAVClassifier
 from savs.profiles import PARAMETERS, ProfileError, add_profile_arguments, load_profile, overrides_from
 
 # A value for each parameter that differs from the mini profile's, and the profile field it must land in.
@@ -99,3 +100,19 @@ def test_make_passes_every_declared_parameter_to_papermill_and_the_command_line_
     helped = subprocess.run(["make", "help"], cwd=paths.ROOT, capture_output=True, text=True).stdout
     for p in PARAMETERS:
         assert f"\n  {p.name.upper():<10} {p.help}\n" in helped
+
+
+def test_savs_fit_takes_the_rules_parameters_as_options_checked_as_a_profile_would(capsys):
+    from savs.cli import build_parser
+
+    parser = build_parser()
+    base = ["fit", "m", "d", "--shots", "2", "--out", "x"]
+    defaults = vars(parser.parse_args(base))
+    rule = [p for p in PARAMETERS if p.rule]
+    changed = vars(parser.parse_args([*base, *(a for p in rule for a in (p.option, CHANGED[p.name][0]))]))
+    for p in rule:
+        assert defaults[p.name] == SAVClassifier().get_params()[p.name]  # the paper's rule
+        assert changed[p.name] == CHANGED[p.name][2]
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--n-heads", "0"])
+    assert "n_heads must be an int >= 1 or 'all'; got 0" in capsys.readouterr().err

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from savs.classifier import SAVClassifier
 from savs.data.custom import TEST_FRACTION, from_path
 from savs.examples import Example, Task
+from savs.profiles import PARAMETERS
 
 if TYPE_CHECKING:
     from savs.pipeline import SavedSAV, SAVPipeline
@@ -37,9 +39,8 @@ DATA_OPTIONS = {
 }  # fmt: skip
 # The rest of what format 4's task.json recorded of a fit: key -> fit's option, its default (``refit_command``).
 FIT_OPTIONS = {
-    "seed": ("--seed", 0), "n_heads": ("--heads", 20), "metric": ("--metric", "cosine"),
-    "scoring": ("--scoring", "in_sample"), "selection": ("--selection", "top_k"), "voting": ("--voting", "majority"),
-    "readout": ("--readout", "vote"), "prompt": ("--prompt", None),
+    "seed": ("--seed", 0), "prompt": ("--prompt", None),
+    **{p.name: (p.option, SAVClassifier().get_params()[p.name]) for p in PARAMETERS if p.rule},
 }  # fmt: skip
 
 

@@ -50,7 +50,7 @@ def _fit(args: argparse.Namespace, out: Path) -> int:
     from savs.pipeline import SAVPipeline
 
     with bad_input():
-        needs = SAVClassifier(n_heads=args.heads, **_rules(args)).examples_needed()
+        needs = SAVClassifier(n_heads=args.n_heads, **_rules(args)).examples_needed()
     if needs and args.shots < max(needs.values()):
         raise CommandError(f"{', '.join(needs)} need at least {max(needs.values())} examples per class; --shots is "
                            f"{args.shots}")  # fmt: skip
@@ -65,7 +65,7 @@ def _fit(args: argparse.Namespace, out: Path) -> int:
     X = extract_heads(
         adapter, few_shot, batch_size=args.batch_size, cache_dir=common.cache_dir(args), progress=common.progress(args)
     )  # (n, L, H, d)
-    full = SAVClassifier(n_heads=args.heads, **_rules(args)).fit(X, y)
+    full = SAVClassifier(n_heads=args.n_heads, **_rules(args)).fit(X, y)
     sav = SAVPipeline.from_classifier(adapter, full, batch_size=args.batch_size)  # as fit_sav
     record = _task_record(args, adapter, task, few_shot, options, full)
     _check_out_free(out, args.force)  # again: something other than a savs fit may have written there meanwhile
@@ -92,7 +92,7 @@ def _task_record(
         "data_options": options,
         "shots": args.shots,
         "seed": args.seed,
-        "n_heads": args.heads,
+        "n_heads": args.n_heads,
         **_rules(args),
         "head_grid": list(scores.shape),
         "head_layers": layer_numbers,  # the real decoder layer of each row of head_scores (hybrid decoders skip some)

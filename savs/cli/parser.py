@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from savs.classifier import METRICS, SCORINGS, SELECTIONS, VOTINGS
+from savs.classifier import SAVClassifier
 from savs.data.custom import TEST_FRACTION
-from savs.readout import READOUTS
+from savs.profiles import add_rule_options
 
 FMT = argparse.RawDescriptionHelpFormatter
 DATA_HELP = (
@@ -50,10 +50,6 @@ def _device(value: str) -> str:
     if not DEVICE.fullmatch(value):
         raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:<index> or mps, got {value!r}")
     return value
-
-
-def _n_heads(value: str) -> int | str:
-    return "all" if value == "all" else _positive(value)
 
 
 def _fraction(value: str) -> float:
@@ -104,19 +100,9 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def _add_rule_options(p: argparse.ArgumentParser) -> None:
-    """The SAV rule of ``fit``: how many heads vote, how they are scored, picked and read (``SAVClassifier``'s)."""
-    p.add_argument("--heads", type=_n_heads, default=20, help="heads that vote: a number or 'all' (default 20)")
-    p.add_argument("--metric", choices=METRICS, default="cosine", help="nearest class mean by (default cosine, "
-                   "the paper's)")  # fmt: skip
-    p.add_argument("--scoring", choices=SCORINGS, default="in_sample", help="how heads are scored (default in_sample, "
-                   "the paper's; see SAVClassifier)")  # fmt: skip
-    p.add_argument("--selection", choices=SELECTIONS, default="top_k", help="how the voting heads are picked "
-                   "(default top_k, the paper's)")  # fmt: skip
-    p.add_argument("--voting", choices=VOTINGS, default="majority", help="how they vote (default majority, the "
-                   "paper's; reliability: CALM's weighted soft vote)")  # fmt: skip
-    p.add_argument("--readout", choices=READOUTS, default="vote", help="how the selected heads classify: their vote "
-                   "(default, the paper's) or a linear model on their concatenated vectors, logistic or lda (ours; "
-                   "regularised by cross-validation on the shots; needs 2 per class)")  # fmt: skip
+    """The SAV rule of ``fit`` (the rule's run parameters, ``savs.profiles.PARAMETERS``: ``--n-heads``, ``--metric``,
+    ...), defaulting to ``SAVClassifier``'s, which are the paper's."""
+    add_rule_options(p, SAVClassifier().get_params())
 
 
 def _add_fit(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
@@ -127,7 +113,7 @@ def _add_fit(sub, parents: dict[str, argparse.ArgumentParser]) -> None:
         help="select heads on a few-shot set of DATA's training part; save the classifier",
         description=_paragraphs(
             "Draw --shots examples per class from DATA's training part (seeded), run each through MODEL once, "
-            "score every attention head by its nearest-class-mean accuracy on them, keep the best --heads, and "
+            "score every attention head by its nearest-class-mean accuracy on them, keep the best --n-heads, and "
             "save the classifier to --out (with the prompt, the label set and how DATA was split, so evaluate and "
             "predict repeat them).",
             DATA_HELP,
