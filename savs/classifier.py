@@ -3,7 +3,8 @@
 Sparse Attention Vectors (SAVs; Mitra et al., arXiv 2412.00142) turn a generative multimodal model into a
 few-shot classifier: take every attention head's output at the last prompt token, average it per class,
 keep the heads whose nearest-class-mean rule classifies the few-shot set best, and let them vote.
-This module holds the model-free part: it consumes per-head activations as a numpy array.
+This module holds the model-free estimator: it consumes per-head activations as a numpy array; the head rules it
+calls (scoring, pursuit, reliability weights) are plain functions in ``savs.head_rules``.
 
 One estimator, one fit path, three independent choices (the defaults are the paper's):
 
@@ -20,7 +21,6 @@ plus ``calibration="temperature"``, which fits a scale for ``predict_proba`` on 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from savs.head_rules import class_similarities, folds, head_scores, posteriors, pursuit, reliability_weights, row_slices
 from savs.readout import READOUTS, fit_readout
 
 METRICS = ("cosine", "euclidean")
@@ -39,8 +40,6 @@ SCORINGS = ("in_sample", "leave_one_out", "cv", "fisher")
 SELECTIONS = ("top_k", "pursuit")
 VOTINGS = ("majority", "reliability")
 CALIBRATIONS = (None, "temperature")
-# Before ``scoring`` existed, ``selection`` named the head-scoring rule; those values still work, with a FutureWarning.
-LEGACY_SELECTIONS = ("in_sample", "leave_one_out")
 # What ``head_scores_`` holds under each scoring rule: a fraction of the few-shot set classified right, but for
 # ``fisher``, an unbounded variance ratio (figures and the command line label and scale scores by this).
 SCORE_NAMES = {
@@ -75,219 +74,8 @@ def _flatten_4d(X: Any) -> tuple[Any, tuple[int, int, int] | None]:
     return X, None
 
 
-def _nearest_mean_terms(means: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return (W, b) with W like ``means`` and b its shape minus d, so argmax of x.W + b is the nearest mean.
-
-    Cosine drops the query norm (a positive per-query constant) and gives a zero mean similarity 0;
-    euclidean uses -|x - m|^2 = 2 x.m - |m|^2 - |x|^2 without the per-query |x|^2. This keeps the cost at
-    one matmul per head and never materializes query-minus-mean differences.
-    """
-    if metric == "cosine":
-        norms = np.linalg.norm(means, axis=-1, keepdims=True)
-        unit = np.divide(means, norms, out=np.zeros_like(means), where=norms > 0)
-        return unit, np.zeros(means.shape[:-1])
-    return 2 * means, -np.einsum("...d,...d->...", means, means)
-
-
-# Similarity blocks (examples x heads x classes, float64) are computed a slice of examples at a time, at most this
-# many bytes each: ImageNet-1k at 20 shots on a 7B model would otherwise need (20000, 784, 1000) doubles = 125 GB.
-BLOCK_BYTES = 2**28
 # float32 X is kept as is (head vectors at 7B scale are GBs); each block is converted to float64 for the maths.
 FLOATS = [np.float64, np.float32]
-# Head pursuit holds every candidate head's similarities (n, candidates, C) at once; at most this many bytes.
-PURSUIT_BYTES = 2**30
-
-
-def _row_slices(n: int, row_bytes: int) -> list[slice]:
-    """Slices of ``range(n)`` whose rows take at most ``BLOCK_BYTES`` together (at least one row each)."""
-    step = max(1, BLOCK_BYTES // max(1, row_bytes))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _class_similarities(X: np.ndarray, means: np.ndarray, metric: str) -> np.ndarray:
-    """Per-head similarity of every example to every class mean: X (n, K, d), means (C, K, d) -> (n, K, C).
-
-    Up to a per-(example, head) term that cannot change the nearest mean (see ``_nearest_mean_terms``).
-    """
-    W, b = _nearest_mean_terms(means, metric)  # (C, K, d), (C, K)
-    dots = np.matmul(X.transpose(1, 0, 2), W.transpose(1, 2, 0))  # (K, n, C)
-    return dots.transpose(1, 0, 2) + b.T  # (n, K, C)
-
-
-def _as_true(sims: np.ndarray, X: np.ndarray, metric: str) -> np.ndarray:
-    """Put back what ``_nearest_mean_terms`` drops per query: the true cosine (0 for a zero query), or -|x - m|^2.
-
-    ``sims`` is (m, K, ...) for X (m, K, d).
-    """
-    shape = X.shape[:2] + (1,) * (sims.ndim - 2)
-    if metric == "cosine":
-        norms = np.linalg.norm(X, axis=2).reshape(shape)
-        return np.divide(sims, norms, out=np.zeros_like(sims), where=norms > 0)
-    return sims - np.einsum("mkd,mkd->mk", X, X).reshape(shape)
-
-
-def _similarities(
-    X: np.ndarray,
-    y_idx: np.ndarray,
-    means: np.ndarray,
-    counts: np.ndarray,
-    metric: str,
-    *,
-    leave_one_out: bool = False,
-    true: bool = False,
-) -> np.ndarray:
-    """Similarities (m, K, C) of labelled examples X (m, K, d) to the class means (C, K, d).
-
-    ``leave_one_out``: each example's own-class mean is recomputed without it (the other means unchanged; needs
-    ``counts`` >= 2 for its class). ``true``: real cosines / negative squared distances (see ``_as_true``).
-    """
-    sims = _class_similarities(X, means, metric)  # (m, K, C)
-    if leave_one_out:
-        # The own-class mean without x is (n m - x) / (n - 1); its terms follow from x.m, |m|^2 and |x|^2, so no
-        # (m, K, d) array is made. In the nearest-mean form (see _nearest_mean_terms), for the own class:
-        # cosine x.(n m - x) / |n m - x|; euclidean 2 x.m' - |m'|^2 with m' the mean without x.
-        n = counts[y_idx][:, None].astype(np.float64)  # (m, 1)
-        m2 = np.einsum("ckd,ckd->ck", means, means)[y_idx]  # (m, K): |own mean|^2
-        own = np.take_along_axis(sims, y_idx[:, None, None], axis=2)[:, :, 0]  # (m, K)
-        xm = own * np.sqrt(m2) if metric == "cosine" else (own + m2) / 2  # (m, K): x.(own mean)
-        x2 = np.einsum("mkd,mkd->mk", X, X)  # (m, K)
-        xw = n * xm - x2  # x.(n m - x)
-        w2 = np.maximum(n * n * m2 - 2 * n * xm + x2, 0.0)  # |n m - x|^2
-        if metric == "cosine":
-            own = np.divide(xw, np.sqrt(w2), out=np.zeros_like(xw), where=w2 > 0)
-        else:
-            own = 2 * xw / (n - 1) - w2 / (n - 1) ** 2
-        np.put_along_axis(sims, y_idx[:, None, None], own[:, :, None], axis=2)
-    return _as_true(sims, X, metric) if true else sims
-
-
-def _folds(y_idx: np.ndarray, n_classes: int, n_folds: int) -> np.ndarray:
-    """Fold of each example: its rank among its class's examples, in the given order, modulo ``n_folds``.
-
-    Stratified and deterministic (no shuffling: a few-shot set is already a random draw). With at least two
-    examples per class, every class keeps at least one example outside every fold.
-    """
-    rank = np.empty(len(y_idx), dtype=np.int64)
-    for c in range(n_classes):
-        members = np.flatnonzero(y_idx == c)
-        rank[members] = np.arange(len(members))
-    return rank % n_folds
-
-
-def _block(X: np.ndarray, rows: Any, heads: np.ndarray | None) -> np.ndarray:
-    """Rows of X (n, K, d) restricted to ``heads`` (flat indices; None: all), in float64."""
-    block = X[rows] if heads is None else X[rows][:, heads]
-    return block.astype(np.float64)
-
-
-def _means_without(
-    X: np.ndarray, y_idx: np.ndarray, sums: np.ndarray, counts: np.ndarray, held: np.ndarray, heads: np.ndarray | None
-) -> np.ndarray:
-    """Class means (C, k, d) of the examples not in ``held`` (indices), from the full class ``sums`` (C, k, d)."""
-    C = len(counts)
-    held_sums = np.zeros_like(sums)
-    for r in _row_slices(len(held), sums[0].size * 8):
-        idx = held[r]
-        onehot = (y_idx[idx] == np.arange(C)[:, None]).astype(np.float64)  # (C, m)
-        held_sums += (onehot @ _block(X, idx, heads).reshape(len(idx), -1)).reshape(sums.shape)
-    left = counts - np.bincount(y_idx[held], minlength=C)  # (C,): >= 1 with two examples per class
-    return (sums - held_sums) / left[:, None, None]
-
-
-def _fisher_scores(X: np.ndarray, y_idx: np.ndarray, counts: np.ndarray, metric: str, shrinkage: Any) -> np.ndarray:
-    """Per head, tr(Sigma^-1 S_B): between-class scatter over the shrunk pooled within-class covariance. (K,).
-
-    Vectors are L2-normalized first under the cosine metric (the geometry the vote uses). S_W and S_B are
-    divided by n; Sigma = (1 - lam) S_W + lam * (tr(S_W) / d) * I, with lam the Ledoit-Wolf estimate on the
-    class-centred vectors (``shrinkage="auto"``, as ``sklearn.covariance.ledoit_wolf_shrinkage`` with
-    ``assume_centered=True``) or the given float. A 1e-10 ridge (relative to the total variance) keeps a head
-    whose classes have no spread at all finite: its score is huge, not infinite.
-    """
-    n, K, d = X.shape
-    C = len(counts)
-
-    def vectors(rows: slice) -> np.ndarray:
-        V = _block(X, rows, None)
-        if metric == "cosine":
-            norms = np.linalg.norm(V, axis=2, keepdims=True)
-            V = np.divide(V, norms, out=np.zeros_like(V), where=norms > 0)
-        return V
-
-    blocks = _row_slices(n, K * max(C, d) * 8)
-    onehot = (y_idx == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
-    sums = sum(onehot[:, r] @ vectors(r).reshape(-1, K * d) for r in blocks).reshape(C, K, d)
-    means = sums / counts[:, None, None]  # (C, K, d)
-    within = np.zeros((K, d, d))
-    fourth = np.zeros(K)  # sum over examples of |z|^4, for Ledoit-Wolf
-    for r in blocks:
-        Z = vectors(r) - means[y_idx[r]]  # (m, K, d): class-centred
-        within += np.matmul(Z.transpose(1, 2, 0), Z.transpose(1, 0, 2))  # (K, d, d)
-        fourth += (np.einsum("mkd,mkd->mk", Z, Z) ** 2).sum(axis=0)
-    within /= n
-    mu = np.trace(within, axis1=1, axis2=2) / d  # (K,)
-    if shrinkage == "auto":
-        fro2 = (within**2).sum(axis=(1, 2))
-        delta = (fro2 - d * mu**2) / d
-        beta = np.minimum((fourth / n - fro2) / (d * n), delta)
-        lam = np.divide(beta, delta, out=np.zeros(K), where=(beta != 0) & (delta > 0))
-        lam = np.zeros(K) if d == 1 else lam
-    else:
-        lam = np.full(K, float(shrinkage))
-    eye = np.eye(d)
-    sigma = (1 - lam)[:, None, None] * within + (lam * mu)[:, None, None] * eye  # (K, d, d)
-    dev = means - sums.sum(axis=0) / n  # (C, K, d): class mean minus grand mean
-    prior = counts / n  # (C,)
-    total = mu + np.einsum("c,ckd,ckd->k", prior, dev, dev) / d  # (K,): average variance per dimension
-    sigma += (1e-10 * np.where(total > 0, total, 1.0))[:, None, None] * eye
-    solved = np.linalg.solve(sigma, dev.transpose(1, 2, 0))  # (K, d, C)
-    return np.einsum("c,kdc,kdc->k", prior, dev.transpose(1, 2, 0), solved)
-
-
-def _pursuit(
-    X: np.ndarray, y_idx: np.ndarray, means: np.ndarray, counts: np.ndarray, order: np.ndarray, k: int, metric: str
-) -> np.ndarray:
-    """Flat indices of ``k`` heads chosen by simultaneous orthogonal matching pursuit (see SAVClassifier).
-
-    ``order``: every head, best-scored first; it breaks ties and limits the candidates to what fits in
-    ``PURSUIT_BYTES``. Heads left once the labels are explained (or never candidates) follow in ``order``.
-    """
-    n, K, _ = X.shape
-    C = len(counts)
-    n_candidates = K if n * K * C * 8 <= PURSUIT_BYTES else max(k, PURSUIT_BYTES // (n * C * 8))
-    candidates = order[:n_candidates]
-    atoms = np.empty((n, len(candidates), C))  # atoms[:, j, c]: candidate j's similarity to class c, per example
-    for r in _row_slices(n, len(candidates) * max(C, X.shape[2]) * 8):
-        atoms[r] = _similarities(
-            _block(X, r, candidates), y_idx[r], means[:, candidates], counts, metric, leave_one_out=True, true=True
-        )
-    atoms -= atoms.mean(axis=2, keepdims=True)  # what an example's similarities share across classes says nothing
-    atoms -= atoms.mean(axis=0, keepdims=True)
-    norms = np.sqrt((atoms**2).sum(axis=0))  # (P, C)
-    atoms = np.divide(atoms, norms, out=np.zeros_like(atoms), where=norms > 1e-12 * max(norms.max(), 1e-300))
-    residual = (y_idx[:, None] == np.arange(C)).astype(np.float64) - counts / n  # (n, C): centred class indicators
-    tol = 1e-12 * (residual**2).sum()
-    basis: list[np.ndarray] = []  # per-class orthonormal directions of the chosen atoms, each (n, C)
-    chosen: list[int] = []
-    free = np.ones(len(candidates), dtype=bool)
-    for _ in range(min(k, len(candidates))):
-        gain = (np.einsum("npc,nc->pc", atoms, residual) ** 2).sum(axis=1)  # (P,)
-        gain[~free] = -np.inf
-        best = int(np.argmax(gain))  # ties: the better-scored candidate
-        if gain[best] <= tol:
-            break
-        chosen.append(best)
-        free[best] = False
-        q = atoms[:, best].copy()  # (n, C)
-        for _ in range(2):  # Gram-Schmidt twice: orthogonal to working precision
-            for b in basis:
-                q -= b * (b * q).sum(axis=0)
-        qn = np.sqrt((q**2).sum(axis=0))
-        q = np.divide(q, qn, out=np.zeros_like(q), where=qn > 1e-10)
-        basis.append(q)
-        residual -= q * (q * residual).sum(axis=0)
-    picked = candidates[chosen]
-    rest = order[~np.isin(order, picked)]
-    return np.concatenate([picked, rest])[:k]
 
 
 class SAVClassifier(ClassifierMixin, BaseEstimator):
@@ -315,31 +103,19 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
           means unchanged), so a noise head cannot score by memorizing the few-shot set.
         - "cv": k-fold cross-validated accuracy: the examples are split into ``n_folds`` folds (see ``n_folds``);
           each fold is classified with class means computed from the other folds.
-        - "fisher" (after HEC, de Senneville et al., arXiv 2603.24181, which ranks heads the way Gaussian
-          discriminant analysis separates classes): per head, tr(Sigma^-1 S_B), where S_B is the between-class
-          scatter of the class means (weighted by class frequency) and Sigma the pooled within-class covariance
-          shrunk toward a scaled identity by ``shrinkage``; vectors are L2-normalized first under the cosine
-          metric. With shrinkage 1 it is d * tr(S_B) / tr(S_W), the isotropic Fisher ratio. This is the shrunk
-          multi-class Fisher (LDA) criterion that HEC's description names, not a port of its code, which we have
-          not seen. HEC also ranks the vision encoder's heads; this estimator ranks whatever heads it is given.
+        - "fisher" (after HEC, de Senneville et al., arXiv 2603.24181): per head, tr(Sigma^-1 S_B), the
+          between-class scatter over the pooled within-class covariance shrunk by ``shrinkage`` (the shrunk
+          multi-class Fisher criterion; details in ``savs.head_rules.head_scores``).
     selection : {"top_k", "pursuit"}, default="top_k"
         Which heads vote (``heads_``, in rank order).
 
         - "top_k" (SAVs): the ``n_heads`` best-scored heads; equal scores keep layer-major order.
-        - "pursuit" (after Head Pursuit, Basile et al., arXiv 2510.21518, which probes attention heads with
-          simultaneous orthogonal matching pursuit, SOMP; using it to pick voting heads is our adaptation, not that
-          paper's classifier): greedy SOMP over heads. The signals are
-          the C centred class indicators (one per class, explained simultaneously); head h offers one atom per
-          class c, the examples' similarity to h's class-c mean (leave-one-out for the example's own class, so
-          memorization cannot look like signal), centred across classes per example and across examples, unit
-          norm. Each step adds the head with the largest sum over classes of squared correlations between its
-          atoms and the residuals, then projects every class's indicator on its chosen atoms (orthogonal least
-          squares, per class). A head that repeats what the chosen heads already explain has little correlation
-          with the residual, so redundant heads are skipped. Ties go to the better-scored head; when the labels
-          are fully explained, the remaining places go to the best-scored heads left. Scores only order
-          candidates (all heads, or the best-scored ones that fit in ``PURSUIT_BYTES``).
-        The old values "in_sample" and "leave_one_out" (from before ``scoring`` existed) mean
-        ``scoring=<that>, selection="top_k"``, with a FutureWarning.
+        - "pursuit" (after Head Pursuit, Basile et al., arXiv 2510.21518; using it to pick voting heads is our
+          adaptation): greedy simultaneous orthogonal matching pursuit over heads, explaining the class
+          indicators, so a head that repeats what the chosen heads already explain is skipped; scores only order
+          the candidates and break ties (``savs.head_rules.pursuit``).
+        A scoring rule given here (as "leave_one_out" was before ``scoring`` existed) is an error that says to
+        pass it as ``scoring``.
     voting : {"majority", "reliability"}, default="majority"
         How the selected heads vote.
 
@@ -347,13 +123,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
           class voted by the highest-ranked head.
         - "reliability" (CALM, Mehta et al., arXiv 2602.07077, weight scheme "margin_clamped"): head k gives
           posteriors P[k, c] = softmax_c(sim(x, m[k, c]) / ``temperature``); a query's score for class c is
-          sum_k w[k, c] P[k, c] and the top score wins (ties: first class). The weights come from the few-shot set
-          split into ``n_folds`` folds: each example's P is computed with class means from the other folds;
-          r[k, c] = mean over the examples of class c of max(P[k, c] - max_{c' != c} P[k, c'], 0); shrunk toward
-          the mean reliability r_bar over the voting heads and classes, r_hat = r * n_c / (n_c + ``alpha``) +
-          r_bar * alpha / (n_c + alpha), n_c the examples of class c; and normalised per class, w[:, c] =
-          r_hat[:, c] / sum_k r_hat[k, c] (uniform when that sum is 0). CALM weighs all of a model's heads; here
-          it weighs the ``n_heads`` selected ones (``n_heads="all"`` for CALM as released).
+          sum_k w[k, c] P[k, c] and the top score wins (ties: first class). The weights w are each head's
+          out-of-fold reliability per class, shrunk by ``alpha`` (``savs.head_rules.reliability_weights``). CALM
+          weighs all of a model's heads; here the ``n_heads`` selected ones (``n_heads="all"`` for CALM as released).
     n_folds : int, default=5
         Folds for ``scoring="cv"``, for reliability weights and for calibration. Example i of class c falls in fold
         (rank of i among the examples of c, in the order given) mod n_folds: stratified, deterministic.
@@ -491,14 +263,19 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         for name, allowed in (
             ("metric", METRICS),
             ("scoring", SCORINGS),
-            ("selection", SELECTIONS + LEGACY_SELECTIONS),
+            ("selection", SELECTIONS),
             ("voting", VOTINGS),
             ("calibration", CALIBRATIONS),
             ("readout", READOUTS),
         ):
-            if getattr(self, name) not in allowed:
-                shown = SELECTIONS if name == "selection" else allowed
-                raise ValueError(f"{name} must be one of {shown}; got {getattr(self, name)!r}.")
+            if getattr(self, name) in allowed:
+                continue
+            if name == "selection" and self.selection in SCORINGS:  # ``selection`` named the scoring before issue #13
+                raise ValueError(
+                    f"selection must be one of {SELECTIONS}; got {self.selection!r}, which is a head-scoring rule: "
+                    f"pass scoring={self.selection!r} (with selection 'top_k' or 'pursuit')."
+                )
+            raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
         is_int = isinstance(self.n_heads, int | np.integer) and not isinstance(self.n_heads, bool)
         if not (self.n_heads == "all" if isinstance(self.n_heads, str) else is_int and self.n_heads >= 1):
             raise ValueError(f"n_heads must be an int >= 1 or 'all'; got {self.n_heads!r}.")
@@ -520,23 +297,6 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             and all(isinstance(g, int | np.integer) and g >= 1 for g in grid)
         ):
             raise ValueError(f"head_grid must be (n_layers, n_heads) with positive ints; got {grid!r}.")
-
-    def _methods(self) -> tuple[str, str]:
-        """(scoring, selection), reading the old ``selection="in_sample"/"leave_one_out"`` as a scoring rule."""
-        if self.selection not in LEGACY_SELECTIONS:
-            return self.scoring, self.selection
-        if self.scoring != "in_sample":
-            raise ValueError(
-                f"selection={self.selection!r} is the old spelling of scoring={self.selection!r}; "
-                f"with scoring={self.scoring!r} it is ambiguous: pass scoring alone."
-            )
-        warnings.warn(
-            f"selection={self.selection!r} is deprecated: head scoring is now scoring={self.selection!r}, and "
-            f"selection names the selection rule {SELECTIONS}.",
-            FutureWarning,
-            stacklevel=3,
-        )
-        return self.selection, "top_k"
 
     def _resolve_grid(self, n_features: int, shape4: tuple[int, int, int] | None) -> tuple[int, int, int]:
         """Return (L, H, d) from a 4-D X's shape, or from ``head_grid`` (default one head) for a 2-D X."""
@@ -569,14 +329,11 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         two for leave-one-out / cross-validated scoring, pursuit and reliability voting; more for calibration's
         folds. ``fit`` refuses smaller classes; callers can check before extracting anything."""
         self._check_params()
-        return self._needs(*self._methods())
-
-    def _needs(self, scoring: str, selection: str) -> dict[str, int]:
         holding_out = [
             f"{name}={value!r}"
             for name, value, holds_out in (
-                ("scoring", scoring, scoring in ("leave_one_out", "cv")),
-                ("selection", selection, selection == "pursuit" and self.heads is None),
+                ("scoring", self.scoring, self.scoring in ("leave_one_out", "cv")),
+                ("selection", self.selection, self.selection == "pursuit" and self.heads is None),
                 ("voting", self.voting, self.voting == "reliability" and self.readout == "vote"),
                 ("readout", self.readout, self.readout != "vote"),
             )
@@ -590,9 +347,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
             needs[f"calibration={self.calibration!r}{within}"] = needed
         return needs
 
-    def _check_counts(self, counts: np.ndarray, scoring: str, selection: str) -> None:
+    def _check_counts(self, counts: np.ndarray) -> None:
         """Refuse classes too small for the rules that hold examples out (``examples_needed``)."""
-        needs = self._needs(scoring, selection)
+        needs = self.examples_needed()
         if needs and counts.min() < max(needs.values()):
             needed = max(needs.values())
             rules = [rule for rule, m in needs.items() if m == needed]
@@ -605,7 +362,6 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> SAVClassifier:
         """Compute every head's class means, score the heads, select the voters, and weigh them."""
         self._check_params()
-        scoring, selection = self._methods()
         X, shape4 = _flatten_4d(X)
         X, y = validate_data(self, X, y, dtype=FLOATS)
         check_classification_targets(y)
@@ -617,13 +373,14 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         if C < 2:
             raise ValueError(f"y contains only one class ({self.classes_[0]!r}); at least 2 are needed")
         counts = np.bincount(y_idx, minlength=C)  # (C,)
-        self._check_counts(counts, scoring, selection)
+        self._check_counts(counts)
         onehot = (y_idx == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
-        blocks = _row_slices(n, K * max(C, d) * 8)
+        blocks = row_slices(n, K * max(C, d) * 8)
         sums = sum(onehot[:, r] @ X[r].reshape(-1, K * d).astype(np.float64) for r in blocks)  # (C, K*d)
         sums = sums.reshape(C, K, d)
         means = sums / counts[:, None, None]  # (C, K, d)
-        scores = self._head_scores(scoring, X, y_idx, means, sums, counts)  # (K,)
+        rule = {"metric": self.metric, "n_folds": self.n_folds}
+        scores = head_scores(self.scoring, X, y_idx, means, sums, counts, **rule, shrinkage=self.shrinkage)  # (K,)
 
         self.head_grid_ = (L, H)
         self.class_means_ = means.reshape(C, L, H, d)
@@ -633,88 +390,30 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         else:
             k = K if self.n_heads == "all" else min(int(self.n_heads), K)
             order = np.argsort(-scores, kind="stable")  # best first; equal scores keep layer-major order
-            flat = order[:k] if selection == "top_k" else _pursuit(X, y_idx, means, counts, order, k, self.metric)
+            flat = order[:k] if self.selection == "top_k" else pursuit(X, y_idx, means, counts, order, k, self.metric)
         self.heads_ = np.stack(np.unravel_index(flat, (L, H)), axis=1).astype(np.int64)  # (k, 2)
         if self.voting == "reliability" and self.readout == "vote":
-            self.head_weights_ = self._reliability_weights(X, y_idx, sums, counts, flat)
+            calm = {"temperature": self.temperature, "alpha": self.alpha}
+            self.head_weights_ = reliability_weights(X, y_idx, sums, counts, flat, **rule, **calm)
         else:
             self.head_weights_ = np.full((len(flat), C), 1 / len(flat))
         self.readout_ = None
         if self.readout != "vote":
             Z = X[:, flat].reshape(n, -1).astype(np.float64)  # (n, k*d): the selected heads, in rank order
-            self.readout_ = fit_readout(self.readout, Z, y_idx, _folds(y_idx, C, self.n_folds), self.shrinkage)
+            self.readout_ = fit_readout(self.readout, Z, y_idx, folds(y_idx, C, self.n_folds), self.shrinkage)
         self.calibration_scale_ = None
         if self.calibration == "temperature":
-            self.calibration_scale_ = self._fit_calibration(X.reshape(n, L, H, d), y, y_idx, scoring, selection)
+            self.calibration_scale_ = self._fit_calibration(X.reshape(n, L, H, d), y, y_idx)
         return self
 
-    def _head_scores(
-        self, scoring: str, X: np.ndarray, y_idx: np.ndarray, means: np.ndarray, sums: np.ndarray, counts: np.ndarray
-    ) -> np.ndarray:
-        """Every head's score under ``scoring``: (K,)."""
-        n, K, d = X.shape
-        if scoring == "fisher":
-            return _fisher_scores(X, y_idx, counts, self.metric, self.shrinkage)
-        correct = np.empty((n, K), dtype=bool)
-        row_bytes = K * max(len(counts), d) * 8
-        if scoring == "cv":
-            folds = _folds(y_idx, len(counts), self.n_folds)
-            for f in range(self.n_folds):
-                held = np.flatnonzero(folds == f)
-                if not len(held):
-                    continue
-                fold_means = _means_without(X, y_idx, sums, counts, held, None)  # (C, K, d)
-                for r in _row_slices(len(held), row_bytes):
-                    idx = held[r]
-                    sims = _similarities(_block(X, idx, None), y_idx[idx], fold_means, counts, self.metric)
-                    correct[idx] = sims.argmax(axis=2) == y_idx[idx, None]
-        else:
-            for r in _row_slices(n, row_bytes):
-                sims = _similarities(
-                    _block(X, r, None), y_idx[r], means, counts, self.metric, leave_one_out=scoring == "leave_one_out"
-                )
-                correct[r] = sims.argmax(axis=2) == y_idx[r, None]  # argmax: ties go to the first class
-        return correct.sum(axis=0) / n
-
-    def _reliability_weights(
-        self, X: np.ndarray, y_idx: np.ndarray, sums: np.ndarray, counts: np.ndarray, flat: np.ndarray
-    ) -> np.ndarray:
-        """CALM's per-head, per-class weights (k, C) for the heads ``flat``, from out-of-fold posteriors."""
-        C, k = len(counts), len(flat)
-        folds = _folds(y_idx, C, self.n_folds)
-        margin_sums = np.zeros((C, k))
-        for f in range(self.n_folds):
-            held = np.flatnonzero(folds == f)
-            if not len(held):
-                continue
-            fold_means = _means_without(X, y_idx, sums[:, flat], counts, held, flat)  # (C, k, d)
-            for r in _row_slices(len(held), k * max(C, X.shape[2]) * 8):
-                idx = held[r]
-                P = self._posteriors(_block(X, idx, flat), fold_means)  # (m, k, C)
-                own = np.take_along_axis(P, y_idx[idx, None, None], axis=2)[:, :, 0]  # (m, k)
-                np.put_along_axis(P, y_idx[idx, None, None], -np.inf, axis=2)
-                margin = np.maximum(own - P.max(axis=2), 0.0)  # (m, k): "margin_clamped"
-                onehot = (y_idx[idx] == np.arange(C)[:, None]).astype(np.float64)  # (C, m)
-                margin_sums += onehot @ margin
-        r = (margin_sums / counts[:, None]).T  # (k, C): mean clamped margin over each class's examples
-        keep = counts / (counts + self.alpha)  # (C,)
-        r_hat = r * keep + r.mean() * (1 - keep)
-        totals = r_hat.sum(axis=0)  # (C,)
-        return np.where(totals > 0, r_hat / np.where(totals > 0, totals, 1.0), 1 / k)
-
-    def _posteriors(self, X: np.ndarray, means: np.ndarray) -> np.ndarray:
-        """CALM's per-head class posteriors softmax(sim / temperature): X (m, k, d), means (C, k, d) -> (m, k, C)."""
-        sims = _as_true(_class_similarities(X, means, self.metric), X, self.metric)
-        return softmax(sims / self.temperature, axis=2)
-
-    def _fit_calibration(self, X: np.ndarray, y: np.ndarray, y_idx: np.ndarray, scoring: str, selection: str) -> float:
+    def _fit_calibration(self, X: np.ndarray, y: np.ndarray, y_idx: np.ndarray) -> float:
         """The scale s of softmax(s * votes) maximizing the likelihood of out-of-fold soft votes (fit per fold)."""
         C = len(self.classes_)
-        inner = clone(self).set_params(calibration=None, scoring=scoring, selection=selection)
-        folds = _folds(y_idx, C, self.n_folds)
+        inner = clone(self).set_params(calibration=None)
+        fold = folds(y_idx, C, self.n_folds)
         votes = np.empty((len(y), C))
         for f in range(self.n_folds):
-            held = folds == f
+            held = fold == f
             if held.any():
                 votes[held] = clone(inner).fit(X[~held], y[~held])._scores(X[held])
 
@@ -756,10 +455,10 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         allowed = self._allowed(allowed, len(X))
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
-        rows = _row_slices(len(X), len(layer) * len(means) * 8)
+        rows = row_slices(len(X), len(layer) * len(means) * 8)
         votes = []
         for r in rows:
-            sims = _class_similarities(X[r, layer, head].astype(np.float64), means, self.metric)  # (m, k, C)
+            sims = class_similarities(X[r, layer, head].astype(np.float64), means, self.metric)  # (m, k, C)
             if allowed is not None:
                 sims = np.where(allowed[r, None, :], sims, -np.inf)
             votes.append(sims.argmax(axis=2))
@@ -779,9 +478,9 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         allowed = self._allowed(allowed, len(X))
         layer, head = self.heads_.T
         means = self.class_means_[:, layer, head]  # (C, k, d)
-        rows = _row_slices(len(X), len(layer) * max(len(means), means.shape[2]) * 8)
-        posteriors = (self._posteriors(X[r, layer, head].astype(np.float64), means) for r in rows)  # (m, k, C) each
-        scores = np.concatenate([np.einsum("mkc,kc->mc", P, self.head_weights_) for P in posteriors])  # (n, C)
+        rows = row_slices(len(X), len(layer) * max(len(means), means.shape[2]) * 8)
+        P = (posteriors(X[r, layer, head].astype(np.float64), means, self.metric, self.temperature) for r in rows)
+        scores = np.concatenate([np.einsum("mkc,kc->mc", p, self.head_weights_) for p in P])  # (n, C); p (m, k, C)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
         return scores / scores.sum(axis=1, keepdims=True)
@@ -865,10 +564,7 @@ class SAVClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         layer, head = self.heads_.T
         k = len(layer)
-        scoring, selection = self._methods()
-        out = clone(self).set_params(
-            heads=[(i, 0) for i in range(k)], head_grid=None, scoring=scoring, selection=selection
-        )
+        out = clone(self).set_params(heads=[(i, 0) for i in range(k)], head_grid=None)
         out.classes_ = self.classes_.copy()
         out.class_means_ = self.class_means_[:, layer, head][:, :, None].copy()  # (C, k, 1, d)
         out.head_scores_ = self.head_scores_[layer, head][:, None].copy()  # (k, 1)

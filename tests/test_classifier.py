@@ -215,13 +215,13 @@ def _naive_predict(clf: SAVClassifier, X: np.ndarray) -> list:
     return preds
 
 
-@pytest.mark.parametrize("block_bytes", [savs.classifier.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
+@pytest.mark.parametrize("block_bytes", [savs.head_rules.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
 @pytest.mark.parametrize("scoring", ["in_sample", "leave_one_out"])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_matches_naive_reference(metric: str, scoring: str, block_bytes: int, monkeypatch) -> None:
     """head_scores_ equal the naive counts / n exactly; heads_ is their stable ranking; predictions agree;
     also when the similarities are computed one example at a time (the memory bound for large label sets)."""
-    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(savs.head_rules, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(1)
     y = rng.permutation(np.repeat([3, 7, 9], [8, 10, 12]))
     X = rng.normal(size=(30, 3, 4, 5))
@@ -371,7 +371,7 @@ def test_float32_input_is_not_copied_to_float64_and_gives_the_same_fit(monkeypat
     """Head vectors at 7B scale are GBs: float32 X is read a block at a time, with float64 maths per block."""
     import tracemalloc
 
-    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", 2**16)
+    monkeypatch.setattr(savs.head_rules, "BLOCK_BYTES", 2**16)
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 100)
     X = (rng.normal(size=(400, 8, 8, 64)) + rng.normal(size=(4, 8, 8, 64))[y]).astype(np.float32)  # 6.5 MB

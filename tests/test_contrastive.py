@@ -237,8 +237,28 @@ def test_tiny_stand_ins_load_by_name(tmp_path):
         assert model.kind == kind and (tmp_path / "tiny" / kind / "config.json").is_file()
 
 
-def test_default_checkpoints_are_the_large_ones():
-    assert CONTRASTIVE_MODELS == {
-        "clip": "openai/clip-vit-large-patch14-336",
-        "siglip": "google/siglip-so400m-patch14-384",
-    }
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_a_short_name_the_paper_run_and_the_docs_are_one_checkpoint(kind, monkeypatch):
+    """``load_contrastive("clip")`` asks for ``CONTRASTIVE_MODELS["clip"]``, the paper profile's CLIP row runs that
+    same checkpoint, and the module docstring and the README name it: a row reports the model that ran."""
+    from savs.baselines import contrastive
+    from savs.models import registry
+    from savs.profiles import load_profile
+
+    hub_id = CONTRASTIVE_MODELS[kind]
+    asked = []
+
+    class Config:  # stands in for the hub: records the checkpoint asked for, then fails as offline
+        @staticmethod
+        def from_pretrained(path, *args, **kwargs):
+            asked.append(path)
+            raise OSError("offline")
+
+    monkeypatch.setattr(contrastive, "AutoConfig", Config)
+    monkeypatch.setattr(registry, "hub_reachable", lambda: False)
+    with pytest.raises(OSError, match="offline"):
+        load_contrastive(kind, device="cpu")
+    assert asked == [hub_id]
+    assert load_profile("paper").baselines[kind].options["model"] == hub_id
+    assert f"``{hub_id}``" in contrastive.__doc__
+    assert f"`{hub_id}`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -1,8 +1,8 @@
 """The head-scoring, selection and voting rules beyond SAVs, each against a naive re-implementation or a worked example.
 
 cv and fisher scoring, pursuit selection, CALM's reliability voting, temperature calibration, ``compact()``, and the
-old ``selection=`` spelling. The naive references loop over heads, examples and classes and recompute everything
-from scratch; they share no code with ``savs.classifier``.
+error for a scoring rule given as ``selection=``. The naive references loop over heads, examples and classes and
+recompute everything from scratch; they share no code with ``savs.classifier`` or ``savs.head_rules``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import savs.classifier
+import savs.head_rules
 from savs.classifier import SAVClassifier
 
 # ---------------------------------------------------------------------------------------------------------
@@ -160,12 +160,12 @@ def _weak_signal(seed: int = 1, n_layers: int = 3, n_heads: int = 4, d: int = 5)
 # ---------------------------------------------------------------------------------------------------------
 # 1. cv scoring.
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("block_bytes", [savs.classifier.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
+@pytest.mark.parametrize("block_bytes", [savs.head_rules.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
 @pytest.mark.parametrize("n_folds", [2, 3, 20])
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_cv_scores_match_naive(metric: str, n_folds: int, block_bytes: int, monkeypatch) -> None:
     """head_scores_ equal the naive k-fold counts / n (20 folds > every class's size: some folds empty)."""
-    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(savs.head_rules, "BLOCK_BYTES", block_bytes)
     X, y = _weak_signal()
     clf = SAVClassifier(n_heads=5, metric=metric, scoring="cv", n_folds=n_folds).fit(X, y)
     ref = _naive_cv_scores(X, y, metric, n_folds)
@@ -287,7 +287,7 @@ def test_pursuit_candidates_limited_by_memory(monkeypatch) -> None:
     """With room for only a few candidates' similarities, pursuit picks among the best-scored heads only."""
     X, y = _weak_signal(seed=2)
     n, C = len(y), 3
-    monkeypatch.setattr(savs.classifier, "PURSUIT_BYTES", n * C * 8 * 5)  # 5 candidates
+    monkeypatch.setattr(savs.head_rules, "PURSUIT_BYTES", n * C * 8 * 5)  # 5 candidates
     clf = SAVClassifier(n_heads=3, selection="pursuit").fit(X, y)
     best5 = sorted(range(12), key=lambda f: (-clf.head_scores_.flat[f], f))[:5]
     assert {divmod(f, 4) for f in best5} >= {tuple(h) for h in clf.heads_.tolist()}
@@ -296,13 +296,13 @@ def test_pursuit_candidates_limited_by_memory(monkeypatch) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # 4. reliability voting (CALM).
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("block_bytes", [savs.classifier.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
+@pytest.mark.parametrize("block_bytes", [savs.head_rules.BLOCK_BYTES, 1], ids=["one block", "a row per block"])
 @pytest.mark.parametrize(("metric", "temperature", "alpha", "n_folds"), [
     ("cosine", 0.07, 5.0, 5), ("cosine", 0.5, 0.0, 3), ("euclidean", 5.0, 20.0, 2),
 ])  # fmt: skip
 def test_reliability_matches_naive(metric, temperature, alpha, n_folds, block_bytes, monkeypatch) -> None:
     """Weights, normalised scores and predictions equal CALM's formulas computed example by example."""
-    monkeypatch.setattr(savs.classifier, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(savs.head_rules, "BLOCK_BYTES", block_bytes)
     X, y = _weak_signal(seed=3)
     clf = SAVClassifier(
         n_heads=6, metric=metric, voting="reliability", temperature=temperature, alpha=alpha, n_folds=n_folds
@@ -487,17 +487,20 @@ def test_sklearn_compatible(estimator, check) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 7. the old selection= spelling; bad parameters.
+# 7. a scoring rule passed as selection= (its spelling before scoring existed); bad parameters.
 # ---------------------------------------------------------------------------------------------------------
-def test_old_selection_spelling_still_works_with_a_warning(planted) -> None:
-    X, y, _, _ = planted
-    with pytest.warns(FutureWarning, match="scoring='leave_one_out'"):
-        old = SAVClassifier(selection="leave_one_out").fit(X, y)
-    new = SAVClassifier(scoring="leave_one_out").fit(X, y)
-    np.testing.assert_array_equal(old.head_scores_, new.head_scores_)
-    np.testing.assert_array_equal(old.heads_, new.heads_)
-    with pytest.raises(ValueError, match="ambiguous"):
-        SAVClassifier(scoring="cv", selection="in_sample").fit(X, y)
+@pytest.mark.parametrize("scoring", ["leave_one_out", "in_sample", "cv", "fisher"])
+def test_a_scoring_rule_given_as_selection_is_refused_with_the_fix(scoring: str) -> None:
+    """No silent reinterpretation: the error names the valid selections and says to pass the rule as scoring=."""
+    clf = SAVClassifier(selection=scoring)
+    expected = (
+        rf"selection must be one of \('top_k', 'pursuit'\); got '{scoring}', which is a head-scoring rule: "
+        rf"pass scoring='{scoring}'"
+    )
+    with pytest.raises(ValueError, match=expected):
+        clf.fit(X6, Y6)
+    with pytest.raises(ValueError, match=expected):  # before any example is extracted, too
+        clf.examples_needed()
 
 
 X6 = np.random.default_rng(0).normal(size=(6, 2, 2, 2))

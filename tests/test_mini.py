@@ -146,9 +146,33 @@ def test_generate_runs_a_shared_prefix_apart_only_where_it_pays(tiny: MiniAdapte
     assert len(calls) == 3
 
 
-def test_generate_returns_text(tiny: MiniAdapter) -> None:
-    answers = tiny.generate(_examples(2), max_new_tokens=4)
-    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+def test_generate_is_the_argmax_of_the_models_own_forward(tiny: MiniAdapter) -> None:
+    """Greedy answers, batched with a shared prefix run apart and a padded suffix, equal an argmax loop over full
+    forward passes of each example alone (no padding, no prefix, no KV cache), stopped at EOS.
+
+    On a copy whose queries and keys are scaled 10x: at random init attention is near uniform and every prompt gets
+    the same answer, so a decoder that dropped the shared prefix or ignored padding would pass unseen; sharpened, the
+    answers depend on the prompt (both faults then change them)."""
+    sharp = copy.deepcopy(tiny)
+    with torch.no_grad():
+        for layer in sharp.model.lm.model.layers:
+            layer.self_attn.q_proj.weight.mul_(10.0)
+            layer.self_attn.k_proj.weight.mul_(10.0)
+    examples = [*_examples(2), Example("What colour is the shape? Answer with one word.", "red", (_image(5),), "t/5")]
+    eos = sharp.tokenizer.eos_token_id
+    expected = []
+    for example in examples:
+        batch = sharp.encode([example])
+        ids = batch["input_ids"]  # (1, T)
+        for _ in range(4):
+            with torch.no_grad():
+                logits = sharp.model(ids, torch.ones_like(ids), batch["pixel_values"]).logits[0, -1]  # (V,)
+            if logits.argmax() == eos:
+                break
+            ids = torch.cat([ids, logits.argmax().view(1, 1)], dim=1)  # (1, T + 1)
+        expected.append(sharp.tokenizer.decode(ids[0, batch["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    assert sharp.generate(examples, max_new_tokens=4) == expected
+    assert len(set(expected)) > 1 and all(expected)  # the prompts' answers differ, so the comparison can tell
 
 
 # ----- alignment recipe --------------------------------------------------------------------------

@@ -351,10 +351,49 @@ def test_mtv_predict_fits_with_its_batch_size(tiny_adapter, monkeypatch):
     assert seen == [3]
 
 
-def test_defaults_are_the_authors():
-    assert (mtv_module.N_SHOTS, mtv_module.N_TRIALS) == (4, 100)
-    assert (mtv_module.STEPS, mtv_module.LR, mtv_module.N_SAMPLES, mtv_module.INIT_LOGIT) == (600, 0.1, 32, -1.0)
-    assert (mtv_module.N_CANDIDATES, mtv_module.N_VALIDATION, mtv_module.REINFORCE_POOL) == (10, 50, 100)
+def test_mtv_fit_runs_with_the_settings_its_docstring_cites_from_the_authors(monkeypatch):
+    """Called without settings, ``mtv_fit`` hands each stage the values the module docstring attributes to the
+    authors' scripts (parsed from it, not restated here): a constant changed away from the cited value, or a
+    stage not given its setting, fails. The stages are stubbed: only what they receive is looked at."""
+    import re
+    from types import SimpleNamespace
+
+    doc = mtv_module.__doc__.split("Where the defaults come from", 1)[1]
+    cited = {name: float(value) for name, value in re.findall(r"``(\w+)=(-?\d[\d.e-]*)``", doc)}
+    cited["init_logit"] = float(re.search(r"logits initialised to ``(-?[\d.]+)``", doc)[1])
+    cited["reinforce_pool"] = float(re.search(r"``reinforce_pool`` of it, default (\d+)", doc)[1])
+    assert set(cited) == {"n_shots", "n_trials", "steps", "lr", "n_samples", "init_logit", "eps", "reinforce_pool",
+                          "n_candidates", "n_validation"}, cited  # fmt: skip
+    got: dict[str, float] = {}
+    queries: set[int] = set()
+
+    def means(adapter, demos, *, n_shots, n_trials, **_):
+        got.update(n_shots=n_shots, n_trials=n_trials)
+        return torch.zeros(1)
+
+    def reinforce(loss_fn, shape, *, steps, lr, n_samples, init_logit, eps, **_):
+        got.update(steps=steps, lr=lr, n_samples=n_samples, init_logit=init_logit, eps=eps)
+        for step in range(steps):  # every step's query, drawn from the REINFORCE pool
+            loss_fn(torch.zeros(1, *shape), step)
+        return torch.zeros(shape)
+
+    def pick(logits, loss_fn, *, n_candidates, **_):
+        got["n_candidates"] = n_candidates
+        loss_fn(torch.zeros_like(logits, dtype=torch.bool))
+        return torch.zeros_like(logits, dtype=torch.bool)
+
+    monkeypatch.setattr(mtv_module, "mean_head_activations", means)
+    monkeypatch.setattr(mtv_module, "reinforce_heads", reinforce)
+    monkeypatch.setattr(mtv_module, "pick_heads", pick)
+    monkeypatch.setattr(mtv_module, "_QueryLosses", lambda adapter, query, *_: queries.add(query.uid) or (lambda m: 0))
+    monkeypatch.setattr(mtv_module, "validation_loss", lambda a, m, mask, held, b: got.update(n_validation=len(held)))
+    demos = [SimpleNamespace(uid=i) for i in range(4 * int(cited["reinforce_pool"]))]  # more than any pool or set
+    mtv_fit(SimpleNamespace(n_layers=2, n_heads=3), demos, progress=False)
+    got["reinforce_pool"] = len(queries)  # distinct queries of ``steps`` draws from the pool: at most its size
+    assert got["reinforce_pool"] <= cited["reinforce_pool"] < 1.1 * got["reinforce_pool"]
+    assert {k: float(v) for k, v in got.items() if k != "reinforce_pool"} == {
+        k: v for k, v in cited.items() if k != "reinforce_pool"
+    }
 
 
 def test_search_queries_and_held_out_examples_are_drawn_across_labels(tiny_adapter, monkeypatch):

@@ -118,11 +118,30 @@ def test_padded_batch_matches_single(tiny_dir, family: str, side: str, attn: str
 
 
 def test_generate(tiny_dir, family: str):
+    """The family's own greedy ``generate`` (a left-padded batch, KV-cached) gives, token for token, an argmax loop
+    over full forward passes of each prompt alone (no padding, no cache): a stand-in whose padding, positions or
+    cache went wrong decodes differently. Special and added tokens (EOS, image placeholders: a random model emits
+    them, and a re-read image token would ask for an image) are barred in both."""
     model, processor = _load(tiny_dir(family), family)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    barred = sorted({*tokenizer.all_special_ids, *tokenizer.added_tokens_decoder})
     prompts = [_prompt(processor, family, q) for q in QUESTIONS]
-    batch = _inputs(processor, family, prompts, [[IMAGES[0]], [IMAGES[1]]])
-    out = model.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False)
-    assert out.shape == (2, batch["input_ids"].shape[1] + 3)
+    images = [[IMAGES[0]], [IMAGES[1]]]
+    batch = _inputs(processor, family, prompts, images)
+    out = model.generate(**batch, max_new_tokens=3, do_sample=False, suppress_tokens=barred)  # (2, T + 3)
+    for row, prompt in enumerate(prompts):
+        inputs = dict(_inputs(processor, family, [prompt], images[row : row + 1]))
+        n_prompt = inputs["input_ids"].shape[1]
+        for _ in range(3):
+            with torch.no_grad():
+                logits = model(**inputs).logits[0, -1]  # (V,)
+            logits[barred] = -torch.inf
+            ids = torch.cat([inputs["input_ids"], logits.argmax().view(1, 1)], dim=1)  # (1, T + 1)
+            # per-token inputs (attention mask, token types) grow with the ids: the new token is unpadded text
+            grown = {k: torch.cat([v, v.new_zeros(1, 1) + (k == "attention_mask")], dim=1)
+                     for k, v in inputs.items() if torch.is_tensor(v) and v.shape == inputs["input_ids"].shape}
+            inputs = {**inputs, **grown, "input_ids": ids}
+        assert out[row, -3:].tolist() == inputs["input_ids"][0, n_prompt:].tolist(), (family, row)
 
 
 @pytest.mark.parametrize("family", MULTIMODAL)
