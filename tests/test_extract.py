@@ -83,8 +83,8 @@ def test_prefix_path_is_taken_where_supported(tiny_adapter, monkeypatch):
     """The shared-prefix path really runs (a prefix pass happens) for a family that supports it."""
     adapter = tiny_adapter("llama")
     calls = []
-    original = extract._PrefixKV.expanded
-    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+    original = extract.prefix_pass
+    monkeypatch.setattr(extract, "prefix_pass", lambda a, c, b, n, p: calls.append(n) or original(a, c, b, n, p))
     extract_heads(adapter, examples_for(adapter, 4), batch_size=4, prefix_cache=True, progress=False)
     assert calls and calls[0] > 5
 
@@ -273,8 +273,8 @@ def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
     batch = adapter.encode(examples, padding_side="right")
     shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"], adapter.prefix_barrier_ids())
     calls = []
-    original = extract._PrefixKV.expanded
-    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+    original = extract.prefix_pass
+    monkeypatch.setattr(extract, "prefix_pass", lambda a, c, b, n, p: calls.append(n) or original(a, c, b, n, p))
 
     one_at_a_time = extract_heads(adapter, examples, batch_size=1, prefix_cache=True, progress=False)
     assert not calls, "a batch of one ran a prefix pass"
