@@ -177,7 +177,7 @@ def test_generation_patches_the_prompt_or_every_new_token(tiny_adapter, family):
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
+def mini(tiny_dir):
     """savs-mini's wiring (real EfficientNet-Lite0, random projector) around a tiny random Llama."""
     pytest.importorskip("efficientnet_lite_pytorch")
     from transformers import AutoTokenizer, LlamaForCausalLM
@@ -185,9 +185,8 @@ def mini(tmp_path_factory):
     from savs.mini.adapter import MiniAdapter
     from savs.mini.model import MiniLMM, Projector, add_image_token
     from savs.mini.vision import FEATURE_DIM, VisionEncoder
-    from savs.tiny import build_tiny_model
 
-    path = build_tiny_model("llama", tmp_path_factory.mktemp("mini-llama"))
+    path = tiny_dir("llama")
     lm = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(0)

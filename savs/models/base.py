@@ -303,8 +303,9 @@ class Adapter:
         capture: Capture | None = None,
         index: torch.Tensor | None = None,
     ) -> Prefill:
-        """Run a prompt (or the rest of one, after the tokens in ``cache``) through the model: the one prompt pass of
-        extraction, generation, MTV and training, returning its cache, last logits and captured features.
+        """Run a prompt (or the rest of one, after the tokens in ``cache``) through the model, returning its cache, its
+        last logits and the features captured on the way: every prompt pass of extraction, decoding, MTV's search and
+        the shared prefixes of training goes through here.
 
         ``cache``: the keys and values of earlier tokens, extended in place; None: a fresh cache, or none at all with
         ``use_cache=False`` (a pass nobody continues, as plain extraction runs). ``capture``: the pass runs under it
