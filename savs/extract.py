@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
 from savs.cache import ActivationCache, CacheMissError, cache_only_mode, example_key
 from savs.capture import FeatureCapture, capture_features
 from savs.examples import Example
-from savs.kvcache import KV, cached_prefix_length, expanded, prefix_kv, suffix
+from savs.kvcache import KV, Memo, cached_prefix_length, expanded, suffix
 from savs.models.base import Adapter
 
 
@@ -37,27 +36,6 @@ def last_token_from_end(attention_mask: torch.Tensor) -> torch.Tensor:
     """``last_token_index`` counted from the end of the row (negative): the same token in a decoder that puts tokens
     of its own before the prompt's (GIT prepends its image embeddings)."""
     return last_token_index(attention_mask) - attention_mask.shape[1]
-
-
-class _PrefixKV:
-    """The keys and values of the latest shared prefix, computed once (through the capture's early stop) and
-    expanded per batch."""
-
-    def __init__(self, adapter: Adapter, capture: FeatureCapture) -> None:
-        self.adapter, self.capture = adapter, capture
-        self.prefix: tuple[int, ...] | None = None
-        self.kv: KV = []
-
-    def expanded(self, prefix: torch.Tensor, batch_size: int) -> DynamicCache:
-        """A fresh cache holding ``prefix``'s keys and values for ``batch_size`` rows (views, no copies)."""
-        key = tuple(prefix.tolist())
-        if key != self.prefix:  # keep only the latest prefix
-            inputs = {"input_ids": prefix[None], "attention_mask": torch.ones_like(prefix)[None]}
-            self.kv = prefix_kv(
-                lambda cache: self.capture.run(lambda: self.adapter.forward(inputs, cache=cache, use_cache=True), None)
-            )
-            self.prefix = key
-        return expanded(self.kv, batch_size)
 
 
 def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) -> dict[str, torch.Tensor]:
@@ -78,19 +56,19 @@ def _encode(adapter: Adapter, examples: Sequence[Example], padding_side: str) ->
 
 
 def _run_batch(
-    adapter: Adapter, capture: FeatureCapture, prefixes: _PrefixKV | None, examples: Sequence[Example]
+    adapter: Adapter, capture: FeatureCapture, prefixes: Memo[KV] | None, examples: Sequence[Example]
 ) -> dict[str, torch.Tensor]:
     """The features of one batch (see ``FeatureCapture.run``), through the shared-prefix path where it pays: a lone
     example has no one to share a prefix with, and a short prefix is run with the rest (``cached_prefix_length``)."""
     if prefixes is None or len(examples) == 1:
         batch = _encode(adapter, examples, padding_side="left")
-        return capture.run(lambda: adapter.forward(batch), last_token_from_end(batch["attention_mask"]))
-    batch = _encode(adapter, examples, padding_side="right")
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    n_prefix = cached_prefix_length(ids, mask, adapter.prefix_barrier_ids())
-    if not n_prefix:
-        return capture.run(lambda: adapter.forward(batch), last_token_from_end(mask))
-    return prefix_pass(adapter, capture, batch, n_prefix, prefixes)
+    else:
+        batch = _encode(adapter, examples, padding_side="right")
+        n_prefix = cached_prefix_length(batch["input_ids"], batch["attention_mask"], adapter.prefix_barrier_ids())
+        if n_prefix:
+            return prefix_pass(adapter, capture, batch, n_prefix, prefixes)
+    index = last_token_from_end(batch["attention_mask"])
+    return adapter.prefill(batch, use_cache=False, capture=capture, index=index).features
 
 
 def prefix_pass(
@@ -98,17 +76,22 @@ def prefix_pass(
     capture: FeatureCapture,
     batch: dict[str, torch.Tensor],
     n_prefix: int,
-    prefixes: _PrefixKV | None = None,
+    prefixes: Memo[KV] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The features of a right-padded ``batch`` whose rows share their first ``n_prefix`` tokens: those run once (or
-    come from ``prefixes``' memo of the latest prefix), the rest of every row continues from their KV cache."""
-    prefixes = _PrefixKV(adapter, capture) if prefixes is None else prefixes
+    """The features of a right-padded ``batch`` whose rows share their first ``n_prefix`` tokens: those are prefilled
+    once (through the capture, so the pass stops where the capture does; or read from ``prefixes``, a memo of the
+    latest prefix), and the rest of every row continues from their keys and values."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    past = prefixes.expanded(ids[0, :n_prefix], len(ids))
-    return capture.run(
-        lambda: adapter.forward(suffix(batch, n_prefix), cache=past, use_cache=True),
-        last_token_from_end(mask),  # the suffix's last tokens are the row's
-    )
+    prefix = ids[0, :n_prefix]  # (P,)
+
+    def prefilled() -> KV:
+        inputs = {"input_ids": prefix[None], "attention_mask": torch.ones_like(prefix)[None]}  # (1, P) each
+        return adapter.prefill(inputs, capture=capture).kv
+
+    kv = (Memo() if prefixes is None else prefixes).get(tuple(prefix.tolist()), prefilled)
+    rest = suffix(batch, n_prefix)
+    index = last_token_from_end(mask)  # the suffix's last tokens are the row's
+    return adapter.prefill(rest, expanded(kv, len(ids)), capture=capture, index=index).features
 
 
 def extract_heads(
@@ -271,7 +254,7 @@ def _extract(
     each batch's keys the store lacks as it completes: key -> row."""
     fresh: dict[str, np.ndarray] = {}
     with torch.inference_mode():
-        prefixes = _PrefixKV(adapter, capture) if prefix_cache and adapter.prefix_cache_ok else None
+        prefixes = Memo() if prefix_cache and adapter.prefix_cache_ok else None  # the latest shared prefix
         if not adapter.padding_ok:  # this model's vectors change when its prompts are padded: one per pass
             groups = [[i] for group in groups for i in group]
         total = sum(map(len, groups))

@@ -2,22 +2,23 @@
 
 Extraction, the generation baselines, LoRA training and savs-mini's alignment all batch prompts that begin alike
 (system prompt, chat header, a task's question, in-context demonstrations). Such a batch is run in two parts:
-the prefix, once, into keys and values (``prefix_kv``); then each row's own tokens (``suffix``) against that
+the prefix, once, into keys and values (``Adapter.prefill``); then each row's own tokens (``suffix``) against that
 cache, given to every row as views (``expanded``) or, where rows' prefixes differ, left-padded to a common
-length (``stacked``). ``greedy`` decodes answers from such a cache. This module is the one place that builds
-and reads transformers' ``DynamicCache``.
+length (``stacked``); ``Adapter.decode`` continues such a cache into answers. A prefix met again is read from a
+``Memo`` rather than run again. This module is the one place that builds and reads transformers' ``DynamicCache``;
+it knows nothing of adapters (``savs.models.base`` builds on it).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 import torch
+from torch import nn
 from torch.nn import functional as F
-from transformers import DynamicCache
-
-from savs.models.base import Adapter
+from transformers import Cache, DynamicCache
 
 # Per-token inputs that a cached prefix shortens; every other input (pixels, image sizes) passes whole.
 PER_TOKEN_INPUTS = ("input_ids", "token_type_ids", "mm_token_type_ids")
@@ -76,13 +77,13 @@ def left_aligned_suffix(batch: Mapping[str, torch.Tensor], n: int) -> dict[str, 
     return {**batch, **moved, "attention_mask": mask}
 
 
-def prefix_kv(run: Callable[[DynamicCache], object]) -> KV:
-    """The keys and values that ``run`` leaves in a fresh cache (it runs a prefix with ``cache=`` that cache).
+def empty_cache() -> DynamicCache:
+    """A cache holding no tokens yet, for a pass to fill."""
+    return DynamicCache()
 
-    Gradients flow through them unless the caller turns them off: LoRA back-propagates through its prefix.
-    """
-    cache = DynamicCache()
-    run(cache)
+
+def kv_of(cache: Cache) -> KV:
+    """The keys and values ``cache`` holds, per layer (the tensors themselves, no copies)."""
     return [(k, v) for k, v, *_ in cache]
 
 
@@ -92,15 +93,6 @@ def expanded(kv: KV, rows: int) -> DynamicCache:
     return DynamicCache(
         ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv]  # (rows, h, P, d)
     )
-
-
-def shared_prefix_cache(
-    adapter: Adapter, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int
-) -> DynamicCache:
-    """The batch's shared first ``n`` tokens run once (row 0's), their keys and values expanded to every row: the
-    cache a pass over ``suffix(batch, n)`` continues."""
-    prefix = {"input_ids": input_ids[:1, :n], "attention_mask": attention_mask[:1, :n], "logits_to_keep": 1}
-    return expanded(prefix_kv(lambda cache: adapter.forward(prefix, cache=cache, use_cache=True)), len(input_ids))
 
 
 def stacked(kvs: Sequence[KV]) -> tuple[DynamicCache, torch.Tensor]:
@@ -117,50 +109,39 @@ def stacked(kvs: Sequence[KV]) -> tuple[DynamicCache, torch.Tensor]:
     return DynamicCache(ddp_cache_data=layers), mask
 
 
-def positions(adapter: Adapter, mask: torch.Tensor, new: int) -> dict[str, torch.Tensor]:
+def positions(model: nn.Module, mask: torch.Tensor, new: int) -> dict[str, torch.Tensor]:
     """``position_ids`` of the last ``new`` tokens under ``mask`` ``(B, cached + new)``, counted from the mask (padding
-    may sit between a cached prefix and a row's own tokens), for families whose ``forward`` takes them; else ``{}``
+    may sit between a cached prefix and a row's own tokens), for a model whose ``forward`` takes them; else ``{}``
     (savs-mini derives them the same way itself)."""
-    if "position_ids" not in inspect.signature(adapter.model.forward).parameters:
+    if "position_ids" not in inspect.signature(model.forward).parameters:
         return {}
     return {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)[:, -new:]}  # (B, new)
 
 
-def _eos_ids(adapter: Adapter) -> list[int]:
-    """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
-    eos = getattr(getattr(adapter.model, "generation_config", None), "eos_token_id", None)
-    eos = adapter.tokenizer.eos_token_id if eos is None else eos
-    return [eos] if isinstance(eos, int) else list(eos)
+V = TypeVar("V")
 
 
-@torch.inference_mode()
-def greedy(
-    adapter: Adapter, batch: Mapping[str, torch.Tensor], cache: DynamicCache | None = None, max_new_tokens: int = 16
-) -> list[str]:
-    """Argmax answers to a left-padded ``batch`` continuing the tokens in ``cache`` (None: no earlier tokens),
-    special tokens stripped; ``batch["attention_mask"]`` covers the cached tokens and the batch's.
+class Memo(Generic[V]):
+    """Prefilled prefixes kept by key and reused: each computed once, the latest ``size`` kept (None: every one).
 
-    Positions come from the attention mask (``positions``). A row that has ended continues with padding; decoding
-    stops once every row has ended.
+    Extraction keeps the latest shared prefix (batches of one task share it in a row), MTV's search the latest
+    query's prompt, savs-mini's alignment every distinct question's prefix (about a hundred, each met many times).
     """
-    cache = DynamicCache() if cache is None else cache
-    mask = batch["attention_mask"]  # (B, cached + T)
-    rows = mask.shape[0]
-    inputs = {**batch, "logits_to_keep": 1}
-    eos = torch.tensor(_eos_ids(adapter), device=mask.device)
-    pad = adapter.tokenizer.pad_token_id
-    pad = int(eos[0]) if pad is None else pad
-    done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
-    new: list[torch.Tensor] = []
-    for _ in range(max_new_tokens):
-        inputs.update(positions(adapter, mask, inputs["input_ids"].shape[1]))
-        logits = adapter.forward(inputs, cache=cache, use_cache=True).logits[:, -1]  # (B, V)
-        token = logits.argmax(-1).masked_fill(done, pad)  # (B,)
-        new.append(token)
-        done |= torch.isin(token, eos)
-        if done.all():
-            break
-        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)  # (B, cached + T + 1)
-        inputs = {"input_ids": token[:, None], "attention_mask": mask, "logits_to_keep": 1}
-    texts = adapter.tokenizer.batch_decode(torch.stack(new, dim=1), skip_special_tokens=True)
-    return [t.strip() for t in texts]
+
+    def __init__(self, size: int | None = 1) -> None:
+        if size is not None and size < 1:
+            raise ValueError(f"a memo keeps at least one entry (or None: all); got size={size}")
+        self.size = size
+        self.entries: dict[Hashable, V] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The value kept for ``key``, else ``compute()``'s, kept (the oldest entry dropped first where full)."""
+        if key not in self.entries:
+            if self.size is not None and len(self.entries) >= self.size:
+                del self.entries[next(iter(self.entries))]
+            self.entries[key] = compute()
+        return self.entries[key]
+
+    def clear(self) -> None:
+        """Drop every entry (their tensors with them)."""
+        self.entries.clear()

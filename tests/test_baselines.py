@@ -215,8 +215,8 @@ def test_prefix_cached_icl_generates_like_the_plain_path(adapter_of, raw_answers
     adapter = adapter_of(family)
     pool, queries = examples_for(adapter, 6, seed=1), examples_for(adapter, 4, seed=2)
     cached_runs = []
-    real_greedy = generation.greedy
-    monkeypatch.setattr(generation, "greedy", lambda *a: cached_runs.append(1) or real_greedy(*a))
+    real_expanded = generation.expanded  # the demonstrations' cache, given to a batch of queries
+    monkeypatch.setattr(generation, "expanded", lambda *a: cached_runs.append(1) or real_expanded(*a))
     kwargs = {"n_demos": 4, "batch_size": 2, "max_new_tokens": 6, "progress": False}
     plain = in_context(adapter, pool, queries, LABELS, prefix_cache=False, **kwargs)
     assert not cached_runs
@@ -228,7 +228,7 @@ def test_prefix_cached_icl_generates_like_the_plain_path(adapter_of, raw_answers
 
 def test_icl_without_prefix_cache_support_uses_the_plain_path(tiny_adapter, raw_answers, monkeypatch):
     adapter = tiny_adapter("qwen2_vl")
-    monkeypatch.setattr(generation, "greedy", lambda *a: pytest.fail("Qwen2-VL must not use a cached prefix"))
+    monkeypatch.setattr(generation, "expanded", lambda *a: pytest.fail("Qwen2-VL must not use a cached prefix"))
     out = in_context(
         adapter, examples_for(adapter, 4), examples_for(adapter, 2, seed=1), LABELS, max_new_tokens=3, progress=False
     )

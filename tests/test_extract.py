@@ -83,10 +83,25 @@ def test_prefix_path_is_taken_where_supported(tiny_adapter, monkeypatch):
     """The shared-prefix path really runs (a prefix pass happens) for a family that supports it."""
     adapter = tiny_adapter("llama")
     calls = []
-    original = extract._PrefixKV.expanded
-    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+    original = extract.prefix_pass
+    monkeypatch.setattr(extract, "prefix_pass", lambda a, c, b, n, p: calls.append(n) or original(a, c, b, n, p))
     extract_heads(adapter, examples_for(adapter, 4), batch_size=4, prefix_cache=True, progress=False)
     assert calls and calls[0] > 5
+
+
+def test_a_prefix_shared_by_consecutive_batches_is_prefilled_once(tiny_adapter, count_forwards):
+    """Batches of one task share their prefix: it is prefilled for the first and read from the memo for the next (one
+    pass per batch after the first), with the vectors of batches that each run it."""
+    adapter = tiny_adapter("llama")
+    examples = [replace(e, text="Look closely at the picture. " * 2 + e.text) for e in examples_for(adapter, 6)]
+    calls = count_forwards(adapter)
+    memoised = extract_heads(adapter, examples, batch_size=3, progress=False)
+    assert len(calls) == 1 + 2, "the shared prefix was prefilled more than once"
+    order = sorted(range(6), key=lambda i: (len(examples[i].text), examples[i].text))  # extraction's batches
+    batches = [[examples[i] for i in order[k : k + 3]] for k in (0, 3)]
+    alone = np.concatenate([extract_heads(adapter, batch, batch_size=3, progress=False) for batch in batches])
+    assert len(calls) == 3 + 2 * 2, "each batch on its own: a prefix pass and a suffix pass"
+    np.testing.assert_array_equal(memoised[order], alone)
 
 
 def test_early_stop_gives_the_same_vectors_and_skips_deeper_layers(family, tiny_adapter):
@@ -273,8 +288,8 @@ def test_prefix_path_is_skipped_where_it_cannot_pay(tiny_adapter, monkeypatch):
     batch = adapter.encode(examples, padding_side="right")
     shared = shared_prefix_length(batch["input_ids"], batch["attention_mask"], adapter.prefix_barrier_ids())
     calls = []
-    original = extract._PrefixKV.expanded
-    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda self, p, b: calls.append(len(p)) or original(self, p, b))
+    original = extract.prefix_pass
+    monkeypatch.setattr(extract, "prefix_pass", lambda a, c, b, n, p: calls.append(n) or original(a, c, b, n, p))
 
     one_at_a_time = extract_heads(adapter, examples, batch_size=1, prefix_cache=True, progress=False)
     assert not calls, "a batch of one ran a prefix pass"

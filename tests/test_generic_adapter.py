@@ -232,7 +232,7 @@ def test_a_model_whose_cached_prefix_disagrees_falls_back(tiny_dir, tmp_path, mo
     monkeypatch.setenv("SAVS_CACHE", str(tmp_path / "other"))
     assert not adapter.prefix_cache_ok and adapter.padding_ok and adapter.early_stop_ok
     calls = []
-    monkeypatch.setattr(extract._PrefixKV, "expanded", lambda *a: calls.append(1) or pytest.fail("prefix cached"))
+    monkeypatch.setattr(extract, "prefix_pass", lambda *a: calls.append(1) or pytest.fail("prefix cached"))
     examples = [Example(text=f"Is there a red circle? Answer with Yes or No. ({i})", label="a") for i in range(4)]
     extract_heads(adapter, examples, batch_size=4, progress=False)
     assert not calls

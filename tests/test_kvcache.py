@@ -1,4 +1,5 @@
-"""The shared-prefix KV cache (savs.kvcache), checked against plain full-prompt passes on tiny random models."""
+"""The shared-prefix KV cache (savs.kvcache) and the adapter's prefill and decode, checked against plain full-prompt
+passes and transformers' ``generate`` on tiny random models."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import pytest
 import torch
 from conftest import make_examples
 
+from savs.capture import capture_features
 from savs.kvcache import (
+    Memo,
     after_prefix,
+    empty_cache,
     expanded,
-    greedy,
     left_aligned_suffix,
-    prefix_kv,
     shared_prefix_length,
     stacked,
     suffix,
@@ -25,9 +27,9 @@ ATOL = 1e-4
 
 @torch.inference_mode()
 def _prefix(adapter, ids: torch.Tensor, mask: torch.Tensor | None = None):
-    """The keys and values of row 0 of ``ids`` (all its columns), through ``adapter.forward``."""
+    """The keys and values of row 0 of ``ids`` (all its columns), prefilled."""
     mask = torch.ones_like(ids) if mask is None else mask
-    return prefix_kv(lambda cache: adapter.forward({"input_ids": ids[:1], "attention_mask": mask[:1]}, cache, True))
+    return adapter.prefill({"input_ids": ids[:1], "attention_mask": mask[:1]}).kv
 
 
 def _shared_prefix_batch(adapter, family: str):
@@ -106,13 +108,91 @@ def test_stacked_prefixes_of_different_lengths_continue_like_each_full_prompt(ti
 
 
 @pytest.mark.parametrize("family", ["llama", "llava"])
-def test_greedy_decodes_like_generate(tiny_adapter, family):
-    """The one greedy decoder answers as transformers' greedy ``generate`` does, from a full left-padded prompt and
-    from a shared prefix's cache."""
+def test_decode_answers_like_generate(tiny_adapter, family):
+    """The argmax loop of ``decode`` answers as transformers' greedy ``generate`` does, from a full left-padded prompt
+    (an empty cache) and from a shared prefix's cache; without a cache ``decode`` is the model's own ``generate``."""
     adapter = tiny_adapter(family)
     examples, batch, n = _shared_prefix_batch(adapter, family)
-    expected = adapter.generate(examples, max_new_tokens=6)
+    left = adapter.encode(examples, padding_side="left")
+    with torch.inference_mode():
+        out = adapter.model.generate(**left, max_new_tokens=6, do_sample=False)[:, left["input_ids"].shape[1] :]
+    expected = [t.strip() for t in adapter.tokenizer.batch_decode(out, skip_special_tokens=True)]
     assert any(expected), "nothing was generated: the comparison would prove nothing"
-    assert greedy(adapter, adapter.encode(examples, padding_side="left"), max_new_tokens=6) == expected
+    assert adapter.generate(examples, max_new_tokens=6) == adapter.decode(left, max_new_tokens=6) == expected
+    assert adapter.decode(left, empty_cache(), max_new_tokens=6) == expected
     cache = expanded(_prefix(adapter, batch["input_ids"][:, :n]), len(examples))
-    assert greedy(adapter, left_aligned_suffix(batch, n), cache, max_new_tokens=6) == expected
+    assert adapter.decode(left_aligned_suffix(batch, n), cache, max_new_tokens=6) == expected
+    shared = adapter.shared_prefix_cache(batch["input_ids"], batch["attention_mask"], n)
+    assert adapter.decode(left_aligned_suffix(batch, n), shared, max_new_tokens=6) == expected
+
+
+def test_decode_stops_each_row_at_its_end_token(tiny_adapter, monkeypatch):
+    """A row that emits an end token is padded from then on (padding is stripped from its answer), and decoding stops
+    once every row has ended."""
+    adapter = tiny_adapter("llama")
+    examples = make_examples(5, False)
+    with torch.inference_mode():
+        firsts = [int(adapter.forward(adapter.encode([e])).logits[0, -1].argmax()) for e in examples]
+    i, j = next((i, j) for i in range(5) for j in range(i + 1, 5) if firsts[i] != firsts[j])
+    left = adapter.encode([examples[i], examples[j]], padding_side="left")
+    text = [adapter.tokenizer.decode([firsts[k]], skip_special_tokens=True).strip() for k in (i, j)]
+    calls = []
+    real = type(adapter).prefill
+    monkeypatch.setattr(type(adapter), "prefill", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(type(adapter), "_eos_ids", lambda self: [firsts[i], firsts[j]])
+    assert adapter.decode(left, empty_cache(), max_new_tokens=5) == text
+    assert len(calls) == 1, "both rows ended after one token, yet decoding went on"
+    monkeypatch.setattr(type(adapter), "_eos_ids", lambda self: [firsts[i]])
+    calls.clear()
+    ended, going = adapter.decode(left, empty_cache(), max_new_tokens=5)
+    assert ended == text[0] and going.startswith(text[1]) and len(calls) > 1
+
+
+@pytest.mark.parametrize("family", ["llama", "llava"])
+def test_prefill_returns_the_cache_logits_and_captured_heads_of_one_pass(tiny_adapter, family, count_forwards):
+    """One pass: its keys and values continue the prompt as the full pass would, its logits are the last column's,
+    and under a capture its heads are the capture's own reading."""
+    adapter = tiny_adapter(family)
+    examples = _shared_prefix_batch(adapter, family)[0]
+    left = adapter.encode(examples, padding_side="left")
+    with torch.inference_mode():
+        full = adapter.forward(left).logits[:, -1]  # (B, V)
+        calls = count_forwards(adapter)
+        done = adapter.prefill(left)
+        assert len(calls) == 1
+        torch.testing.assert_close(done.logits, full, atol=0, rtol=0)
+        assert done.features is None and len(done.kv) == adapter.n_layers
+        assert done.kv[0][0].shape[2] == left["input_ids"].shape[1]
+        with pytest.raises(ValueError, match="without a cache"):
+            _ = adapter.prefill(left, use_cache=False).kv
+        with capture_features(adapter, [0, 1]) as capture:
+            index = torch.full((len(examples),), -1)  # the last column
+            expected = capture.run(lambda: adapter.forward(left), index)["heads"]
+            got = adapter.prefill(left, use_cache=False, capture=capture, index=index)
+        torch.testing.assert_close(got.features["heads"], expected, atol=0, rtol=0)
+        assert got.logits is None, "the capture stops the pass before the LM head"
+
+
+def test_memo_computes_each_key_once_and_keeps_the_latest():
+    computed = []
+
+    def compute(key):
+        return lambda: computed.append(key) or f"value {key}"
+
+    latest = Memo()
+    assert [latest.get(k, compute(k)) for k in (1, 1, 2, 1)] == ["value 1", "value 1", "value 2", "value 1"]
+    assert computed == [1, 2, 1], "one entry kept: 1 was dropped for 2 and computed again"
+    computed.clear()
+    two = Memo(size=2)
+    for k in (1, 2, 1, 3, 2, 1):
+        two.get(k, compute(k))
+    assert computed == [1, 2, 3, 1], "the oldest entry goes first"
+    computed.clear()
+    every = Memo(size=None)
+    for k in (1, 2, 3, 1, 2, 3):
+        every.get(k, compute(k))
+    assert computed == [1, 2, 3]
+    every.clear()
+    assert every.get(1, compute(1)) == "value 1" and computed == [1, 2, 3, 1]
+    with pytest.raises(ValueError, match="at least one"):
+        Memo(size=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import make_examples
@@ -25,6 +27,7 @@ from savs.baselines.mtv import (
 )
 from savs.cache import CacheMissError
 from savs.identity import ModelIdentity
+from savs.kvcache import cached_prefix_length
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -171,6 +174,45 @@ def test_generation_patches_the_prompt_or_every_new_token(tiny_adapter, family):
     first, *later = recorder.inputs[1]
     torch.testing.assert_close(_heads(first, adapter)[:, -1, 2], means[1, 2].expand(first.shape[0], d))
     assert later and not any(torch.allclose(_heads(x, adapter)[:, -1, 2], means[1, 2]) for x in later)
+
+
+@pytest.fixture(scope="module")
+def mini(tiny_dir):
+    """savs-mini's wiring (real EfficientNet-Lite0, random projector) around a tiny random Llama."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from savs.mini.adapter import MiniAdapter
+    from savs.mini.model import MiniLMM, Projector, add_image_token
+    from savs.mini.vision import FEATURE_DIM, VisionEncoder
+
+    path = tiny_dir("llama")
+    lm = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)
+    model = MiniLMM(VisionEncoder(), Projector(FEATURE_DIM, lm.config.hidden_size), lm, add_image_token(tok))
+    return MiniAdapter(model.eval(), tok, "savs-mini-tiny", "untrained")
+
+
+def test_savs_mini_is_patched_on_a_pass_over_the_whole_prompt(mini):
+    """savs-mini's ``generate`` prefills a batch's shared prefix in a pass of its own; MTV patches the prompt's last
+    token, not that pass's last position, so its first pass runs the whole prompt."""
+    examples = [replace(e, text="Look closely at the picture. " * 2 + e.text) for e in _examples("mini", 2)]
+    right = mini.encode(examples, padding_side="right")
+    assert cached_prefix_length(right["input_ids"], right["attention_mask"], mini.prefix_barrier_ids()) > 0
+    L, H, d = mini.n_layers, mini.n_heads, mini.head_dim
+    means = torch.randn(L, H, d, generator=torch.Generator().manual_seed(3))
+    heads = torch.zeros(L, H, dtype=torch.bool)
+    heads[L - 1, 1] = True
+    recorder = _Recorder(mini)
+    try:
+        answers = mtv_generate(mini, MTV(means, heads, torch.zeros(L, H)), examples, max_new_tokens=3, progress=False)
+    finally:
+        recorder.close()
+    first, *later = recorder.inputs[L - 1]
+    assert first.shape[1] == mini.encode(examples)["input_ids"].shape[1], "the first pass is not the whole prompt"
+    torch.testing.assert_close(_heads(first, mini)[:, -1, 1], means[L - 1, 1].expand(2, d))
+    assert later and len(answers) == 2
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "llama"])
@@ -460,15 +502,15 @@ def test_answers_of_finished_batches_are_cached_when_a_later_batch_fails(tiny_ad
     adapter = tiny_adapter("llava")
     demos, tests = _examples("llava", 6, seed=1), _examples("llava", 3, seed=2)
     kw = {"seed": 0, "max_new_tokens": 2, "batch_size": 1, "progress": False, "cache_dir": tmp_path, **TINY}
-    real, calls = adapter.generate, []
+    real, calls = adapter.decode, []
 
-    def killed_at_the_second_batch(chosen, max_new_tokens):
+    def killed_at_the_second_batch(batch, cache=None, max_new_tokens=16):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("killed")
-        return real(chosen, max_new_tokens=max_new_tokens)
+        return real(batch, cache, max_new_tokens=max_new_tokens)
 
-    monkeypatch.setattr(adapter, "generate", killed_at_the_second_batch)
+    monkeypatch.setattr(adapter, "decode", killed_at_the_second_batch)
     with pytest.raises(RuntimeError, match="killed"):
         mtv_predict(adapter, demos, tests, ["0", "1"], **kw)
     with pytest.raises(CacheMissError, match="2 of 3 MTV answers"):

@@ -28,7 +28,7 @@ from savs.baselines.answers import match_answer
 from savs.cache import ActivationCache, TextBatches, cache_only_mode, cached_texts, example_key
 from savs.examples import Example
 from savs.identity import digest
-from savs.kvcache import after_prefix, expanded, greedy, prefix_kv
+from savs.kvcache import after_prefix, expanded
 from savs.models.base import Adapter
 
 
@@ -242,7 +242,7 @@ def in_context(
     """``n_demos``-shot ICL: the same demonstrations (``pick_demos(demos, n_demos, seed)``) before every query.
 
     Where a cached prefix gives the model's own numbers (``adapter.prefix_cache_ok``) the demonstrations, images
-    included, run once and their KV cache is reused for every query, decoded by plain argmax (``savs.kvcache``).
+    included, are prefilled once and every query is decoded from their KV cache by plain argmax (``Adapter.decode``).
     Elsewhere each full prompt goes through the family's own ``generate`` (greedy, with whatever extras the
     model's generation config sets): Qwen2-VL (multimodal RoPE), and, with a warning, any prompt whose tokens
     do not split cleanly where the demonstrations end: LLaVA-OneVision, whose processor gives an image fewer
@@ -305,10 +305,10 @@ def _icl_generated(
     demos = view.encode([_prompted(prefix, shot_images, shots[0])])
     n_cached = demos["input_ids"].shape[1]
     with torch.inference_mode():
-        kv = prefix_kv(lambda cache: adapter.forward({**demos, "logits_to_keep": 1}, cache=cache, use_cache=True))
+        kv = adapter.prefill({**demos, "logits_to_keep": 1}).kv
     for group in bar:
         batch = view.encode([_prompted(suffixes[i], queries[i].images, queries[i]) for i in group])
-        yield group, greedy(adapter, after_prefix(batch, n_cached), expanded(kv, len(group)), max_new_tokens)
+        yield group, adapter.decode(after_prefix(batch, n_cached), expanded(kv, len(group)), max_new_tokens)
 
 
 def _split_after_demos(

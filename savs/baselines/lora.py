@@ -32,7 +32,7 @@ from savs.baselines.generation import ANSWER_IDS_VERSION, answer_ids, generated,
 from savs.cache import ActivationCache, CacheMissError, TextBatches, cache_only_mode, cached_texts
 from savs.examples import Example
 from savs.identity import ModelIdentity
-from savs.kvcache import PER_TOKEN_INPUTS, cached_prefix_length, shared_prefix_cache, suffix
+from savs.kvcache import PER_TOKEN_INPUTS, cached_prefix_length, suffix
 from savs.models.base import Adapter
 
 WEIGHTS = "lora-weights:"  # cache key prefix of a trained LoRA parameter (then its name in the model)
@@ -116,7 +116,7 @@ def answer_loss(adapter: Adapter, batch: dict, targets: torch.Tensor, prefix_cac
     keep = torch.arange(int(cols[0]) - 1, int(cols[-1]), device=ids.device)  # positions predicting an answer token
     past = None
     if n:
-        past = shared_prefix_cache(adapter, ids, mask, n)
+        past = adapter.shared_prefix_cache(ids, mask, n)
         batch = suffix(batch, n)
     logits = adapter.forward({**batch, "logits_to_keep": keep - n}, cache=past, use_cache=n > 0).logits
     return F.cross_entropy(logits.float().flatten(0, 1), targets[:, keep + 1].flatten(), ignore_index=-100)

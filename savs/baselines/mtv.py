@@ -80,7 +80,7 @@ from savs.capture import capture_features
 from savs.examples import Example
 from savs.extract import last_token_index
 from savs.identity import ModelIdentity
-from savs.kvcache import KV, PER_TOKEN_INPUTS, expanded, greedy, positions, prefix_kv
+from savs.kvcache import KV, PER_TOKEN_INPUTS, Memo, expanded, positions
 from savs.models.base import Adapter
 
 # The authors' settings (module docstring says where each comes from).
@@ -149,8 +149,9 @@ def mean_head_activations(
         for group in tqdm(batches(prompts, batch_size), desc="MTV means", unit="batch", disable=not progress):
             batch = view.encode([prompts[i] for i in group], padding_side="left")
             last = last_token_index(batch["attention_mask"])
-            heads = capture.run(lambda b=batch: adapter.forward({**b, "logits_to_keep": 1}), last)["heads"]
-            total += heads.sum(0)  # (L, H, d)
+            inputs = {**batch, "logits_to_keep": 1}
+            heads = adapter.prefill(inputs, use_cache=False, capture=capture, index=last).features["heads"]
+            total += heads.sum(0)  # (B, L, H, d) -> (L, H, d)
     return total / len(prompts)
 
 
@@ -283,7 +284,7 @@ def answer_token(adapter: Adapter, example: Example) -> int:
 class _QueryLosses:
     """First-answer-token cross-entropy of one zero-shot query under many head masks.
 
-    Where the family supports it, the prompt up to its last token runs once and its KV cache is reused: a patch
+    Where the family supports it, the prompt up to its last token is prefilled once and its KV cache reused: a patch
     at the last position cannot change earlier positions, so each mask costs only a one-token pass (``chunk`` masks
     per pass). Elsewhere each chunk of masks is a batch of full passes over the query repeated.
     """
@@ -296,7 +297,7 @@ class _QueryLosses:
         if adapter.prefix_cache_ok and batch["input_ids"].shape[1] > 1:
             head = {k: (v[:, :-1] if k in PER_TOKEN_INPUTS or k == "attention_mask" else v) for k, v in batch.items()}
             with torch.inference_mode():
-                self.kv = prefix_kv(lambda cache: adapter.forward({**head, "logits_to_keep": 1}, cache, use_cache=True))
+                self.kv = adapter.prefill({**head, "logits_to_keep": 1}).kv
             self.last_id, self.mask = batch["input_ids"][:, -1:], batch["attention_mask"]  # (1, 1), (1, T)
 
     @torch.inference_mode()
@@ -311,10 +312,10 @@ class _QueryLosses:
             else:
                 past, mask = expanded(self.kv, b), self.mask.expand(b, -1)  # mask (b, T)
                 inputs = {"input_ids": self.last_id.expand(b, 1), "attention_mask": mask, "logits_to_keep": 1}
-                inputs.update(positions(self.adapter, mask, 1))
+                inputs.update(positions(self.adapter.model, mask, 1))
             with patch_heads(self.adapter, self.means, part):
-                result = self.adapter.forward(inputs, past, use_cache=past is not None)
-            out.append(result.logits[:, -1].float().cpu())
+                logits = self.adapter.prefill(inputs, past, use_cache=past is not None).logits  # (b, V)
+            out.append(logits.float().cpu())
         return torch.cat(out)
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
@@ -332,7 +333,7 @@ def validation_loss(
     for group in batches(examples, batch_size):
         batch = adapter.encode([examples[i] for i in group])
         with patch_heads(adapter, means, mask):
-            logits = adapter.forward({**batch, "logits_to_keep": 1}).logits[:, -1].float().cpu()
+            logits = adapter.prefill({**batch, "logits_to_keep": 1}, use_cache=False).logits.float().cpu()  # (B, V)
         losses.append(F.cross_entropy(logits, torch.tensor([targets[i] for i in group]), reduction="none"))
     return float(torch.cat(losses).mean())
 
@@ -369,14 +370,11 @@ def mtv_fit(
     rng = random.Random(seed)
     pool = rng.sample(demos, min(reinforce_pool, len(demos)))
     queries = [rng.choice(pool) for _ in range(steps)]
-    memo: dict[int, _QueryLosses] = {}  # one prefix cache per distinct query (only the latest kept)
+    memo: Memo[_QueryLosses] = Memo()  # the latest query's prefilled prompt
 
     def loss_fn(masks: torch.Tensor, step: int) -> torch.Tensor:
-        key = id(queries[step])
-        if key not in memo:
-            memo.clear()
-            memo[key] = _QueryLosses(adapter, queries[step], means, sample_batch)
-        return memo[key](masks)
+        query = queries[step]
+        return memo.get(id(query), lambda: _QueryLosses(adapter, query, means, sample_batch))(masks)
 
     logits = reinforce_heads(
         loss_fn,
@@ -389,7 +387,7 @@ def mtv_fit(
         seed=seed,
         progress=progress,
     )
-    memo.clear()
+    memo.clear()  # the last query's prefix cache
     held = rng.sample(demos, min(n_validation, len(demos)))  # a seeded draw: few-shot sets come in label order
     heads = pick_heads(
         logits,
@@ -415,18 +413,14 @@ def mtv_batches(
     """``mtv_generate``'s answers a batch at a time, as ``(positions in examples, texts)``: a caller that stores each
     batch as it comes keeps the finished ones when a later batch fails.
 
-    Decoding is the family's own ``generate`` (one pass over the whole prompt, then one per token), except where
-    the family overrides it (savs-mini runs a shared prompt prefix in a pass of its own, whose last position is
-    not the prompt's): there plain argmax decoding over the whole prompt (``kvcache.greedy``).
+    Each batch's whole prompt is ``decode``d (``Adapter.decode``: the family's own ``generate``, or the argmax loop),
+    so the first pass, the one patched, is over the whole prompt and ends at its last token (``generate`` of
+    savs-mini would prefill a shared prompt prefix in a pass of its own).
     """
-    own_generate = type(adapter).generate is Adapter.generate
     for group in tqdm(batches(examples, batch_size), desc="MTV", unit="batch", disable=not progress):
-        chosen = [examples[i] for i in group]
+        batch = adapter.encode([examples[i] for i in group], padding_side="left")
         with patch_heads(adapter, mtv.means, mtv.heads, passes=None if every_token else 1):
-            if own_generate:
-                texts = adapter.generate(chosen, max_new_tokens=max_new_tokens)
-            else:
-                texts = greedy(adapter, adapter.encode(chosen), max_new_tokens=max_new_tokens)
+            texts = adapter.decode(batch, max_new_tokens=max_new_tokens)
         yield group, texts
 
 

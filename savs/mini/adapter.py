@@ -16,7 +16,7 @@ from transformers import BatchFeature, PreTrainedTokenizerBase
 from savs.data.prompts import strip_image_markers
 from savs.examples import Example
 from savs.identity import package_version
-from savs.kvcache import cached_prefix_length, greedy, left_aligned_suffix, shared_prefix_cache
+from savs.kvcache import cached_prefix_length, left_aligned_suffix
 from savs.mini.convert import gguf_path, load_lm
 from savs.mini.model import IMAGE_TOKEN, PROJECTOR_VARIANTS, MiniLMM, add_image_token, build, projector_digest
 from savs.mini.vision import preprocess
@@ -44,6 +44,7 @@ class MiniAdapter(Adapter):
     family = "savs_mini"
     model_types = ("savs_mini",)
     layers_path = "lm.model.layers"
+    own_generate = False  # a MiniLMM has no transformers ``generate``: ``decode``'s argmax loop decodes every prompt
 
     def __init__(
         self, model: MiniLMM, processor: PreTrainedTokenizerBase, name: str, variant: str, source: str | None = None
@@ -114,12 +115,13 @@ class MiniAdapter(Adapter):
 
     @torch.inference_mode()
     def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
-        """Greedy answers; the batch's shared token prefix runs once where that pays, as in extraction."""
+        """Greedy answers; the batch's shared token prefix is prefilled once where that pays, as in extraction, and each
+        row's rest ``decode``d from its cache."""
         batch = self.encode(examples, padding_side="right")
         ids, mask = batch["input_ids"], batch["attention_mask"]
         n = cached_prefix_length(ids, mask, self.prefix_barrier_ids())
-        cache = shared_prefix_cache(self, ids, mask, n) if n else None
-        return greedy(self, left_aligned_suffix(batch, n), cache, max_new_tokens)
+        cache = self.shared_prefix_cache(ids, mask, n) if n else None
+        return self.decode(left_aligned_suffix(batch, n), cache, max_new_tokens)
 
     def identity_extra(self) -> str:
         """The projector variant and its weights' digest, read when the identity is first asked for (``savs.mini.train``

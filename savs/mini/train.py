@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from savs.examples import Example
-from savs.kvcache import KV, prefix_kv, stacked
+from savs.kvcache import KV, Memo, stacked
 from savs.mini.adapter import MiniAdapter
 from savs.mini.model import IMAGE_TOKEN, MiniLMM, Projector, build, projector_digest
 from savs.mini.vision import FEATURE_DIM, preprocess
@@ -127,7 +127,7 @@ class Batcher:
     def __init__(self, adapter: MiniAdapter) -> None:
         self.adapter, self.model = adapter, adapter.model
         self.pad, self.end = adapter.tokenizer.pad_token_id, self.model.config.eos_token_id
-        self.kv: dict[tuple[int, ...], KV] = {}
+        self.prefixes: Memo[KV] = Memo(size=None)  # every distinct prefix: easy-VQA has about a hundred questions
 
     def split(self, e: Example) -> tuple[tuple[int, ...], list[int], int]:
         """(prefix ids, suffix ids, how many suffix tokens precede the answer) of one example."""
@@ -137,14 +137,14 @@ class Batcher:
         cut = prompt.index(self.model.image_token_id)
         return tuple(prompt[:cut]), prompt[cut:] + answer, len(prompt) - cut
 
-    @torch.no_grad()
     def prefix_kv(self, prefix: tuple[int, ...]) -> KV:
-        """Keys and values of ``prefix`` (one row; memoised)."""
-        if prefix not in self.kv:
-            ids = torch.tensor([prefix])
-            inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "logits_to_keep": 1}
-            self.kv[prefix] = prefix_kv(lambda cache: self.adapter.forward(inputs, cache=cache, use_cache=True))
-        return self.kv[prefix]
+        """Keys and values of ``prefix`` (one row), prefilled without gradients the first time it is met."""
+        return self.prefixes.get(prefix, lambda: self._prefill(prefix))
+
+    @torch.no_grad()
+    def _prefill(self, prefix: tuple[int, ...]) -> KV:
+        ids = torch.tensor([prefix])  # (1, P)
+        return self.adapter.prefill({"input_ids": ids, "attention_mask": torch.ones_like(ids), "logits_to_keep": 1}).kv
 
     def loss(self, examples: Sequence[Example], features: torch.Tensor) -> torch.Tensor:
         """Mean next-token loss on the answers (and their end token) of a batch; ``features`` ``(B, n, 1280)``."""
@@ -169,6 +169,42 @@ class Batcher:
 
 
 # ----- training ----------------------------------------------------------------------------------
+def align(
+    batcher: Batcher, corpus: dict[str, list[Example]], feats: dict[int, torch.Tensor], args: argparse.Namespace
+) -> list[dict]:
+    """Train the projector of ``batcher``'s model in place: AdamW, linear warm-up then cosine decay, each batch equal
+    thirds of the corpus's kinds; the per-step loss and learning rate."""
+    projector = batcher.model.projector
+    opt = torch.optim.AdamW(projector.parameters(), lr=args.lr, weight_decay=0.0)
+    warmup = max(1, args.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
+    )
+    rng = random.Random(args.seed)
+    pools = {kind: rng.sample(corpus[kind], len(corpus[kind])) for kind in KINDS}
+    cursor = dict.fromkeys(KINDS, 0)
+    history: list[dict] = []
+    projector.train()
+    bar = tqdm(range(args.steps), desc="align projector", unit="step")
+    for step in bar:
+        batch = []
+        for j in range(args.batch_size):
+            kind = KINDS[(step * args.batch_size + j) % len(KINDS)]
+            batch.append(pools[kind][cursor[kind] % len(pools[kind])])
+            cursor[kind] += 1
+        features = torch.stack([feats[e.meta["image_id"]] for e in batch])  # (B, n, 1280)
+        loss = batcher.loss(batch, features)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(projector.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        history.append({"step": step + 1, "loss": round(loss.item(), 5), "lr": schedule.get_last_lr()[0]})
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    projector.eval()
+    return history
+
+
 def train(args: argparse.Namespace) -> None:
     """Build the corpus, compute vision features, train the projector, write weights, JSON and figure."""
     if args.threads:
@@ -190,35 +226,9 @@ def train(args: argparse.Namespace) -> None:
     adapter = MiniAdapter(model, tokenizer, "savs-mini", "untrained")
     batcher = Batcher(adapter)
 
-    opt = torch.optim.AdamW(model.projector.parameters(), lr=args.lr, weight_decay=0.0)
-    warmup = max(1, args.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
-    )
-    rng = random.Random(args.seed)
-    pools = {kind: rng.sample(corpus[kind], len(corpus[kind])) for kind in KINDS}
-    cursor = dict.fromkeys(KINDS, 0)
-    history: list[dict] = []
-    model.projector.train()
-    bar = tqdm(range(args.steps), desc="align projector", unit="step")
     t = time.time()
-    for step in bar:
-        batch = []
-        for j in range(args.batch_size):
-            kind = KINDS[(step * args.batch_size + j) % len(KINDS)]
-            batch.append(pools[kind][cursor[kind] % len(pools[kind])])
-            cursor[kind] += 1
-        features = torch.stack([feats[e.meta["image_id"]] for e in batch])  # (B, n, 1280)
-        loss = batcher.loss(batch, features)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.projector.parameters(), 1.0)
-        opt.step()
-        schedule.step()
-        history.append({"step": step + 1, "loss": round(loss.item(), 5), "lr": schedule.get_last_lr()[0]})
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+    history = align(batcher, corpus, feats, args)
     step_s = (time.time() - t) / args.steps
-    model.projector.eval()
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

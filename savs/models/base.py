@@ -11,9 +11,9 @@ import functools
 import hashlib
 import importlib.util
 import operator
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar, Protocol
 
 import torch
 from PIL import Image
@@ -24,6 +24,7 @@ from savs.cache import default_cache_dir
 from savs.data.prompts import image_markers, strip_image_markers
 from savs.examples import Example, joined_image
 from savs.identity import ModelIdentity, digest, json_digest, model_source
+from savs.kvcache import KV, empty_cache, expanded, kv_of, positions
 
 
 def default_device() -> torch.device:
@@ -52,6 +53,29 @@ def default_attention(device: torch.device) -> str:
     return "flash_attention_2" if device.type == "cuda" and has_flash else "sdpa"
 
 
+class Capture(Protocol):
+    """What a prefill may run under (``savs.capture.FeatureCapture``): hooks that keep token ``index[b]`` of each row
+    (``index=None``: nothing) and may stop the pass early."""
+
+    def run(self, forward: Callable[[], object], index: torch.Tensor | None) -> dict[str, torch.Tensor] | None: ...
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """What a prompt pass (``Adapter.prefill``) leaves for its callers."""
+
+    cache: Cache | None  # the keys and values of every token so far; None: the pass ran without a cache
+    logits: torch.Tensor | None  # (B, V) next-token logits at the last column; None: a capture stopped the pass early
+    features: dict[str, torch.Tensor] | None  # what the capture kept (``FeatureCapture.run``); None: no capture
+
+    @property
+    def kv(self) -> KV:
+        """The cache's keys and values per layer, to be ``expanded`` to the rows that continue them."""
+        if self.cache is None:
+            raise ValueError("this pass ran without a cache (use_cache=False): it left no keys and values")
+        return kv_of(self.cache)
+
+
 class Adapter:
     """One loaded model plus its processor, seen the way extraction needs it.
 
@@ -68,6 +92,9 @@ class Adapter:
     supports_prefix_cache: ClassVar[bool] = True
     # Processor class per model type where ``AutoProcessor`` would pick one that cannot be built here.
     processor_classes: ClassVar[dict[str, type]] = {}
+    # Whether a whole prompt is decoded by the model's own transformers ``generate`` (its generation config's extras,
+    # e.g. Qwen2-VL's repetition penalty, and its own position rules: multimodal RoPE); False: by ``decode``'s loop.
+    own_generate: ClassVar[bool] = True
     # Keep an authors' prompt's leading "<image>\n" markers as literal text (see ``user_turn``).
     literal_image_markers: ClassVar[bool] = False
     # The model was trained on one image per prompt: several are joined side by side first (``shown``). Per
@@ -266,13 +293,96 @@ class Adapter:
         per_image = self.model.get_image_features(**inputs).pooler_output  # one (tokens, D) block per image
         return torch.stack([feats.float().reshape(-1, feats.shape[-1]).mean(0) for feats in per_image])  # (N, D)
 
+    # ----- running prompts: prefill, then decode -----------------------------------------------------------------
+    def prefill(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        cache: Cache | None = None,
+        *,
+        use_cache: bool = True,
+        capture: Capture | None = None,
+        index: torch.Tensor | None = None,
+    ) -> Prefill:
+        """Run a prompt (or the rest of one, after the tokens in ``cache``) through the model, returning its cache, its
+        last logits and the features captured on the way: every prompt pass of extraction, decoding, MTV's search and
+        the shared prefixes of training goes through here.
+
+        ``cache``: the keys and values of earlier tokens, extended in place; None: a fresh cache, or none at all with
+        ``use_cache=False`` (a pass nobody continues, as plain extraction runs). ``capture``: the pass runs under it
+        (``savs.capture``), keeping token ``index[b]`` of each row (None: nothing, but it still stops where the capture
+        stops). ``batch`` goes to ``forward`` as given (``logits_to_keep`` included). Gradients flow unless the caller
+        turns them off: LoRA back-propagates through its prefix.
+        """
+        if cache is None and use_cache:
+            cache = empty_cache()
+        outputs = []
+
+        def run() -> None:
+            outputs.append(self.forward(batch, cache=cache, use_cache=use_cache))
+
+        if capture is None:
+            run()
+            features = None
+        else:
+            features = capture.run(run, index)
+        logits = outputs[0].logits[:, -1] if outputs else None  # (B, V)
+        return Prefill(cache if use_cache else None, logits, features)
+
+    def shared_prefix_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int) -> Cache:
+        """The first ``n`` tokens every row of a batch shares (row 0's), prefilled once and given to every row (views):
+        the cache a pass over ``kvcache.suffix(batch, n)`` continues."""
+        prefix = {"input_ids": input_ids[:1, :n], "attention_mask": attention_mask[:1, :n], "logits_to_keep": 1}
+        return expanded(self.prefill(prefix).kv, len(input_ids))
+
     @torch.inference_mode()
-    def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
-        """Greedy answers to each example (the zero-shot baseline), special tokens stripped."""
-        batch = self.encode(examples, padding_side="left")
-        out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-        new = out[:, batch["input_ids"].shape[1] :]
+    def decode(
+        self, batch: Mapping[str, torch.Tensor], cache: Cache | None = None, max_new_tokens: int = 16
+    ) -> list[str]:
+        """Greedy answers continuing a left-padded ``batch``, special tokens stripped: the one decoder of the zero-shot,
+        ICL and MTV baselines.
+
+        A whole prompt (``cache`` None) goes through the model's own ``generate`` where it has one (``own_generate``):
+        one pass over the prompt, then one per token. A batch continuing the tokens of a prefilled ``cache`` (its
+        attention mask covering them too; an empty cache: none) is decoded by argmax, positions counted from the mask
+        (``kvcache.positions``); a row that has ended continues with padding, and decoding stops once every row has.
+        """
+        if cache is None and self.own_generate:
+            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+            new = out[:, batch["input_ids"].shape[1] :]  # (B, new)
+        else:
+            new = self._argmax_tokens(batch, empty_cache() if cache is None else cache, max_new_tokens)
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def _argmax_tokens(self, batch: Mapping[str, torch.Tensor], cache: Cache, max_new_tokens: int) -> torch.Tensor:
+        """``decode``'s loop: the argmax tokens ``(B, new)`` continuing ``batch`` after ``cache``'s tokens."""
+        mask = batch["attention_mask"]  # (B, cached + T)
+        rows = mask.shape[0]
+        inputs = {**batch, "logits_to_keep": 1}
+        eos = torch.tensor(self._eos_ids(), device=mask.device)
+        pad = self.tokenizer.pad_token_id
+        pad = int(eos[0]) if pad is None else pad
+        done = torch.zeros(rows, dtype=torch.bool, device=mask.device)
+        new: list[torch.Tensor] = []
+        for _ in range(max_new_tokens):
+            inputs.update(positions(self.model, mask, inputs["input_ids"].shape[1]))
+            token = self.prefill(inputs, cache).logits.argmax(-1).masked_fill(done, pad)  # (B,)
+            new.append(token)
+            done |= torch.isin(token, eos)
+            if done.all():
+                break
+            mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)  # (B, cached + T + 1)
+            inputs = {"input_ids": token[:, None], "attention_mask": mask, "logits_to_keep": 1}
+        return torch.stack(new, dim=1)  # (B, new)
+
+    def _eos_ids(self) -> list[int]:
+        """The token ids that end an answer: the generation config's, else the tokenizer's EOS."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos = self.tokenizer.eos_token_id if eos is None else eos
+        return [eos] if isinstance(eos, int) else list(eos)
+
+    def generate(self, examples: Sequence[Example], max_new_tokens: int = 16) -> list[str]:
+        """Greedy answers to each example (the zero-shot baseline): its whole prompt, ``decode``d."""
+        return self.decode(self.encode(examples, padding_side="left"), max_new_tokens=max_new_tokens)
 
     @functools.cached_property
     def identity(self) -> ModelIdentity:

@@ -64,11 +64,13 @@ def measure(adapter: Adapter) -> dict[str, float | str]:
         for e in examples:
             batch = _encode(adapter, [e], padding_side="left")
             index = last_token_from_end(batch["attention_mask"])
-            alone.append(full.run(lambda b=batch: adapter.forward(b), index)["heads"])  # (1, L, H, d)
+            heads = adapter.prefill(batch, use_cache=False, capture=full, index=index).features["heads"]  # (1, L, H, d)
+            alone.append(heads)
         reference = torch.cat(alone)  # (2, L, H, d)
         try:
             batch = _encode(adapter, examples, padding_side="left")
-            padded = full.run(lambda: adapter.forward(batch), last_token_from_end(batch["attention_mask"]))["heads"]
+            index = last_token_from_end(batch["attention_mask"])
+            padded = adapter.prefill(batch, use_cache=False, capture=full, index=index).features["heads"]
             out["padding"] = _difference(padded, reference)
         except Exception as err:  # noqa: BLE001 - any failure means: do not take the shortcut
             out["padding"] = f"{type(err).__name__}: {err}".splitlines()[0]
@@ -86,7 +88,7 @@ def measure(adapter: Adapter) -> dict[str, float | str]:
         with torch.inference_mode(), capture_features(adapter, layers[:1], stop_early=True) as first:
             batch = _encode(adapter, examples[:1], padding_side="left")
             index = last_token_from_end(batch["attention_mask"])
-            stopped = first.run(lambda: adapter.forward(batch), index)["heads"]
+            stopped = adapter.prefill(batch, use_cache=False, capture=first, index=index).features["heads"]
         out["early_stop"] = _difference(stopped, reference[:1, :1])
     except Exception as err:  # noqa: BLE001
         out["early_stop"] = f"{type(err).__name__}: {err}".splitlines()[0]
