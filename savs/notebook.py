@@ -36,16 +36,18 @@ def start(
     results_dir: str | Path | None = None,
     figures_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    describe: bool = True,
     **overrides: object,
 ) -> Notebook:
     """Load ``profile`` with the notebook's parameters (``overrides``: model, tasks, shots, seeds, n_test,
     baselines, n_heads, metric, scoring, selection, voting, dtype; ``None`` keeps the profile's value), open its session
-    and show what the run will do."""
+    and show what the run will do (``describe=False``: not, where the notebook's task is not the profile's: 07)."""
     started = time.perf_counter()
     cfg = load_profile(profile, **{k: v for k, v in overrides.items() if v is not None})
     nb = Notebook(cfg, planned_session(Session(cfg, paths.cache_dir(cache_dir))), paths.results_dir(results_dir),
                   paths.figures_dir(figures_dir), started)  # fmt: skip
-    _show(report.run_markdown(cfg))
+    if describe:
+        _show(report.run_markdown(cfg))
     return nb
 
 
