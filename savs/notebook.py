@@ -4,6 +4,8 @@ whatever profile and overrides made the run), and at the end how long it took.""
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,3 +64,39 @@ def _show(markdown: str) -> None:
         display(Markdown(markdown))
     else:
         print(markdown)
+
+
+
+@dataclass
+class Shell:
+    """Notebook 07 shows each step as the ``savs`` command that does the same: ``shell("fit", ...)`` prints the
+    command line, then runs it in ``work`` through ``savs.cli.main`` (what the console script calls), so paths read as
+    they would in a shell. ``options``: what points a command at the run's activation cache, batch size, device and
+    dtype, where they differ from the command's defaults (``shell``)."""
+
+    work: Path
+    options: list[str]
+
+    def __call__(self, *words: object) -> None:
+        from savs import cli
+
+        args = [str(w) for w in words]
+        print(f"{self.work.name}$ savs " + " ".join(shlex.quote(w) for w in args))
+        here = os.getcwd()
+        os.chdir(self.work)
+        try:
+            status = cli.main(args)
+        finally:
+            os.chdir(here)
+        if status != 0:
+            raise RuntimeError(f"savs {args[0]} exited with status {status}")
+
+
+def shell(work: Path, cfg: Profile, cache_dir: str | Path | None = None) -> Shell:
+    """A ``Shell`` in ``work`` whose ``options`` repeat ``cfg``'s run settings (and ``cache_dir``, where given)."""
+    options = ["--quiet"] + (["--cache-dir", str(paths.cache_dir(cache_dir))] if cache_dir else [])
+    options += ["--batch-size", str(cfg.batch_size)] if cfg.batch_size != 8 else []
+    dtype = cfg.dtype_for(cfg.models[0])
+    if (cfg.device or "cpu", dtype or "float32") != ("cpu", "float32"):
+        options += [*(["--device", cfg.device] if cfg.device else []), *(["--dtype", dtype] if dtype else [])]
+    return Shell(Path(work), options)
