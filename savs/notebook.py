@@ -66,7 +66,6 @@ def _show(markdown: str) -> None:
         print(markdown)
 
 
-
 @dataclass
 class Shell:
     """Notebook 07 shows each step as the ``savs`` command that does the same: ``shell("fit", ...)`` prints the
