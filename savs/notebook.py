@@ -68,10 +68,11 @@ def _show(markdown: str) -> None:
 
 @dataclass
 class Shell:
-    """Notebook 07 shows each step as the ``savs`` command that does the same: ``shell("fit", ...)`` prints the
-    command line, then runs it in ``work`` through ``savs.cli.main`` (what the console script calls), so paths read as
-    they would in a shell. ``options``: what points a command at the run's activation cache, batch size, device and
-    dtype, where they differ from the command's defaults (``shell``)."""
+    """Notebook 07 shows each step as the ``savs`` command that does the same: called with a command's words
+    (``savs_command("fit", ...)``), a ``Shell`` prints the command line, then runs it in ``work`` through
+    ``savs.cli.main`` (what the console script calls), so paths read as they would in a shell. ``options``: what
+    points a command at the run's activation cache, batch size, device and dtype, where they differ from the
+    command's defaults (``shell``)."""
 
     work: Path
     options: list[str]
