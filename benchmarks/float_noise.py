@@ -108,16 +108,23 @@ def perturbed(sigma: dict[str, float], draw: int) -> Iterator[None]:
 
 
 def tables(session: ex.Session, methods: list[str] | None) -> dict[str, pd.DataFrame]:
-    """The main table and the shot-scaling table, as the notebooks compute them (their log lines silenced); with
-    ``methods``, only those rows of the main table (a quicker measurement)."""
+    """The main table's rows and the shot-scaling table, by notebook 01's and 02's loops (their log lines silenced;
+    no CLIP / SigLIP rows: the mini profile has none); with ``methods``, only those rows of the main table (a quicker
+    measurement)."""
+    p, rows, curve = session.profile, [], []
     with contextlib.redirect_stdout(io.StringIO()):
-        if methods is None:
-            return {"main_results": ex.main_results(session), "shot_scaling": ex.shot_scaling(session)}
-        rows = []
-        for model, task, planned, seeds in ex.main_plan(session.profile):
+        for model, task, planned, seeds in ex.main_plan(p):
             run = session.run(model, task)
-            rows += [row for m in planned if m in methods for row in ex.evaluate(run, m, session.profile.shots, seeds)]
-    return {"main_results": pd.DataFrame(rows)}
+            for method in (m for m in planned if methods is None or m in methods):
+                rows += ex.evaluate(run, method, p.shots, seeds)
+        if methods is not None:
+            return {"main_results": pd.DataFrame(rows)}
+        for model, task, shots, planned in ex.shot_scaling_plan(p):
+            run = session.run(model, task)
+            curve += [row for m in planned for row in ex.evaluate(run, m, shots, p.seeds)]
+    scored = pd.DataFrame(curve)
+    shot_scaling = scored[scored["metric"] == "accuracy"].rename(columns={"value": "accuracy"}).drop(columns="metric")
+    return {"main_results": pd.DataFrame(rows), "shot_scaling": shot_scaling}
 
 
 def table_noise(cache: Path, sigma: dict[str, float], draws: int, methods: list[str] | None) -> tuple[int, float]:

@@ -1,13 +1,13 @@
-"""The experiments behind every table and figure: the pieces the notebooks' loops call.
+"""The session every notebook opens, and the pieces its study's loop calls.
 
-A ``Session`` holds a profile, the shared activation cache and the loaded tasks; ``Session.run(model, task)``
-gives a ``Run`` whose features (head vectors, hidden states, vision features) are extracted once and reused by
-every method; ``Session.classifier()`` is the profile's SAV rule. ``METHODS`` names every classifier compared in
-the paper's main table, each a function of ``(run, few_shot, test, seed) -> predictions``. The long sweeps
-(``main_results``, ``shot_scaling``, ``head_maps``, ``head_methods``) are loops here; the head-sparsity and
-cross-task loops are written out in their notebooks, over ``result_row``, ``fit_sav`` and ``transfer_rows``. All
-return tidy DataFrames with one row per (model, task, method, shots, seed, metric); ``savs.report`` turns them
-into tables and captions.
+A ``Session`` holds a profile, the shared activation cache and the loaded tasks, and draws the few-shot and test
+sets; ``Session.run(model, task)`` gives a ``Run`` whose features (head vectors, hidden states, vision features) are
+extracted once and reused by every method of ``savs.methods``; ``Session.classifier()`` is the profile's SAV rule.
+The loops of the studies are written out in their notebooks; here are what they loop over (``main_plan``,
+``shot_scaling_plan``, ``active_methods``: also what ``savs.plan`` extracts beforehand) and the per-run pieces that
+give their rows (``evaluate``, ``contrastive_rows``, ``transfer_rows``, ``selected_heads`` / ``head_map``,
+``head_rule_rows`` / ``probe_rows``). Rows are tidy dicts, one per (model, task, method, shots, seed, ...);
+``savs.report`` turns their DataFrames into tables and captions.
 """
 
 from __future__ import annotations
@@ -15,26 +15,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone
 
 from savs import baselines
 from savs.cache import CacheMissError, cache_only_mode
-from savs.classifier import SAVClassifier, answer_set_mask, score_is_accuracy
+from savs.classifier import SAVClassifier, score_is_accuracy
 from savs.data import load_task
 from savs.examples import Example, Task
 from savs.extract import extract_features
-from savs.methods import BEST_READOUT, HEAD_METHOD_PROBES, HEAD_METHODS, bootstrap_resamples
+from savs.methods import ABLATION_METHODS, HEAD_METHOD_PROBES, HEAD_METHODS, METHODS, allowed, labels
 from savs.models import Adapter, load_model
 from savs.profiles import Profile
+from savs.report import bootstrap_resamples
 
 T = TypeVar("T")
-Predict = Callable[["Run", list[Example], list[Example], int], list[str]]
 
 # --- sessions and runs -----------------------------------------------------------------------------
 
@@ -51,7 +49,8 @@ def load_profile_task(name: str, profile: Profile) -> Task:
 
 @dataclass
 class Run:
-    """One model on one task: the features every method shares, each extracted once (memoized by content)."""
+    """One model on one task: the features every method shares, each extracted once (memoized by content); what a
+    method of ``savs.methods`` reads (``methods.Features``)."""
 
     session: Session
     model: str
@@ -100,6 +99,20 @@ class Run:
             examples,
             lambda: baselines.vision_features(self.adapter, examples, progress=False, cache_dir=self.session.cache),
         )
+
+    @property
+    def cache(self) -> Path:
+        """The session's activation cache (where the generation baselines keep their answers too)."""
+        return self.session.cache
+
+    @property
+    def metric(self) -> str:
+        """The profile's SAV metric (the nearest-class-mean methods use it)."""
+        return self.session.profile.metric
+
+    def classifier(self, **overrides: Any) -> SAVClassifier:
+        """The session's unfitted SAV rule (``Session.classifier``)."""
+        return self.session.classifier(**overrides)
 
     def options(self, baseline: str) -> dict:
         """Keyword arguments for a baseline function: the profile's batch size, no progress bar, its options."""
@@ -160,121 +173,7 @@ class Session:
         return SAVClassifier(**{"n_heads": self.profile.n_heads, **self.profile.rule(), **overrides})
 
 
-# --- the methods -------------------------------------------------------------------------------------
-
-
-def labels(examples: Sequence[Example]) -> np.ndarray:
-    """The gold labels, as the array sklearn-style classifiers take."""
-    return np.array([e.label for e in examples])
-
-
-def allowed(classes: Sequence[str], test: Sequence[Example]) -> np.ndarray | None:
-    """Which of ``classes`` each test example may take: its ``meta["answer_set"]`` (NaturalBench VQA's yes/no and
-    A/B questions share one label set), else any; None when no example has one (``answer_set_mask``)."""
-    return answer_set_mask(classes, [e.meta.get("answer_set") for e in test])
-
-
-def _sav(
-    run: Run, few: list[Example], test: list[Example], seed: int, n_heads: int | str | None = None, **rule: Any
-) -> list[str]:
-    """SAVs (``n_heads`` None: the profile's k); "all" lets every head vote; ``rule`` overrides the profile's (e.g.
-    ``readout``). A test example with an answer set (``allowed``) is answered from it: a masked vote."""
-    options = {**rule} if n_heads is None else {"n_heads": n_heads, **rule}
-    clf = run.session.classifier(**options).fit(run.heads(few), labels(few))
-    return clf.predict(run.heads(test), allowed(clf.classes_, test)).tolist()
-
-
-def _ncm(run: Run, few: list[Example], test: list[Example], seed: int, last_layer: bool) -> list[str]:
-    """Nearest class mean (the profile's metric) on one concatenated vector: the last layer's heads or every layer's."""
-
-    def flat(X: np.ndarray) -> np.ndarray:
-        X = X[:, -1:] if last_layer else X  # (n, L', H, d)
-        return X.reshape(len(X), 1, 1, -1)  # (n, 1, 1, L'*H*d): one "head"
-
-    clf = SAVClassifier(n_heads=1, metric=run.session.profile.metric).fit(flat(run.heads(few)), labels(few))
-    return clf.predict(flat(run.heads(test)), allowed(clf.classes_, test)).tolist()
-
-
-def _blind(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
-    """SAVs with every image blanked, few-shot and test alike: what the prompt alone carries."""
-    return _sav(run, baselines.blank_images(few), baselines.blank_images(test), seed)
-
-
-def _probe(
-    run: Run, few: list[Example], test: list[Example], seed: int, kind: str, vision: bool = False, heads: bool = False
-) -> list[str]:
-    """A linear or k-NN probe on the LM's last hidden state (or the vision encoder's features, or every head's vector
-    concatenated: the cached head vectors, (n, L*H*d)); a test example with an answer set is answered from it."""
-    features = run.vision if vision else (lambda ex: run.heads(ex).reshape(len(ex), -1)) if heads else run.hidden
-    answer_sets = [e.meta.get("answer_set") for e in test]
-    return list(baselines.probe_predict(features(few), labels(few), features(test), kind, seed, answer_sets))
-
-
-def _answers_cache(run: Run) -> dict:
-    """Keep a generation baseline's answers (and LoRA's weights, MTV's fit) in the session's cache. They are not in
-    ``savs.plan``, which ``SAVS_CACHE_ONLY`` runs vouch for, so what the cache lacks is generated even then."""
-    return {"cache_dir": run.session.cache, "cache_only": False}
-
-
-def _zero_shot(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
-    """Greedy generation, the answer matched to a label (no few-shot examples used)."""
-    return baselines.zero_shot(run.adapter, test, run.task.labels, **_answers_cache(run), **run.options("zero_shot"))
-
-
-def _icl(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
-    """In-context learning: demonstrations drawn from the few-shot set with ``seed``, then generation."""
-    return baselines.in_context(
-        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("icl")
-    )
-
-
-def _lora(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
-    """LoRA fine-tuned on the same few-shot set, then generation."""
-    return baselines.lora_predict(
-        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("lora")
-    )
-
-
-def _mtv(run: Run, few: list[Example], test: list[Example], seed: int) -> list[str]:
-    """Multimodal Task Vectors: mean heads of many-shot ICL prompts over the few-shot set, the heads to patch chosen
-    by REINFORCE, then patched zero-shot generation."""
-    return baselines.mtv_predict(
-        run.adapter, few, test, run.task.labels, seed=seed, **_answers_cache(run), **run.options("mtv")
-    )
-
-
-@dataclass(frozen=True)
-class Method:
-    """A classifier to compare: its prediction function, the profile baseline that switches and sizes it
-    (None: always run, on every seed and the whole test set), whether it ignores the seed, and which cached
-    features it reads of the few-shot and test examples (``savs.plan``: what to extract before the notebooks)."""
-
-    predict: Predict
-    baseline: str | None = None
-    seedless: bool = False
-    reads: tuple[str, ...] = ("features",)  # "features": heads + hidden state; "vision"; "blind": blanked copies'
-
-
-# In the order of the main table (savs.methods.METHOD_NAMES, torch-free, which the report sorts its rows by).
-METHODS: dict[str, Method] = {
-    "zero-shot": Method(_zero_shot, "zero_shot", seedless=True, reads=()),
-    "ICL": Method(_icl, "icl", reads=()),
-    "LoRA": Method(_lora, "lora", reads=()),
-    "MTV": Method(_mtv, "mtv", reads=()),
-    "linear probe": Method(partial(_probe, kind="linear"), "linear_probe"),
-    "linear probe, all heads": Method(partial(_probe, kind="linear", heads=True), "linear_probe"),
-    "k-NN": Method(partial(_probe, kind="knn"), "knn"),
-    "vision-encoder probe": Method(partial(_probe, kind="linear", vision=True), "vision_probe", reads=("vision",)),
-    "SAVs, blank images": Method(_blind, "blind", reads=("blind",)),
-    "last layer (NCM)": Method(partial(_ncm, last_layer=True)),
-    "all layers (NCM)": Method(partial(_ncm, last_layer=False)),
-    "all heads vote": Method(partial(_sav, n_heads="all")),
-    "SAVs": Method(_sav),
-    BEST_READOUT["name"]: Method(partial(_sav, readout=BEST_READOUT["readout"])),
-}
-# What runs on a profile's ablation models (savs-mini's untrained projector: does alignment teach the model to answer,
-# and do SAVs need it?)
-ABLATION_METHODS = ("zero-shot", "all heads vote", "SAVs")
+# --- the methods (``savs.methods``) on the profile's sets -------------------------------------------
 
 
 def active_methods(profile: Profile, task: str, names: Sequence[str] = tuple(METHODS)) -> list[str]:
@@ -332,7 +231,7 @@ def evaluate(run: Run, method: str, shots: int, seeds: Sequence[int]) -> list[di
     return rows
 
 
-# --- experiments ---------------------------------------------------------------------------------------
+# --- the studies' plans and rows --------------------------------------------------------------------------------
 
 
 def main_plan(profile: Profile) -> list[tuple[str, str, list[str], tuple[int, ...]]]:
@@ -382,30 +281,6 @@ def shot_scaling_plan(profile: Profile) -> list[tuple[str, str, int, list[str]]]
     ]
 
 
-def main_results(session: Session) -> pd.DataFrame:
-    """The main table (``main_plan``, then the CLIP / SigLIP rows where the profile lists them), one row per model x
-    task x method x seed x metric."""
-    p, rows = session.profile, []
-    for model, task, methods, seeds in main_plan(p):
-        run = session.run(model, task)
-        for method in methods:
-            rows += evaluate(run, method, p.shots, seeds)
-    for baseline in CONTRASTIVE:
-        rows += [row for task in p.tasks if p.runs(baseline, task) for row in contrastive_rows(session, baseline, task)]
-    return pd.DataFrame(rows)
-
-
-def shot_scaling(session: Session) -> pd.DataFrame:
-    """Accuracy vs examples per class, for the study's methods: one row per model x task x shots x method x seed."""
-    rows = []
-    for model, task, shots, methods in shot_scaling_plan(session.profile):
-        run = session.run(model, task)
-        for method in methods:
-            rows += evaluate(run, method, shots, session.profile.seeds)
-    df = pd.DataFrame(rows)
-    return df[df["metric"] == "accuracy"].rename(columns={"value": "accuracy"}).drop(columns="metric")
-
-
 def fit_sav(run: Run, seed: int) -> SAVClassifier:
     """The profile's SAVs fitted on the run's few-shot set for ``seed``."""
     few = run.task.few_shot(run.session.profile.shots, seed)
@@ -451,45 +326,40 @@ def transfer_rows(run: Run, fitted: dict[str, SAVClassifier], seed: int) -> list
     ]
 
 
-def head_maps(session: Session) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, np.ndarray]]]:
-    """Where the selected heads sit: per model x task, the head scores (mean over seeds), how often each head
-    was selected, and the top head's test vectors with their labels (for a 2-D projection).
-
-    Returns (table of selected heads per seed: rank, layer, head, score; arrays per (model, task)). Scores that are
-    accuracies (``classifier.score_is_accuracy``) are in %.
-    """
-    p = session.profile
+def selected_heads(run: Run, clf: SAVClassifier, seed: int) -> list[dict]:
+    """The heads ``clf`` (fitted on the run's few-shot set for ``seed``) selected, best first: one row each with its
+    rank, decoder layer, head and score (in % where scores are accuracies, ``classifier.score_is_accuracy``)."""
+    p = run.session.profile
     scale = 100 if score_is_accuracy(p.scoring) else 1
-    rows, maps = [], {}
-    for model in p.models:
-        for task in p.study_tasks(p.head_maps):
-            run = session.run(model, task)
-            layer_of = list(run.adapter.head_layers)  # grid row -> real decoder layer (a hybrid's skip some)
-            fits = []
-            for seed in p.seeds:
-                few = run.task.few_shot(p.shots, seed)
-                clf = session.classifier().fit(run.heads(few), labels(few))
-                fits.append(clf)
-                for rank, (row, head) in enumerate(clf.heads_.tolist()):
-                    score = scale * float(clf.head_scores_[row, head])
-                    rows.append(
-                        result_row(run, seed, p.shots, rank=rank + 1, layer=layer_of[row], head=head, score=score)
-                    )
-            scores = scale * np.mean([c.head_scores_ for c in fits], axis=0)  # (L, H)
-            selected = np.zeros_like(scores)
-            for clf in fits:
-                selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head
-            test = session.test(task, run.task.few_shot(p.shots, p.seeds[0]))  # the first seed's test set
-            row, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
-            maps[(model, task)] = {
-                "scores": scores,
-                "selected": selected,
-                "layers": np.array(layer_of),  # the decoder layer of each row of scores / selected
-                "top_head": np.array([layer_of[row], head]),
-                "top_vectors": run.heads(test)[:, row, head],  # (n_test, d)
-                "labels": labels(test),
-            }
-    return pd.DataFrame(rows), maps
+    layer_of = list(run.adapter.head_layers)  # grid row -> real decoder layer (a hybrid's skip some)
+    return [
+        result_row(run, seed, p.shots, rank=rank + 1, layer=layer_of[row], head=head,
+                   score=scale * float(clf.head_scores_[row, head]))
+        for rank, (row, head) in enumerate(clf.heads_.tolist())
+    ]  # fmt: skip
+
+
+def head_map(run: Run, fits: dict[int, SAVClassifier]) -> dict[str, np.ndarray]:
+    """Where the heads of ``fits`` (seed -> SAVs fitted on that seed's few-shot set) sit: every head's score (mean
+    over seeds; in % where scores are accuracies), the share of seeds that selected it, the decoder layer of each
+    grid row, and the top head's vectors on the first seed's test set with their labels (for a 2-D projection)."""
+    p = run.session.profile
+    scale = 100 if score_is_accuracy(p.scoring) else 1
+    layer_of = list(run.adapter.head_layers)
+    scores = scale * np.mean([c.head_scores_ for c in fits.values()], axis=0)  # (L, H)
+    selected = np.zeros_like(scores)
+    for clf in fits.values():
+        selected[tuple(clf.heads_.T)] += 1 / len(fits)  # share of seeds that picked each head
+    test = run.session.test(run.task.name, run.task.few_shot(p.shots, next(iter(fits))))  # the first seed's test set
+    row, head = np.unravel_index(scores.argmax(), scores.shape)  # the best head over seeds
+    return {
+        "scores": scores,
+        "selected": selected,
+        "layers": np.array(layer_of),  # the decoder layer of each row of scores / selected
+        "top_head": np.array([layer_of[row], head]),
+        "top_vectors": run.heads(test)[:, row, head],  # (n_test, d)
+        "labels": labels(test),
+    }
 
 
 def result_row(run: Run, seed: int, shots: int, **values) -> dict:
@@ -533,39 +403,26 @@ def head_method_names(profile: Profile) -> list[str]:
     return names
 
 
-def head_methods(session: Session) -> pd.DataFrame:
-    """Every head rule of ``HEAD_METHODS`` and the probes, on the same cached features, per model x task x seed.
-
-    Rules with a free head count run at each count of the study's grid. One row per model x task x method x heads x
-    seed: ``accuracy`` (%), its 95% bootstrap interval over test examples (``ci_low``, ``ci_high``), the fit + predict
-    ``seconds``, and for the head rules at the profile's head count (and the all-heads ones) the log loss of
-    ``predict_proba`` as is and temperature-calibrated. Column ``correct`` holds which test examples each row got
-    right (for paired comparisons, ``report.head_methods_summary``); drop it before writing a CSV.
-    Probes run on the seeds the profile gives them, on the same test set as the head rules.
-    """
-    p, study = session.profile, session.profile.head_methods
-    names = head_method_names(p)
-    rules = [n for n in names if n in HEAD_METHODS]
+def probe_rows(run: Run, few: list[Example], test: list[Example], seed: int, probes: Sequence[str]) -> list[dict]:
+    """The head-methods study's rows of the main table's ``probes`` (``HEAD_METHOD_PROBES``) on one draw, each on the
+    seeds its baseline runs, scored on the head rules' test set."""
     rows = []
-    for model in p.models:
-        for task in p.study_tasks(study):
-            run = session.run(model, task)
-            probes = active_methods(p, task, [n for n in names if n in HEAD_METHOD_PROBES])
-            for seed in p.seeds:
-                few = run.task.few_shot(p.shots, seed)
-                test = session.test(task, few)
-                rows += _head_rule_rows(run, few, test, seed, rules)
-                for name in probes:
-                    if seed in p.seeds_for(METHODS[name].baseline):
-                        start = time.perf_counter()
-                        predictions = METHODS[name].predict(run, few, test, seed)
-                        rows.append(_scored_row(run, few, test, seed, name, predictions, time.perf_counter() - start))
-                print(f"{model} | {task} | seed {seed}: {len(rows)} rows so far")
-    return pd.DataFrame(rows, columns=HEAD_METHOD_COLUMNS).astype({"heads": "Int64"})
+    for name in probes:
+        if seed in run.session.profile.seeds_for(METHODS[name].baseline):
+            start = time.perf_counter()
+            predictions = METHODS[name].predict(run, few, test, seed)
+            rows.append(scored_row(run, few, test, seed, name, predictions, time.perf_counter() - start))
+    return rows
 
 
-def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int, rules: Sequence[str]) -> list[dict]:
-    """The rows of ``head_methods`` for the head rules ``rules`` on one few-shot draw."""
+def head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int, rules: Sequence[str]) -> list[dict]:
+    """The head-methods study's rows of the head rules ``rules`` (``HEAD_METHODS``) on one few-shot draw.
+
+    Rules with a free head count run at each count of the study's grid and the profile's; one row per rule and head
+    count: ``accuracy`` (%), its 95% bootstrap interval over test examples (``ci_low``, ``ci_high``), the fit + predict
+    ``seconds``, and at the profile's head count (and for the all-heads rules) the log loss of ``predict_proba`` as
+    is and temperature-calibrated. ``correct`` holds which test examples each row got right (paired comparisons,
+    ``report.head_methods_summary``); drop it before writing a CSV (``HEAD_METHOD_COLUMNS``: the rows' columns)."""
     p = run.session.profile
     X, y, X_test, y_test = run.heads(few), labels(few), run.heads(test), labels(test)
     n_all = X.shape[1] * X.shape[2]
@@ -588,14 +445,14 @@ def _head_rule_rows(run: Run, few: list[Example], test: list[Example], seed: int
                     "log_loss_calibrated": _calibrated_log_loss(clf, X, y, X_test, y_test, mask),
                 }
             rule = {"scoring": clf.scoring, "selection": clf.selection, "voting": clf.voting, "heads": len(clf.heads_)}
-            rows.append(_scored_row(run, few, test, seed, name, predictions, seconds, **rule, **losses))
+            rows.append(scored_row(run, few, test, seed, name, predictions, seconds, **rule, **losses))
     return rows
 
 
-def _scored_row(
+def scored_row(
     run: Run, few: list[Example], test: list[Example], seed: int, method: str, predictions, seconds: float, **values
 ) -> dict:
-    """A ``head_methods`` row: accuracy with its bootstrap interval, and which test examples were right."""
+    """A head-methods row: accuracy with its bootstrap interval, and which test examples were right."""
     correct = np.asarray(predictions) == labels(test)
     low, high = np.percentile(100 * correct[bootstrap_resamples(len(test))].mean(axis=1), [2.5, 97.5])
     return result_row(

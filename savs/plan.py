@@ -18,17 +18,9 @@ from dataclasses import dataclass, field
 
 from savs import baselines
 from savs.examples import Example
-from savs.experiments import (
-    HEAD_METHOD_PROBES,
-    METHODS,
-    Session,
-    active_methods,
-    head_method_names,
-    main_plan,
-    method_sets,
-    shot_scaling_plan,
-)
+from savs.experiments import Session, active_methods, head_method_names, main_plan, method_sets, shot_scaling_plan
 from savs.extract import extract_batches, plan_batches
+from savs.methods import HEAD_METHOD_PROBES, METHODS
 
 
 @dataclass

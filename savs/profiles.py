@@ -310,7 +310,7 @@ def check_profile(p: Profile) -> None:
     use wrongly (a repeated seed), checked now: counts and sizes, dtype and device, task names and their loader
     options, baselines' sizes, study grids and methods. A ProfileError names the field."""
     from savs.data import TASKS
-    from savs.methods import HEAD_METHODS, METHOD_NAMES
+    from savs.methods import HEAD_METHODS, METHODS
 
     where = f"profile {p.name!r}"
     for key in ("models", "tasks"):
@@ -343,7 +343,7 @@ def check_profile(p: Profile) -> None:
         for value in study.grid:
             if not (value == "all" and key != "shot_scaling"):
                 _count(value, f"{key}.grid ({'shots' if key == 'shot_scaling' else 'heads'})")
-        allowed = tuple(HEAD_METHODS) if key == "head_methods" else METHOD_NAMES
+        allowed = tuple(HEAD_METHODS if key == "head_methods" else METHODS)
         if unknown := [m for m in study.methods if m not in allowed]:
             raise ProfileError(f"{key}.methods: unknown {unknown}; known: {', '.join(allowed)}")
     for task, options in p.task_options.items():

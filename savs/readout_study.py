@@ -5,7 +5,8 @@ selected heads (``SAVClassifier(readout=...)``) at every head count of the profi
 probes (standardised logistic regression, ``baselines.probe_predict``), the main table's "linear probe" on the last
 hidden state and "linear probe, all heads" on every head's vector concatenated. Each row keeps which test examples
 it got right, so ``readout_summary`` compares methods *paired* (the same bootstrap resamples of the test examples,
-shared with notebook 06's head rules: ``savs.methods.bootstrap_resamples``), averaged over seeds.
+shared with notebook 06's head rules: ``savs.report.bootstrap_resamples``), averaged over seeds. Notebook 06
+loops over the draws (``draw_rows``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from savs.experiments import METHODS, Run, Session, labels, result_row
-from savs.methods import bootstrap_resamples
-from savs.report import _boot, _signed, to_markdown
+from savs.experiments import Run, result_row
+from savs.methods import METHODS, labels
+from savs.report import _boot, _signed, bootstrap_resamples, to_markdown
 
 VOTE, LOGISTIC, LDA = "SAVs vote", "logistic read-out", "LDA read-out"
 HIDDEN_PROBE, HEADS_PROBE = "probe: last hidden state", "probe: all heads"
@@ -31,29 +32,14 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def readouts(session: Session) -> pd.DataFrame:
-    """Every method of the study on every (model, task, shots, seed): one row per method and head count.
+def draw_rows(run: Run, shots: int, seed: int) -> list[dict]:
+    """The study's rows on one few-shot draw (``shots`` per class, ``seed``): one per method and head count.
 
     ``heads`` is the number of heads read (all of them for the all-heads probe, none for the hidden-state probe);
     ``features`` the numbers a test example needs (heads x head size, or the hidden size); ``seconds`` fit + predict;
     ``regularization`` the read-out's chosen C (logistic) or shrinkage (LDA). Read-outs need two shots per class
-    (their inner cross-validation); at one shot only the vote and the probes run.
+    (their inner cross-validation); at one shot only the vote and the probes run. ``COLUMNS``: the rows' columns.
     """
-    p = session.profile
-    study = p.readouts
-    rows = []
-    for model in p.models:
-        for task in p.study_tasks(study) if study.grid else ():
-            run = session.run(model, task)
-            for shots in study.shots or (p.shots,):
-                for seed in p.seeds:
-                    rows += _draw_rows(run, int(shots), seed)
-                print(f"{model} | {task} | {shots} shots: {len(rows)} rows so far")
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"heads": "Int64"})
-
-
-def _draw_rows(run: Run, shots: int, seed: int) -> list[dict]:
-    """The study's rows on one few-shot draw."""
     session = run.session
     few = run.task.few_shot(shots, seed)
     test = session.test(run.task.name, few)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from savs import paper
-from savs.methods import HEAD_METHODS, METHOD_NAMES, bootstrap_resamples
+from savs.methods import HEAD_METHODS, METHODS
 from savs.profiles import Profile, Study
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
@@ -22,6 +22,14 @@ PAPER_METHODS = {"zero-shot": "zero-shot", "ICL": "4-shot ICL", "MTV": "MTV", "L
 # are ours as "CLIP (<checkpoint>)" and "SigLIP (<checkpoint>)".
 PAPER_MODEL_ROWS = {"llava-ov-7b": "LLaVA-OV-7B", "qwen2-vl-7b": "Qwen2-VL-7B", "llava-1.5-7b": "LLaVA-1.5",
                     "instructblip-7b": "InstructBLIP", "CLIP": "CLIP", "SigLIP": "SigLIP"}  # fmt: skip
+
+N_BOOTSTRAP = 2000
+
+
+def bootstrap_resamples(n: int, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) test-example indices drawn with replacement: fixed, so every method's interval is drawn from the
+    same resamples and two methods' difference is paired."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def paper_model(model: str) -> str | None:
@@ -55,7 +63,8 @@ def mean_std(mean: float, std: float) -> str:
 
 
 def main_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Wide main table: (model, method) rows in METHOD_NAMES order, one column per task (and per extra metric).
+    """Wide main table: (model, method) rows in ``savs.methods.METHODS``' order, one column per task (and per extra
+    metric).
 
     A cell scored on fewer seeds or test examples than the task's most says so: "41.0 [1 seed, n=100]".
     """
@@ -70,7 +79,7 @@ def main_table(summary: pd.DataFrame) -> pd.DataFrame:
         cell=cells,
     )
     wide = s.pivot_table(index=["model", "method"], columns="column", values="cell", aggfunc="first", sort=False)
-    order = {m: i for i, m in enumerate(METHOD_NAMES)}
+    order = {m: i for i, m in enumerate(METHODS)}
     wide = wide.sort_index(level="method", key=lambda idx: idx.map(order), sort_remaining=False)
     return wide.sort_index(level="model", sort_remaining=False).reset_index().rename_axis(columns=None)
 

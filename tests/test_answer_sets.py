@@ -12,7 +12,7 @@ from benchmark_copies import load
 
 from savs.baselines.features import probe_predict
 from savs.classifier import SAVClassifier, answer_set_mask
-from savs.experiments import allowed
+from savs.methods import allowed
 
 CLASSES = ["A", "B", "No", "Yes"]  # sorted, as classes_
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from savs import report
-from savs.methods import bootstrap_resamples
+from savs.report import bootstrap_resamples
 
 
 def _results() -> pd.DataFrame:
@@ -83,13 +83,20 @@ def test_sparsity_is_the_head_count_savs_had() -> None:
 
 
 def test_every_head_as_the_sparsity_runs_through_the_experiment(tmp_path) -> None:
-    """``N_HEADS=all`` in notebook 06: the rules run, and the summary compares them at every head."""
-    from savs.experiments import Session, head_methods
+    """``N_HEADS=all`` in notebook 06: the rules run on a draw, and the summary compares them at every head."""
+    from savs import experiments as ex
+    from savs.methods import HEAD_METHODS
     from savs.profiles import load_profile
 
     profile = load_profile("tiny", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
-    results = head_methods(Session(profile, tmp_path))
+    run = ex.Session(profile, tmp_path).run(profile.models[0], "digits")
+    few = run.task.few_shot(profile.shots, 0)
+    test = run.session.test("digits", few)
+    rows = ex.head_rule_rows(run, few, test, 0, list(HEAD_METHODS))
+    rows += ex.probe_rows(run, few, test, 0, ["linear probe"])
+    results = pd.DataFrame(rows, columns=ex.HEAD_METHOD_COLUMNS).astype({"heads": "Int64"})
     n_heads = report.sparsity(results, profile.n_heads)
     assert n_heads == 2 * 4  # savs.tiny: 2 layers x 4 heads
     table = report.head_methods_table(report.head_methods_summary(results, n_heads), n_heads)
     assert "SAVs" in set(table["method"]) and results["log_loss"].notna().any()
+    assert set(results["method"]) == {*HEAD_METHODS, "linear probe"}

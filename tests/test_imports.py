@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TORCH_FREE = ("savs", "savs.classifier", "savs.examples", "savs.profiles", "savs.report", "savs.paper", "savs.plots")
+TORCH_FREE = ("savs", "savs.classifier", "savs.examples", "savs.profiles", "savs.report", "savs.paper", "savs.plots",
+              "savs.methods")  # fmt: skip
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:

@@ -24,7 +24,8 @@ import papermill as pm
 import pytest
 
 from savs import paper, paths, report
-from savs.experiments import ABLATION_METHODS, CONTRASTIVE, HEAD_METHODS, METHODS, load_adapter
+from savs.experiments import CONTRASTIVE, load_adapter
+from savs.methods import ABLATION_METHODS, HEAD_METHODS, METHODS
 from savs.profiles import load_profile
 
 TINY = load_profile("tiny")

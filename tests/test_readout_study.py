@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from savs import readout_study as rs
-from savs.methods import bootstrap_resamples
 from savs.profiles import load_profile
+from savs.report import bootstrap_resamples
 
 N_TEST, K_MODEL = 40, 270
 

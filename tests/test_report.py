@@ -75,13 +75,6 @@ def test_captions_name_model_data_shots_seeds_and_the_stand_in():
     assert "stand-in" not in report.describe(load_profile("paper"))
 
 
-def test_the_torch_free_method_order_names_every_method_in_the_experiments_order():
-    from savs.experiments import METHODS
-    from savs.methods import METHOD_NAMES
-
-    assert tuple(METHODS) == METHOD_NAMES
-
-
 def test_captions_and_the_run_description_say_the_sav_rule():
     paper_rule = report.describe(load_profile("mini"))
     assert "(cosine, in_sample scoring, top_k selection, majority voting: the paper's rule)" in paper_rule

@@ -6,7 +6,7 @@ Vectors (``mtv_predict``: mean many-shot ICL head activations patched into REINF
 ``savs.baselines.mtv``) and the CLIP / SigLIP zero-shot rows (``load_contrastive`` + ``contrastive_predict``,
 ``savs.baselines.contrastive``). Added here: linear-probe and k-NN on a decoder layer's last-token hidden state
 (``extract_hidden`` + ``probe_predict``), the same linear probe on every head's vector concatenated (the cached
-head vectors, ``savs.experiments``' "linear probe, all heads"), the blind control (``blank_images``: same prompts,
+head vectors, ``savs.methods``' "linear probe, all heads"), the blind control (``blank_images``: same prompts,
 images blanked) and a linear probe on the vision encoder's own features (``vision_features``). Generated answers
 are scored with ``match_answer``.
 
