@@ -18,8 +18,8 @@ help:  ## list the targets and the parameters
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 	@echo
 	@echo "Parameters of reproduce and every notebook target (e.g. make main-results N_HEADS=10); unset: the profile's"
-	@echo "  PROFILE    mini (default), paper, tiny, paper-dryrun, or a YAML path"
-	@echo "  MODEL      models to run, comma-separated (registry name, hub id, local dir, tiny:<family>)"
+	@echo "  PROFILE    mini (default), paper, smoke, paper-dryrun, or a YAML path"
+	@echo "  MODEL      models to run, comma-separated (registry name, hub id, local dir, random:<family>)"
 	@echo "  TASKS      tasks, comma-separated (the offline suite and the paper's benchmarks: see savs.data.TASKS)"
 	@echo "  SHOTS      examples per class in the few-shot set"
 	@echo "  SEEDS      few-shot seeds, comma-separated (0,1,2)"
@@ -69,7 +69,7 @@ bench: setup  ## extraction speed table (see README)
 architectures: setup  ## coverage table: SAVs on a tiny model of every image-text-to-text type (results/architectures.*)
 	OMP_NUM_THREADS=1 $(PY) -m savs.architectures --out results
 
-PROJECTOR := savs/weights/savs-mini-projector.safetensors
+PROJECTOR := savs/mini/weights/savs-mini-projector.safetensors
 .PHONY: savs-mini
 savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train), seeded
 	$(PY) -m savs.mini.train --out $(PROJECTOR) --threads 1
@@ -77,7 +77,7 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
 # ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
-# on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke test).
+# on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), smoke (a random-weight smoke test).
 # MODEL, TASKS, SHOTS, SEEDS, N_TEST override the run (MODEL, TASKS, SEEDS comma-separated); N_HEADS, METRIC, SCORING,
 # SELECTION, VOTING, READOUT the SAV rule every notebook fits (SAVClassifier's options), e.g.
 #   make main-results TASKS=digits,fashion_mnist SEEDS=0,1

@@ -14,7 +14,7 @@ from PIL import Image
 
 from savs.examples import Example
 from savs.models import load_model
-from savs.tiny import FAMILIES, build_tiny_model
+from savs.testing.random_models import FAMILIES, build_random_model
 
 QUESTIONS = [
     "Is there a red circle? Answer with Yes or No.",
@@ -57,7 +57,7 @@ def tiny_dir(tmp_path_factory):
 
     def get(family: str) -> str:
         if family not in built:
-            built[family] = str(build_tiny_model(family, tmp_path_factory.mktemp(family)))
+            built[family] = str(build_random_model(family, tmp_path_factory.mktemp(family)))
         return built[family]
 
     return get

@@ -66,9 +66,9 @@ def llava_ov(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory: pytest.TempPathFactory):
-    from savs.tiny import build_tiny_model
+    from savs.testing.random_models import build_random_model
 
-    return load_model(str(build_tiny_model("llava-ov-7b", tmp_path_factory.mktemp("ov"))), device="cpu")
+    return load_model(str(build_random_model("llava-ov-7b", tmp_path_factory.mktemp("ov"))), device="cpu")
 
 
 def test_mhalubench_claims_render_as_format_mhalu(tmp_path: Path, adapter) -> None:

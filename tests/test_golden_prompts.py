@@ -6,7 +6,7 @@ wrapped it per model: LLaVA-OneVision through LLaVA-NeXT's ``qwen_1_5`` conversa
 turn holding the prompt with its ``<image>\\n`` markers), Qwen2-VL through its chat template with the images as
 content items first and the prompt, markers included, as text. The strings below are written from those
 functions and that conversation, independently of our loaders; the models are tiny random-weight stand-ins that
-carry the real checkpoints' chat templates and processor settings (``savs/checkpoints``).
+carry the real checkpoints' chat templates and processor settings (``savs/testing/checkpoints``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from savs.dryrun import SIZES, Counter
 from savs.dryrun import blink as write_blink
 from savs.examples import Example
 from savs.models import load_model
-from savs.tiny import LIKE_CHECKPOINTS, build_tiny_model, checkpoint
+from savs.testing.random_models import LIKE_CHECKPOINTS, build_random_model, checkpoint
 
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 END = "<|im_end|>\n<|im_start|>assistant\n"
@@ -110,7 +110,7 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object
 
     def get(name: str):
         if name not in built:
-            built[name] = load_model(str(build_tiny_model(name, tmp_path_factory.mktemp(name))), device="cpu")
+            built[name] = load_model(str(build_random_model(name, tmp_path_factory.mktemp(name))), device="cpu")
         return built[name]
 
     return get

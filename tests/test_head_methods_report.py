@@ -87,9 +87,9 @@ def test_every_head_as_the_sparsity_runs_through_the_experiment(tmp_path) -> Non
     from savs.experiments import Session, head_methods
     from savs.profiles import load_profile
 
-    profile = load_profile("tiny", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
+    profile = load_profile("smoke", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
     results = head_methods(Session(profile, tmp_path))
     n_heads = report.sparsity(results, profile.n_heads)
-    assert n_heads == 2 * 4  # savs.tiny: 2 layers x 4 heads
+    assert n_heads == 2 * 4  # savs.testing.random_models: 2 layers x 4 heads
     table = report.head_methods_table(report.head_methods_summary(results, n_heads), n_heads)
     assert "SAVs" in set(table["method"]) and results["log_loss"].notna().any()
