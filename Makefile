@@ -172,8 +172,8 @@ notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(
 	mv -f $(@D)/$*.running.ipynb $@
 
 # --- paper-dryrun: the paper profile's whole code path, offline, on a CPU ---------------------------------------------
-# Stand-ins of the 25 benchmarks (savs.dryrun, real split and class sizes) and of the two paper models (tiny random
-# weights, the real chat templates and processor settings), then what a GPU user's run does: preflight, extraction of
+# Stand-ins of the 25 benchmarks (savs.testing.benchmarks, real split and class sizes) and of the two paper models
+# (random:llava-ov-7b / random:qwen2-vl-7b: random weights, the real chat templates and processor settings), then what a GPU user's run does: preflight, extraction of
 # the whole plan by 2 processes (savs.distributed), every profile notebook with SAVS_CACHE_ONLY=1 (an extraction the plan
 # missed fails it). Writes to $(DRYRUN) (results/, figures/, executed/), never to the committed outputs.
 DRYRUN ?= /tmp/savs-paper-dryrun
@@ -183,7 +183,7 @@ PROFILE_NOTEBOOKS := $(filter-out notebooks/07_%,$(NOTEBOOKS))
 .PHONY: paper-dryrun
 paper-dryrun: setup  ## the paper profile's whole code path offline on 2 CPU cores: stand-in data and models (~10 min)
 	@rm -rf $(DRYRUN)/results $(DRYRUN)/figures $(DRYRUN)/executed && mkdir -p $(DRYRUN)/executed
-	$(PY) -m savs.dryrun --out $(DRYRUN)/data
+	$(PY) -m savs.testing.benchmarks --out $(DRYRUN)/data
 	$(DRYRUN_ENV) $(PY) -m savs.preflight --profile paper-dryrun
 	$(DRYRUN_ENV) $(PY) -m torch.distributed.run --nproc_per_node 2 --master_port 29517 \
 	  -m savs.distributed --profile paper-dryrun --cache-dir $(DRYRUN)/cache

@@ -1,9 +1,8 @@
-"""Shared fixtures: tiny random-weight models of every family, built once per session, loaded from disk."""
+"""Shared fixtures: random-weight models of every family and the benchmarks' small stand-ins, built once per session."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network; set before transformers is imported
 
@@ -94,19 +93,12 @@ def make_examples(n: int, with_images: bool, seed: int = 0) -> list[Example]:
 
 @pytest.fixture(scope="session")
 def copies(tmp_path_factory: pytest.TempPathFactory):
-    """The tiny local copy of a benchmark (``tests/benchmark_copies.py``), built once per session (BLINK's subtasks
-    share one)."""
-    from benchmark_copies import FIXTURES
+    """``name -> folder`` of a benchmark's small stand-in (``savs.testing.benchmarks``), each written once per session
+    under one root (the authors' NaturalBench-Retrieval test file in ``root/authors/``)."""
+    from savs.testing.benchmarks import ImageIds, write_benchmark
 
-    built: dict = {}
-
-    def get(name: str) -> Path:
-        builder = FIXTURES[name][0]
-        if builder not in built:
-            built[builder] = builder(tmp_path_factory.mktemp(name))
-        return built[builder]
-
-    return get
+    root, ids = tmp_path_factory.mktemp("benchmarks"), ImageIds()
+    return lambda name: write_benchmark(name, root, "small", ids)
 
 
 @pytest.fixture(params=FAMILIES)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from benchmark_copies import load
 from PIL import Image
+from stand_ins import load
 from transformers import AutoModel, AutoProcessor
 
 from savs.baselines.contrastive import (
