@@ -120,7 +120,7 @@ def n_seeds(method: str) -> int:
     return len(TINY.seeds_for(baseline)) if baseline else len(TINY.seeds)
 
 
-def test_tiny_profile_switches_every_method_on():
+def test_smoke_profile_switches_every_method_on():
     assert {METHODS[m].baseline for m in METHODS} - {None} | set(CONTRASTIVE) == set(TINY.baselines)
     assert TINY.zero_shot_models
 
