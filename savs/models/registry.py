@@ -246,8 +246,7 @@ def random_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
     for a stand-in of a paper checkpoint), built on first use under ``<cache>/random/``: into a temporary sibling,
     then renamed, so processes building it at once never read a half-written model."""
     out = Path(cache_dir or default_cache_dir()) / "random" / name.removeprefix(RANDOM_SCHEME)
-    build = load_object(RANDOM_BUILDER)
-    return build_once(out, lambda tmp: build(out.name, tmp))  # seeded: every process builds the same
+    return build_once(out, lambda tmp: load_object(RANDOM_BUILDER)(out.name, tmp))  # seeded: every process alike
 
 
 def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs) -> Adapter:
