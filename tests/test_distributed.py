@@ -35,7 +35,7 @@ def caches(tmp_path_factory) -> dict[int, Path]:
             load_adapter(model, TINY, out[nproc])
         done = distributed_extraction(out[nproc], nproc)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "profile random:" in done.stdout and f"over {nproc} processes" in done.stdout
+        assert "profile smoke:" in done.stdout and f"over {nproc} processes" in done.stdout
     return out
 
 
