@@ -18,7 +18,7 @@ help:  ## list the targets and the parameters
 	@grep -E '^[a-zA-Z_%./-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 	@echo
 	@echo "Parameters of reproduce and every notebook target (e.g. make main-results N_HEADS=10); unset: the profile's"
-	@echo "  PROFILE    mini (default), paper, tiny, paper-dryrun, or a YAML path"
+	@echo "  PROFILE    mini (default), paper, smoke, paper-dryrun, or a YAML path"
 	@$(PY) -m savs.profiles --help 2>/dev/null || echo "  (make setup first: the parameters are listed by savs.profiles.PARAMETERS)"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
 	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once after the main table's (default 2)"
@@ -58,7 +58,7 @@ bench: setup  ## extraction speed table (see README)
 architectures: setup  ## coverage table: SAVs on a tiny model of every image-text-to-text type (results/architectures.*)
 	OMP_NUM_THREADS=1 $(PY) -m savs.architectures --out results
 
-PROJECTOR := savs/weights/savs-mini-projector.safetensors
+PROJECTOR := savs/mini/weights/savs-mini-projector.safetensors
 .PHONY: savs-mini
 savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA train), seeded
 	$(PY) -m savs.mini.train --out $(PROJECTOR) --threads 1
@@ -66,8 +66,8 @@ savs-mini: setup  ## retrain savs-mini's projector (stage-1 alignment, easy-VQA 
 # --- reproduce: every table and figure of the paper, from the notebooks ------------------------------------------
 # Each notebooks/NN_*.ipynb runs under papermill into notebooks/executed/ and writes results/ and figures/
 # ($SAVS_RESULTS / $SAVS_FIGURES move them). PROFILE picks savs/profiles/<PROFILE>.yaml or a YAML path: mini (savs-mini
-# on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), tiny (a smoke test).
-# The run parameters (savs.profiles.PARAMETERS: `make help` lists them) override the profile's, e.g.
+# on the offline suite, 2 CPU cores), paper (the paper's models and benchmarks: GPU + hub), smoke (a random-weight smoke
+# test). The run parameters (savs.profiles.PARAMETERS: `make help` lists them) override the profile's, e.g.
 #   make main-results TASKS=digits,fashion_mnist SEEDS=0,1
 #   make head-sparsity METRIC=euclidean
 #   make main-results N_HEADS=10 SEEDS=0,1,2,3,4
@@ -145,8 +145,8 @@ notebooks/executed/%.ipynb: notebooks/%.ipynb $(SAVS_SOURCES) $(PROFILE_YAML) $(
 	mv -f $(@D)/$*.running.ipynb $@
 
 # --- paper-dryrun: the paper profile's whole code path, offline, on a CPU ---------------------------------------------
-# Stand-ins of the 25 benchmarks (savs.dryrun, real split and class sizes) and of the two paper models (tiny random
-# weights, the real chat templates and processor settings), then what a GPU user's run does: preflight, extraction of
+# Stand-ins of the 25 benchmarks (savs.testing.benchmarks, real split and class sizes) and of the two paper models
+# (random:llava-ov-7b / random:qwen2-vl-7b: random weights, the real chat templates and processor settings), then what a GPU user's run does: preflight, extraction of
 # the whole plan by 2 processes (savs.distributed), every profile notebook with SAVS_CACHE_ONLY=1 (an extraction the plan
 # missed fails it). Writes to $(DRYRUN) (results/, figures/, executed/), never to the committed outputs.
 DRYRUN ?= /tmp/savs-paper-dryrun
@@ -156,7 +156,7 @@ PROFILE_NOTEBOOKS := $(filter-out notebooks/07_%,$(NOTEBOOKS))
 .PHONY: paper-dryrun
 paper-dryrun: setup  ## the paper profile's whole code path offline on 2 CPU cores: stand-in data and models (~10 min)
 	@rm -rf $(DRYRUN)/results $(DRYRUN)/figures $(DRYRUN)/executed && mkdir -p $(DRYRUN)/executed
-	$(PY) -m savs.dryrun --out $(DRYRUN)/data
+	$(PY) -m savs.testing.benchmarks --out $(DRYRUN)/data
 	$(DRYRUN_ENV) $(PY) -m savs.preflight --profile paper-dryrun
 	$(DRYRUN_ENV) $(PY) -m torch.distributed.run --nproc_per_node 2 --master_port 29517 \
 	  -m savs.distributed --profile paper-dryrun --cache-dir $(DRYRUN)/cache

@@ -1,7 +1,7 @@
 """Coverage table: SAVs on every image-text-to-text model type of transformers (``make architectures``).
 
 For each type of ``MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`` a tiny random-weight model is built
-(``savs.testing.tiny_models``); a type ``savs.models.refusal`` rules out, or that cannot be built offline, gets its
+(``savs.testing.random_types``); a type ``savs.models.refusal`` rules out, or that cannot be built offline, gets its
 one-line reason. A supported one is loaded with ``savs.load_model`` and checked two ways:
 
 - extraction (``savs.extract_heads``: batched, with whatever prefix cache / early stop the adapter's evidence
@@ -162,12 +162,12 @@ def survey_type(model_type: str, work: Path, seed: int = 0) -> Row:
 
     from savs.models.discovery import UnsupportedModelError
     from savs.models.registry import refusal
-    from savs.testing.tiny_models import TinyBuildError, build_tiny
+    from savs.testing.random_types import RandomBuildError, build_random_type
 
     start = time.perf_counter()
     try:
-        path = build_tiny(model_type, work / model_type, seed)
-    except TinyBuildError as err:
+        path = build_random_type(model_type, work / model_type, seed)
+    except RandomBuildError as err:
         path, built_reason = None, err.reason
     try:  # the tiny model's config where it was built (a type's default config may not even build)
         reason = refusal(AutoConfig.from_pretrained(path) if path else AutoConfig.for_model(model_type))
@@ -205,7 +205,7 @@ def survey(types: Sequence[str], seed: int = 0, progress: bool = True) -> list[R
     """Rows for `types` (sorted), each in a scratch directory and with a scratch evidence cache."""
     import transformers
 
-    from savs.testing.tiny_models import register_no_video_processors
+    from savs.testing.random_types import register_no_video_processors
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -260,7 +260,7 @@ def to_markdown(rows: Sequence[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m savs.architectures [--out results] [TYPE ...]``."""
-    from savs.testing.tiny_models import MODEL_TYPES
+    from savs.testing.random_types import MODEL_TYPES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("types", nargs="*", default=list(MODEL_TYPES))

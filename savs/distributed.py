@@ -36,7 +36,7 @@ def extract_plan(session, state: PartialState) -> dict[str, int]:
     plan, counts = profile_plan(session), {"features": 0, "vision": 0}
     plan.check()
     for model in dict.fromkeys(m for m, _ in plan.needs):
-        with state.main_process_first():  # a tiny: model is built once, then every rank loads it
+        with state.main_process_first():  # a random: model is built once, then every rank loads it
             adapter = session.adapter(model)
         for (m, task), need in plan.needs.items():
             if m != model:

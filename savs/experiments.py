@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 def load_adapter(name: str, profile: Profile, cache_dir: Path) -> Adapter:
-    """A model as the profile loads it (device, dtype); ``tiny:`` models are built under ``cache_dir``."""
+    """A model as the profile loads it (device, dtype); ``random:`` models are built under ``cache_dir``."""
     return load_model(name, cache_dir, **profile.model_kwargs(name))
 
 
@@ -389,7 +389,7 @@ def _calibrated_log_loss(
     where the shots are too few for its nested folds."""
     try:
         calibrated = clone(clf).set_params(calibration="temperature").fit(X, y)
-    except ValueError:  # too few examples per class for the nested folds (tiny profile)
+    except ValueError:  # too few examples per class for the nested folds (smoke profile)
         return np.nan
     return _log_loss(calibrated.predict_proba(X_test, mask), calibrated.classes_, y_test)
 

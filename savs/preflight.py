@@ -3,7 +3,7 @@ few-shot and test sets the notebooks will draw?
 
 ``python -m savs.preflight --profile paper`` (run by ``make reproduce`` before any notebook) first asks the hub for
 the config of each model the run loads (its LMMs, the zero-shot-only ones, CLIP / SigLIP) and each benchmark's data
-(the offline suite, ``tiny:`` models, local directories and copies under ``$SAVS_DATA`` need no hub). Then, with no
+(the offline suite, ``random:`` models, local directories and copies under ``$SAVS_DATA`` need no hub). Then, with no
 model loaded, it draws every set of the profile's plan (``savs.plan``: each seed's few-shot sets at every shot count,
 each test set) and names every task that cannot give one, e.g. a class with fewer pool examples than shots, together,
 in one message, instead of letting a notebook stop hours in.
@@ -48,7 +48,7 @@ def unreachable(models: Iterable[str], tasks: Iterable[str]) -> list[str]:
 
     from savs.data import load_task
 
-    models = [m for m in models if m not in OFFLINE_MODELS and not m.startswith("tiny:") and not Path(m).is_dir()]
+    models = [m for m in models if m not in OFFLINE_MODELS and not m.startswith("random:") and not Path(m).is_dir()]
     tasks = [t for t in tasks if t not in OFFLINE_TASKS and local_source(t) is None]
     if not models and not tasks:
         return []

@@ -217,7 +217,7 @@ def _stand_in(models: Sequence[str]) -> str:
     """The caption's warning where a model is our stand-in."""
     if any("savs-mini" in m for m in models):
         return " (our embedded stand-in, not a model of the paper)"
-    if any(m.startswith("tiny:") for m in models):
+    if any(m.startswith("random:") for m in models):
         return " (tiny random-weight stand-ins: the numbers are noise)"
     return ""
 

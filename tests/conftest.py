@@ -1,9 +1,8 @@
-"""Shared fixtures: tiny random-weight models of every family, built once per session, loaded from disk."""
+"""Shared fixtures: random-weight models of every family and the benchmarks' small stand-ins, built once per session."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network; set before transformers is imported
 
@@ -14,7 +13,7 @@ from PIL import Image
 
 from savs.examples import Example
 from savs.models import load_model
-from savs.tiny import FAMILIES, build_tiny_model
+from savs.testing.random_models import FAMILIES, build_random_model
 
 QUESTIONS = [
     "Is there a red circle? Answer with Yes or No.",
@@ -57,7 +56,7 @@ def tiny_dir(tmp_path_factory):
 
     def get(family: str) -> str:
         if family not in built:
-            built[family] = str(build_tiny_model(family, tmp_path_factory.mktemp(family)))
+            built[family] = str(build_random_model(family, tmp_path_factory.mktemp(family)))
         return built[family]
 
     return get
@@ -94,19 +93,12 @@ def make_examples(n: int, with_images: bool, seed: int = 0) -> list[Example]:
 
 @pytest.fixture(scope="session")
 def copies(tmp_path_factory: pytest.TempPathFactory):
-    """The tiny local copy of a benchmark (``tests/benchmark_copies.py``), built once per session (BLINK's subtasks
-    share one)."""
-    from benchmark_copies import FIXTURES
+    """``name -> folder`` of a benchmark's small stand-in (``savs.testing.benchmarks``), each written once per session
+    under one root (the authors' NaturalBench-Retrieval test file in ``root/authors/``)."""
+    from savs.testing.benchmarks import ImageIds, write_benchmark
 
-    built: dict = {}
-
-    def get(name: str) -> Path:
-        builder = FIXTURES[name][0]
-        if builder not in built:
-            built[builder] = builder(tmp_path_factory.mktemp(name))
-        return built[builder]
-
-    return get
+    root, ids = tmp_path_factory.mktemp("benchmarks"), ImageIds()
+    return lambda name: write_benchmark(name, root, "small", ids)
 
 
 @pytest.fixture(params=FAMILIES)

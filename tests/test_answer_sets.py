@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from benchmark_copies import load
+from stand_ins import load
 
 from savs.baselines.features import probe_predict
 from savs.classifier import SAVClassifier, answer_set_mask

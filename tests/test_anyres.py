@@ -1,8 +1,8 @@
 """LLaVA-OneVision's multi-image prompts: transformers' base view per image, or the authors' anyres crops for each.
 
 The stand-in carries llava-ov-7b's real processor settings (SigLIP 384 px crops of 27 x 27 = 729 tokens, the
-anyres_max_9 grid; ``savs/checkpoints``), so its token counts are the 7B's. Expected counts are worked out by hand
-from LLaVA-NeXT's rule (``prepare_inputs_labels_for_multimodal``), not read from the processor.
+anyres_max_9 grid; ``savs/testing/checkpoints``), so its token counts are the 7B's. Expected counts are worked out by
+hand from LLaVA-NeXT's rule (``prepare_inputs_labels_for_multimodal``), not read from the processor.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_the_option_is_part_of_the_identity_and_refused_where_it_does_not_apply(
 def test_the_paper_profiles_load_llava_ov_with_the_authors_rule() -> None:
     assert load_profile("paper").model_kwargs("llava-ov-7b")["options"] == {"anyres_every_image": True}
     assert "options" not in load_profile("paper").model_kwargs("qwen2-vl-7b")
-    assert load_profile("paper-dryrun").model_kwargs("tiny:llava-ov-7b")["options"] == {"anyres_every_image": True}
+    assert load_profile("paper-dryrun").model_kwargs("random:llava-ov-7b")["options"] == {"anyres_every_image": True}
     assert "options" not in load_profile("mini").model_kwargs("savs-mini")
     with pytest.raises(ValueError, match="unknown model_options"):
         raw = {"description": "", "models": ["llava-ov-7b"], "tasks": ["digits"]}

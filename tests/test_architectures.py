@@ -1,4 +1,4 @@
-"""The coverage table (`savs.architectures`) and the generic tiny models behind it (`savs.testing.tiny_models`).
+"""The coverage table (`savs.architectures`) and the generic tiny models behind it (`savs.testing.random_types`).
 
 The default run checks a representative subset (a plain stack, a hybrid with linear-attention layers, a
 sliding-window model, a multimodal-RoPE model, a Q-Former-free single-image model, a refused encoder-decoder); the
@@ -28,7 +28,7 @@ from savs.architectures import (
 )
 from savs.extract import extract_heads
 from savs.models.registry import refusal
-from savs.testing.tiny_models import MODEL_TYPES, TinyBuildError, build_tiny
+from savs.testing.random_types import MODEL_TYPES, RandomBuildError, build_random_type
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +48,7 @@ def rows():
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory) -> Path:
-    return build_tiny("llava", tmp_path_factory.mktemp("zoo") / "llava")
+    return build_random_type("llava", tmp_path_factory.mktemp("zoo") / "llava")
 
 
 def test_subset_passes(rows):
@@ -118,7 +118,7 @@ def test_check_type_on_a_saved_model(tiny_llava):
 
 
 def test_build_is_seeded(tmp_path, tiny_llava):
-    again = build_tiny("llava", tmp_path / "llava")
+    again = build_random_type("llava", tmp_path / "llava")
     digest = [hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest() for d in (tiny_llava, again)]
     assert digest[0] == digest[1]
     assert (tiny_llava / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()
@@ -126,9 +126,9 @@ def test_build_is_seeded(tmp_path, tiny_llava):
 
 def test_build_errors(tmp_path):
     with pytest.raises(ValueError, match="not an image-text-to-text model type"):
-        build_tiny("bert", tmp_path)
-    with pytest.raises(TinyBuildError, match="torchvision"):
-        build_tiny("kimi_k25", tmp_path)  # its image processor exists only as a torchvision class
+        build_random_type("bert", tmp_path)
+    with pytest.raises(RandomBuildError, match="torchvision"):
+        build_random_type("kimi_k25", tmp_path)  # its image processor exists only as a torchvision class
 
 
 @pytest.mark.slow

@@ -56,9 +56,9 @@ def adapter_of(tiny_adapter, tmp_path_factory):
             from savs.mini.adapter import MiniAdapter
             from savs.mini.model import MiniLMM, Projector, add_image_token
             from savs.mini.vision import FEATURE_DIM, VisionEncoder
-            from savs.tiny import build_tiny_model
+            from savs.testing.random_models import build_random_model
 
-            path = build_tiny_model("llama", tmp_path_factory.mktemp("mini-llama"))
+            path = build_random_model("llama", tmp_path_factory.mktemp("mini-llama"))
             lm = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
             tok = AutoTokenizer.from_pretrained(path)
             torch.manual_seed(0)
@@ -424,7 +424,7 @@ def test_the_notebooks_generation_baselines_keep_their_answers_in_the_session_ca
     from savs.experiments import Session, evaluate
     from savs.profiles import load_profile
 
-    run = Session(load_profile("tiny"), tmp_path).run("tiny:llava_onevision", "easy_vqa_shape")
+    run = Session(load_profile("smoke"), tmp_path).run("random:llava_onevision", "easy_vqa_shape")
     monkeypatch.setenv("SAVS_CACHE_ONLY", "1")  # as the notebooks run; answers are not in savs.plan: generated
     methods = ("zero-shot", "ICL", "LoRA")
     first = [evaluate(run, method, 2, [0]) for method in methods]

@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from benchmark_copies import mhalubench_copy
 
 from savs.data.benchmarks.safety import load_mhalubench
 from savs.data.mhalu_images import main
+from savs.testing.benchmarks import SMALL, ImageIds, image
+from savs.testing.benchmarks import mhalubench as write_mhalubench
 
 
 def test_images_found_by_name_are_linked_and_the_rest_listed(tmp_path: Path, capsys) -> None:
-    root = mhalubench_copy(tmp_path / "repo")
+    root = tmp_path / "repo"
+    write_mhalubench(root, SMALL["mhalubench"], ImageIds())
     coco = tmp_path / "unzipped" / "train2014"
     coco.mkdir(parents=True)
     for name in ("COCO_train_0.jpg", "COCO_0.jpg", "3.png"):  # the copy's COCO images of each file, a val image
@@ -52,7 +54,6 @@ def test_archives_unzip_into_their_own_folders(tmp_path: Path) -> None:
 def test_flowers_splits_naming_classes_differently_are_refused(tmp_path: Path) -> None:
     """Flowers102's train and test come from two hub repos: the class names must agree, or labels would shift."""
     import datasets
-    from benchmark_copies import image
 
     from savs.data.benchmarks.classification import load_flowers102
 

@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 
 from savs.data.benchmarks.vqa import load_blink, val_position
-from savs.dryrun import Counter
-from savs.dryrun import blink as write_blink
+from savs.testing.benchmarks import write_benchmark
 
 
 @pytest.fixture(scope="module")
 def art_style(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("blink") / "Art_Style"
-    write_blink(root, Counter(), "Art_Style")
-    return root
+    """Art_Style's stand-in at its real size (117 items, two letters)."""
+    return write_benchmark("blink_art_style", tmp_path_factory.mktemp("blink"), "real")
 
 
 def test_seed_0_is_the_first_items_of_each_letter_in_val_order(art_style: Path) -> None:

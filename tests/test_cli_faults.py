@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_cli import CLASSES, FRACTION, HEADS, SHOTS, Fitted, make_shop, run, task_of
 
-from savs.tiny import build_tiny_model
+from savs.testing.random_models import build_random_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAMILY = "llava_onevision"
@@ -202,7 +202,7 @@ def test_per_row_question_classifier_on_data_without_questions_exits_2(fitted, t
 
 def test_a_model_mismatch_names_what_the_command_offers(fitted, tmp_path):
     """The API's advice, allow_model_mismatch=True, is no option of the command."""
-    other = build_tiny_model(FAMILY, tmp_path / "other", seed=1)  # same geometry, other weights
+    other = build_random_model(FAMILY, tmp_path / "other", seed=1)  # same geometry, other weights
     res = run("predict", fitted.dir, next(fitted.data.rglob("*.png")), "--model", other, *fitted.args())
     assert res.code == 2 and "differs in" in res.error
     assert "allow_model_mismatch" not in res.error

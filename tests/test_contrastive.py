@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from benchmark_copies import load
 from PIL import Image
+from stand_ins import load
 from transformers import AutoModel, AutoProcessor
 
 from savs.baselines.contrastive import (
@@ -26,7 +26,7 @@ from savs.baselines.contrastive import (
     winoground_scores,
 )
 from savs.examples import Example, Task
-from savs.tiny import CONTRASTIVE_KINDS, build_tiny_contrastive
+from savs.testing.random_models import CONTRASTIVE_KINDS, build_random_contrastive
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = ("cat", "dog", "bird", "car", "ship")
@@ -38,7 +38,7 @@ def tiny_contrastive(tmp_path_factory):
     stock ``AutoModel`` / ``AutoProcessor`` forward)."""
     out = {}
     for kind in CONTRASTIVE_KINDS:
-        path = build_tiny_contrastive(kind, tmp_path_factory.mktemp(kind))
+        path = build_random_contrastive(kind, tmp_path_factory.mktemp(kind))
         reference = AutoModel.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
         out[kind] = load_contrastive(str(path), device="cpu"), reference
     return out
@@ -233,8 +233,8 @@ def test_benchmark_rules_through_the_loaders(tiny_contrastive, kind, copies: Cal
 
 def test_tiny_stand_ins_load_by_name(tmp_path):
     for kind in CONTRASTIVE_KINDS:
-        model = load_contrastive(f"tiny:{kind}", device="cpu", cache_dir=tmp_path)
-        assert model.kind == kind and (tmp_path / "tiny" / kind / "config.json").is_file()
+        model = load_contrastive(f"random:{kind}", device="cpu", cache_dir=tmp_path)
+        assert model.kind == kind and (tmp_path / "random" / kind / "config.json").is_file()
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])

@@ -1,10 +1,9 @@
-"""Tests of the paper's benchmark loaders on tiny local copies built here with the hub's columns (or the hub
-repo's JSON layout), of their metrics on hand-worked predictions, and of the offline hub path."""
+"""Tests of the paper's benchmark loaders on small local stand-ins with the hub's columns (or the hub repo's JSON
+layout; ``savs.testing.benchmarks``), of their metrics on hand-worked predictions, and of the offline hub path."""
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import warnings
 from collections import Counter
@@ -14,19 +13,8 @@ from pathlib import Path
 import datasets
 import huggingface_hub.constants
 import pytest
-from benchmark_copies import (
-    EUROSAT_NAMES,
-    FIXTURES,
-    PETS_NAMES,
-    by_group,
-    image,
-    load,
-    mhalubench_copy,
-    naturalbench_retrieval_test_file,
-    save_dict,
-)
+from stand_ins import by_group, load
 
-from savs import dryrun
 from savs.data.benchmarks import (
     BENCHMARKS,
     PAPER_BENCHMARKS,
@@ -38,14 +26,37 @@ from savs.data.benchmarks import (
     normalize_answer,
     vqa_accuracy,
 )
+from savs.data.benchmarks.vqa import BLINK_SUBTASKS, blink_name
 from savs.data.prompts import YES_NO_LABELS
 from savs.examples import LazyImage
+from savs.testing import benchmarks as stand_ins
+from savs.testing.benchmarks import EUROSAT_NAMES, PETS_NAMES, SMALL, WRITERS, ImageIds, image, save_dict
+
+# registry name -> the hub id its offline error must name
+HUB_IDS = {
+    "mhalubench": "openkg/MHaluBench",
+    "vlguard": "ys-zong/VLGuard",
+    **{blink_name(s): "BLINK-Benchmark/BLINK" for s in BLINK_SUBTASKS},
+    "vizwiz": "lmms-lab/VizWiz-VQA",
+    "naturalbench": "BaiqiL/NaturalBench",
+    "naturalbench_retrieval": "BaiqiL/NaturalBench",
+    "sugarcrepe": "HuggingFaceM4/SugarCrepe_add_obj",
+    "eurosat": "timm/eurosat-rgb",
+    "oxford_pets": "timm/oxford-iiit-pet",
+    "flowers102": "Multimodal-Fatima/OxfordFlowers_test",
+    "cub200": "bentrevett/caltech-ucsd-birds-200-2011",
+    "imagenet1k": "ILSVRC/imagenet-1k",
+    "mme": "lmms-lab/MME",
+    "vqav2": "lmms-lab/VQAv2",
+    "okvqa": "lmms-lab/OK-VQA",
+}
 
 # --- every registry entry ------------------------------------------------------------------------
 
 
-def test_every_benchmark_has_a_fixture() -> None:
-    assert set(FIXTURES) == set(BENCHMARKS)
+def test_every_benchmark_has_a_stand_in() -> None:
+    assert set(WRITERS) == set(SMALL) == set(HUB_IDS) == set(BENCHMARKS)
+    assert set(stand_ins.REAL) == set(PAPER_BENCHMARKS)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -82,7 +93,7 @@ def test_offline_hub_raises_a_clear_error(name: str, monkeypatch: pytest.MonkeyP
     with pytest.raises(BenchmarkUnavailableError) as err:
         BENCHMARKS[name]()
     message = str(err.value)
-    assert FIXTURES[name][1] in message and "source=" in message
+    assert HUB_IDS[name] in message and "source=" in message
 
 
 @pytest.mark.parametrize("name", sorted(n for n in BENCHMARKS if "blink" not in n) + ["blink_counting"])
@@ -119,6 +130,17 @@ def test_naturalbench_question_image_group_accuracy(copies: Callable[[str], Path
     assert all(e.text.endswith(suffix[e.meta["question_type"]]) for e in task.train + task.test)
     only = load("naturalbench", copies, question_types=("yes_no",))
     assert only.labels == YES_NO_LABELS and {e.meta["question_type"] for e in only.test} == {"yes_no"}
+
+
+def test_naturalbench_reads_the_older_question_type_column(copies: Callable[[str], Path], tmp_path: Path) -> None:
+    """Older NaturalBench copies spell the column "Question Type": the loader reads either."""
+    data = datasets.load_from_disk(str(copies("naturalbench")))
+    data.rename_column("Question_Type", "Question Type").save_to_disk(str(tmp_path / "old"))
+    old = BENCHMARKS["naturalbench"](source=tmp_path / "old")
+    new = load("naturalbench", copies)
+    assert [(e.text, e.label, e.meta["question_type"]) for e in old.test] == [
+        (e.text, e.label, e.meta["question_type"]) for e in new.test
+    ]
 
 
 def test_naturalbench_retrieval_text_image_group(copies: Callable[[str], Path]) -> None:
@@ -208,7 +230,7 @@ def test_mhalubench_claims_labels_and_missing_images(copies: Callable[[str], Pat
         for split, part in (("a", task.train), ("b", task.test))
     }
     assert len(images["a"]) == 2 and len(images["b"]) == 6  # a quarter of the 8 images form the pool
-    mhalubench_copy(tmp_path)
+    stand_ins.mhalubench(tmp_path, SMALL["mhalubench"], ImageIds())
     (tmp_path / "data" / "image-to-text" / "3.png").unlink()
     with pytest.raises(FileNotFoundError, match="COCO train2014"):
         BENCHMARKS["mhalubench"](source=tmp_path)
@@ -216,9 +238,9 @@ def test_mhalubench_claims_labels_and_missing_images(copies: Callable[[str], Pat
 
 def test_mhalubench_tests_val_with_the_train_file_as_pool(copies: Callable[[str], Path]) -> None:
     task = load("mhalubench", copies)  # the default split: val, as the authors tested
-    files = {s: json.loads((copies("mhalubench") / f"MHaluBench_{s}.json").read_text()) for s in ("val-v0.2", "train")}
+    files = {s: json.loads((copies("mhalubench") / name).read_text()) for s, name in stand_ins.MHALU_FILES.items()}
     claims = {s: sum(len(r["claim_list"]) for r in records) for s, records in files.items()}
-    assert (len(task.test), len(task.train)) == (claims["val-v0.2"], claims["train"])  # every claim of each file
+    assert (len(task.test), len(task.train)) == (claims["val"], claims["train"])  # every claim of each file
     assert not {e.fingerprint() for e in task.train} & {e.fingerprint() for e in task.test}  # other images
     with pytest.raises(ValueError, match="splits"):
         load("mhalubench", copies, split="test")
@@ -232,13 +254,15 @@ def test_vlguard_safe_and_unsafe_instructions(copies: Callable[[str], Path]) -> 
     assert task.test[0].text.endswith("Is the image and instruction harmful? Answer with Yes or No.")
 
 
-def test_blink_letters_images_and_prompt(copies: Callable[[str], Path]) -> None:
-    task = load("blink_jigsaw", copies, protocol="savs")
-    assert task.labels == ("(A)", "(B)", "(C)", "(D)")
+@pytest.mark.parametrize("subtask", ["Jigsaw", "Counting", "Forensic_Detection", "Relative_Reflectance"])
+def test_blink_letters_images_and_prompt(subtask: str, copies: Callable[[str], Path]) -> None:
+    task = load(blink_name(subtask), copies, protocol="savs")
+    n_images, choices = stand_ins.BLINK_ITEMS[subtask]  # 1 to 4 images, 2 to 4 choices over these subtasks
+    assert task.labels == ("(A)", "(B)", "(C)", "(D)")[: len(choices)]
     for e in task.train + task.test:
-        idx = int(e.meta["idx"].split("_")[1])
-        assert len(e.images) == 1 + idx % 4 and len(e.meta["choices"]) == 2 + idx % 3
-        assert e.text.startswith(f"Question {idx}?\nSelect") and e.text.endswith("e.g. (A).")
+        idx = int(e.meta["idx"].rsplit("_", 1)[1])
+        assert len(e.images) == n_images and list(e.meta["choices"]) == choices
+        assert e.text.startswith(f"Question {idx} of {subtask}?\nSelect") and e.text.endswith("e.g. (A).")
 
 
 def test_classification_names_and_options(copies: Callable[[str], Path]) -> None:
@@ -381,11 +405,11 @@ def test_authors_blink_prompts_and_split(copies: Callable[[str], Path]) -> None:
     e = next(e for e in task.test if len(e.images) == 3)
     assert e.text == (
         "<image>\n<image>\n<image>\nWhich image shares the same style as the reference image? Select from the "
-        "following choices. " + " ".join(f"({chr(65 + k)}) choice {k}" for k in range(len(e.meta["choices"])))
+        "following choices. " + " ".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(e.meta["choices"]))
     )
     counting = load("blink_counting", copies).test[0]  # the item's own question
-    idx = counting.meta["idx"].split("_")[1]
-    assert counting.text.startswith(f"{'<image>' + chr(10)}Question {idx}? Select from the following choices. (A)")
+    idx = counting.meta["idx"].rsplit("_", 1)[1]
+    assert counting.text.startswith(f"<image>\nQuestion {idx} of Counting? Select from the following choices. (A)")
     view = load("blink_multi_view_reasoning", copies).test[0]
     assert "Is the camera moving left or right when shooting the video? Select from the following options." in view.text
     with warnings.catch_warnings():
@@ -426,7 +450,7 @@ def test_authors_groups_listed_twice_are_tested_and_counted_twice(
     root = shutil.copytree(copies("naturalbench_retrieval"), tmp_path / "nbr")
     records = json.loads((root / "metadata.json").read_text())
     (root / "metadata.json").write_text(json.dumps([*records, records[2]]))  # a hub copy holding group 2 twice
-    test_file = naturalbench_retrieval_test_file(tmp_path / "test.jsonl", [0, 2, 0])  # group 0 under two ids
+    test_file = stand_ins.authors_test_file(tmp_path / "test.jsonl", [0, 2, 0])  # group 0 under two ids
     task = load("naturalbench_retrieval", lambda _: root, test_file=test_file)
     groups = list(by_group(task.test).values())
     assert sorted(g[0].meta["query"] for g in groups) == ["a caption 0", "a caption 0", "a caption 2"]
@@ -440,11 +464,9 @@ def test_authors_groups_listed_twice_are_tested_and_counted_twice(
     assert scores["group_acc"] == pytest.approx(100 / 3) and scores["text_acc"] == pytest.approx(400 / 6)
 
 
-def test_dry_run_stand_in_lists_groups_twice_and_tests_each_listing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(dryrun.SIZES, "naturalbench_retrieval", {"groups": 12, "authors_test": 6, "listed_twice": 2})
-    dryrun.naturalbench_retrieval(tmp_path / "nbr", dryrun.Counter(), tmp_path / "authors", random.Random(0))
+def test_dry_run_stand_in_lists_groups_twice_and_tests_each_listing(tmp_path: Path) -> None:
+    size = {"groups": 12, "authors_test": 6, "listed_twice": 2}
+    stand_ins.naturalbench_retrieval(tmp_path / "nbr", size, ImageIds())
     test_file = tmp_path / "authors" / "naturalbench_ret_test.jsonl"
     ids = {json.loads(line)["question_id"] for line in test_file.read_text().splitlines()}
     task = load("naturalbench_retrieval", lambda _: tmp_path / "nbr", test_file=test_file)

@@ -26,7 +26,7 @@ from savs.plan import Need, planned_session, profile_plan
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory) -> dict[int, Path]:
-    """The tiny profile's plan extracted by 1 and by 2 processes, each into its own cache."""
+    """The smoke profile's plan extracted by 1 and by 2 processes, each into its own cache."""
     root = tmp_path_factory.mktemp("distributed")
     out = {}
     for nproc in (1, 2):
@@ -35,7 +35,7 @@ def caches(tmp_path_factory) -> dict[int, Path]:
             load_adapter(model, TINY, out[nproc])
         done = distributed_extraction(out[nproc], nproc)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "profile tiny:" in done.stdout and f"over {nproc} processes" in done.stdout
+        assert "profile smoke:" in done.stdout and f"over {nproc} processes" in done.stdout
     return out
 
 

@@ -197,7 +197,7 @@ def test_empty_and_bad_layers(tiny_adapter):
 def test_every_registered_model_has_an_adapter_tested_on_a_tiny_stand_in():
     """Each named model's family is one whose tiny random model the tests above run through."""
     from savs.models import MODELS
-    from savs.tiny import FAMILIES, GENERATION_FAMILIES
+    from savs.testing.random_models import FAMILIES, GENERATION_FAMILIES
 
     # savs-mini: tests/test_mini.py; the generation-only families (InstructBLIP): tests/test_instructblip.py
     tested = {adapter_class(t).family for t in FAMILIES + GENERATION_FAMILIES} | {"savs_mini"}

@@ -20,7 +20,7 @@ from savs.models.evidence import decide, measure, shortcut_evidence
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.registry import refusal
 from savs.pipeline import SAVPipeline, fit_sav
-from savs.tiny import CHATML_TOKENS, _chatml, _tokenizer
+from savs.testing.random_models import CHATML_TOKENS, chatml, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +48,7 @@ def own_cache(tmp_path, monkeypatch):
 
 def _save_text_model(model_type: str, out, **config) -> str:
     """A tiny random causal LM of ``model_type`` with the built-in ChatML tokenizer, saved to ``out``."""
-    tok = _tokenizer(CHATML_TOKENS, _chatml("You are a helpful assistant."), eos_token="<|im_end|>",
+    tok = train_tokenizer(CHATML_TOKENS, chatml("You are a helpful assistant."), eos_token="<|im_end|>",
                      pad_token="<|endoftext|>")  # fmt: skip
     ids = {"pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id, "vocab_size": len(tok)}
     torch.manual_seed(0)
@@ -328,7 +328,7 @@ def test_no_video_processor_is_the_zoos_and_drops_a_video_processor_passed_first
     from transformers import AutoProcessor, LlavaNextVideoProcessor
 
     from savs.models.processors import no_video_processor
-    from savs.testing.tiny_models import register_no_video_processors
+    from savs.testing.random_types import register_no_video_processors
 
     cls = no_video_processor("llava_next_video")
     source = AutoProcessor.from_pretrained(tiny_dir("llava"))

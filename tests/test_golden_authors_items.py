@@ -17,12 +17,13 @@ import re
 from pathlib import Path
 
 import pytest
-from benchmark_copies import EUROSAT_NAMES, PETS_NAMES, image, write_png
+from stand_ins import load
 
 from savs.data.benchmarks.classification import EUROSAT, PETS, authors_prompt, pet_first_words
 from savs.data.benchmarks.safety import load_mhalubench, load_vlguard
 from savs.examples import Example
 from savs.models import load_model
+from savs.testing.benchmarks import EUROSAT_NAMES, PETS_NAMES, image, write_png
 
 # The released files the items below come from, and their sha256 at 901be34:
 #   mahalu_train.json  95fca5a725001f0ce9547969ee49ba2c98639ecb5b5d1f29eae259f804f53fa5
@@ -66,9 +67,9 @@ def llava_ov(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory: pytest.TempPathFactory):
-    from savs.tiny import build_tiny_model
+    from savs.testing.random_models import build_random_model
 
-    return load_model(str(build_tiny_model("llava-ov-7b", tmp_path_factory.mktemp("ov"))), device="cpu")
+    return load_model(str(build_random_model("llava-ov-7b", tmp_path_factory.mktemp("ov"))), device="cpu")
 
 
 def test_mhalubench_claims_render_as_format_mhalu(tmp_path: Path, adapter) -> None:
@@ -131,8 +132,6 @@ def test_naturalbench_retrieval_columns_against_the_authors_scoring(copies) -> N
     images 0 and 1; rows 2-3: caption 1), and printed Q-Acc = rows (0,1) and (2,3) both right (a caption on both
     images) and I-Acc = rows (0,2) and (1,3) (an image with both captions). Our ``text_acc`` (T, Winoground's text
     score: an image picks its caption) is their I-Acc; our ``image_acc`` (I) is their Q-Acc."""
-    from benchmark_copies import load
-
     test = load("naturalbench_retrieval", copies).test
     wrong = {e.uid for e in test if e.meta["caption"] == 1 and e.meta["image"] == 0}  # one answer wrong per group
     wrong |= {e.uid for e in test if e.meta["caption"] == 0 and e.meta["image"] == 0 and "/0/" in e.uid}

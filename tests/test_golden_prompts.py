@@ -6,25 +6,23 @@ wrapped it per model: LLaVA-OneVision through LLaVA-NeXT's ``qwen_1_5`` conversa
 turn holding the prompt with its ``<image>\\n`` markers), Qwen2-VL through its chat template with the images as
 content items first and the prompt, markers included, as text. The strings below are written from those
 functions and that conversation, independently of our loaders; the models are tiny random-weight stand-ins that
-carry the real checkpoints' chat templates and processor settings (``savs/checkpoints``).
+carry the real checkpoints' chat templates and processor settings (``savs/testing/checkpoints``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from benchmark_copies import load
+from stand_ins import load
 
 from savs.data.benchmarks import BLINK_SUBTASKS, PAPER_BENCHMARKS
 from savs.data.benchmarks.vqa import blink_name, load_blink
-from savs.dryrun import SIZES, Counter
-from savs.dryrun import blink as write_blink
 from savs.examples import Example
 from savs.models import load_model
-from savs.tiny import LIKE_CHECKPOINTS, build_tiny_model, checkpoint
+from savs.testing.benchmarks import BLINK_ITEMS
+from savs.testing.random_models import LIKE_CHECKPOINTS, build_random_model, checkpoint
 
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 END = "<|im_end|>\n<|im_start|>assistant\n"
@@ -110,19 +108,10 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object
 
     def get(name: str):
         if name not in built:
-            built[name] = load_model(str(build_tiny_model(name, tmp_path_factory.mktemp(name))), device="cpu")
+            built[name] = load_model(str(build_random_model(name, tmp_path_factory.mktemp(name))), device="cpu")
         return built[name]
 
     return get
-
-
-@pytest.fixture(scope="module")
-def blink_copies(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Each BLINK subtask's val split with its real choices and image counts (``savs.dryrun``)."""
-    root, ids = tmp_path_factory.mktemp("blink"), Counter()
-    for subtask in BLINK_SUBTASKS:
-        write_blink(root / subtask, ids, subtask)
-    return root
 
 
 CASES = sorted(set(PAPER_BENCHMARKS) - {blink_name(s) for s in BLINK_SUBTASKS} - {"naturalbench"})
@@ -138,12 +127,13 @@ def test_benchmark_prompt_is_the_authors(task: str, family: str, copies, stand_i
 
 @pytest.mark.parametrize("family", LIKE_CHECKPOINTS)
 @pytest.mark.parametrize("subtask", BLINK_SUBTASKS)
-def test_blink_prompt_is_the_authors(subtask: str, family: str, blink_copies: Path, stand_in) -> None:
+def test_blink_prompt_is_the_authors(subtask: str, family: str, copies, stand_in) -> None:
+    """Each subtask's stand-in has its real choices and image count (``savs.testing.benchmarks.BLINK_ITEMS``)."""
     adapter = stand_in(family)
-    e = load_blink(subtask, source=blink_copies / subtask).test[0]
+    e = load_blink(subtask, source=copies(blink_name(subtask))).test[0]
     question = f"Question {e.meta['idx'].rsplit('_', 1)[1]} of {subtask}?"
     text = AUTHORS_BLINK[subtask].format(question=question)
-    assert len(e.images) == SIZES["blink_val"][subtask][1] == text.count("<image>")
+    assert len(e.images) == BLINK_ITEMS[subtask][0] == text.count("<image>")
     assert adapter.render(e) == wrapped(family, text, len(e.images))
 
 

@@ -88,7 +88,7 @@ def test_every_head_as_the_sparsity_runs_through_the_experiment(tmp_path) -> Non
     from savs.methods import HEAD_METHODS
     from savs.profiles import load_profile
 
-    profile = load_profile("tiny", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
+    profile = load_profile("smoke", n_heads="all", tasks="digits", seeds="0", baselines="linear_probe")
     run = ex.Session(profile, tmp_path).run(profile.models[0], "digits")
     few = run.task.few_shot(profile.shots, 0)
     test = run.session.test("digits", few)
@@ -96,7 +96,7 @@ def test_every_head_as_the_sparsity_runs_through_the_experiment(tmp_path) -> Non
     rows += ex.probe_rows(run, few, test, 0, ["linear probe"])
     results = pd.DataFrame(rows, columns=ex.HEAD_METHOD_COLUMNS).astype({"heads": "Int64"})
     n_heads = report.sparsity(results, profile.n_heads)
-    assert n_heads == 2 * 4  # savs.tiny: 2 layers x 4 heads
+    assert n_heads == 2 * 4  # savs.testing.random_models: 2 layers x 4 heads
     table = report.head_methods_table(report.head_methods_summary(results, n_heads), n_heads)
     assert "SAVs" in set(table["method"]) and results["log_loss"].notna().any()
     assert set(results["method"]) == {*HEAD_METHODS, "linear probe"}

@@ -25,7 +25,7 @@ from savs.models.base import Adapter
 from savs.models.instructblip import InstructBlipAdapter
 from savs.models.registry import resolve
 from savs.models.text import TextAdapter
-from savs.tiny import FAMILIES, GENERATION_FAMILIES, LIKE_CHECKPOINTS, build_tiny_model
+from savs.testing.random_models import FAMILIES, GENERATION_FAMILIES, LIKE_CHECKPOINTS, build_random_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,12 +33,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_rebuilt_directory_with_other_weights_gives_fresh_vectors(tmp_path):
     model_dir, cache = tmp_path / "model", tmp_path / "cache"
     examples = make_examples(3, with_images=True)
-    build_tiny_model("llava", model_dir, seed=0)
+    build_random_model("llava", model_dir, seed=0)
     first = load_model(str(model_dir), device="cpu")
     X0 = extract_heads(first, examples, cache_dir=cache, progress=False)
 
     shutil.rmtree(model_dir)
-    build_tiny_model("llava", model_dir, seed=1)  # same path, same geometry, other weights
+    build_random_model("llava", model_dir, seed=1)  # same path, same geometry, other weights
     second = load_model(str(model_dir), device="cpu")
     assert second.identity.source != first.identity.source
     assert second.identity.namespace != first.identity.namespace
@@ -121,7 +121,7 @@ def test_registry_name_and_hub_id_resolve_to_one_source(tmp_path, monkeypatch):
 
 def test_registry_name_and_hub_id_load_alike(tmp_path, monkeypatch):
     """LLaVA-1.5 by hub id is the registry's llava-1.5-7b: single-image (side by side), in the same namespace."""
-    build_tiny_model("llava", hub_snapshot(tmp_path, "llava-hf/llava-1.5-7b-hf", "b" * 40, monkeypatch))
+    build_random_model("llava", hub_snapshot(tmp_path, "llava-hf/llava-1.5-7b-hf", "b" * 40, monkeypatch))
     by_name = load_model("llava-1.5-7b", device="cpu")
     by_hub_id = load_model("llava-hf/llava-1.5-7b-hf", device="cpu")
     assert by_name.single_image and by_hub_id.single_image

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_FREE = ("savs", "savs.classifier", "savs.examples", "savs.profiles", "savs.report", "savs.paper", "savs.plots",
               "savs.methods")  # fmt: skip
@@ -200,3 +202,22 @@ def test_the_floor_check_finds_an_import_running_up(tmp_path):
         "savs.models.registry (models) -> savs.mini (model sources)",
         "savs.models.registry (models) -> savs.mini.adapter (model sources)",
     ]
+
+
+def test_the_model_registry_imports_nothing_above_the_models_package():
+    """savs-mini's adapter and the random-weight stand-ins are named by "module:attribute" strings, imported on use."""
+    imported = import_graph()["savs.models.registry"]
+    above = {t for t in imported if t.split(".")[:2] in (["savs", "mini"], ["savs", "testing"]) or t == "savs.tiny"}
+    assert not above, f"savs.models.registry imports {sorted(above)}"
+
+
+def test_load_object_names_what_is_wrong():
+    from savs.lazy import load_object
+    from savs.models.registry import EXTERNAL_ADAPTERS, RANDOM_BUILDER
+
+    assert load_object(RANDOM_BUILDER).__name__ == "build_random_model"
+    assert all(load_object(ref).family == family for family, ref in EXTERNAL_ADAPTERS.items())
+    with pytest.raises(ValueError, match="expected 'module:attribute'"):
+        load_object("savs.mini.adapter.MiniAdapter")
+    with pytest.raises(ImportError, match="has no attribute 'Nope'"):
+        load_object("savs.mini.adapter:Nope")

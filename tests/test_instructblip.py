@@ -14,7 +14,7 @@ from savs.examples import Example, side_by_side
 from savs.extract import extract_heads
 from savs.models import MODELS, load_model
 from savs.models.instructblip import InstructBlipAdapter
-from savs.tiny import INSTRUCTBLIP_QUERIES, build_tiny_model
+from savs.testing.random_models import INSTRUCTBLIP_QUERIES, build_random_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     torch.manual_seed(0)
-    return load_model(str(build_tiny_model("instructblip", tmp_path_factory.mktemp("instructblip"))), device="cpu")
+    return load_model(str(build_random_model("instructblip", tmp_path_factory.mktemp("instructblip"))), device="cpu")
 
 
 def test_loads_as_its_family_with_the_decoders_geometry(adapter):

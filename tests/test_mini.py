@@ -29,7 +29,7 @@ from savs.mini.adapter import MiniAdapter
 from savs.mini.model import IMAGE_TOKEN, MiniLMM, Projector, add_image_token, load_projector
 from savs.mini.train import Batcher, norm_matched_projector
 from savs.mini.vision import FEATURE_DIM, VisionEncoder, preprocess
-from savs.tiny import build_tiny_model
+from savs.testing.random_models import build_random_model
 
 QUESTION = "Is there a red circle in the image? Answer with Yes or No."
 
@@ -46,7 +46,7 @@ def _examples(n: int, text: str = QUESTION) -> list[Example]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> MiniAdapter:
     """savs-mini's wiring around a tiny random Llama (ChatML template) and the real, frozen vision encoder."""
-    path = build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+    path = build_random_model("llama", tmp_path_factory.mktemp("tiny-llama"))
     lm = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(0)
@@ -235,7 +235,7 @@ def test_match_answer_on_mini_labels(text: str, expected: str | None) -> None:
 # ----- conversion cache --------------------------------------------------------------------------
 def _fake_gguf_loaders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Make ``convert`` read a tiny Llama instead of dequantising the real GGUF."""
-    path = build_tiny_model("llama", tmp_path / "fake-gguf")
+    path = build_random_model("llama", tmp_path / "fake-gguf")
     tokenizer = AutoTokenizer.from_pretrained(path)
 
     def model(*args, **kwargs) -> LlamaForCausalLM:

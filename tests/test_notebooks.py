@@ -1,8 +1,8 @@
-"""Every notebook runs end to end under papermill on the tiny profile and writes the tables and figures it should.
+"""Every notebook runs end to end under papermill on the smoke profile and writes the tables and figures it should.
 
-The tiny profile (``savs/profiles/tiny.yaml``) builds savs.tiny's random-weight LLaVA-OneVision (and, for the
-ablation rows, Qwen2-VL) into a temporary cache and runs every method of the main table once at the smallest size.
-Outputs go to temporary directories, never to the committed ``results/`` and ``figures/``.
+The smoke profile (``savs/profiles/smoke.yaml``) builds a random-weight LLaVA-OneVision (``random:llava_onevision``,
+and, for the ablation rows, Qwen2-VL) into a temporary cache and runs every method of the main table once at the
+smallest size. Outputs go to temporary directories, never to the committed ``results/`` and ``figures/``.
 
 First ``savs.distributed`` fills the activation cache with 2 processes (as ``accelerate launch`` would); then the
 notebooks run, two at a time, with ``SAVS_CACHE_ONLY=1``: any extraction pass they still needed would fail them. So
@@ -28,8 +28,8 @@ from savs.experiments import CONTRASTIVE, load_adapter
 from savs.methods import ABLATION_METHODS, HEAD_METHODS, METHODS
 from savs.profiles import load_profile
 
-TINY = load_profile("tiny")
-N_HEADS_TINY = 2 * 4  # savs.tiny: 2 layers x 4 heads
+TINY = load_profile("smoke")
+N_HEADS_TINY = 2 * 4  # savs.testing.random_models: 2 layers x 4 heads
 NOTEBOOKS = (  # the profile's experiments: everything they read is in savs.plan
     "01_main_results",
     "00_quickstart",
@@ -56,23 +56,23 @@ class Outputs:
 
 
 def execute(name: str, dirs: dict[str, Path]) -> None:
-    """Run ``notebooks/<name>.ipynb`` on the tiny profile (its outputs go where ``$SAVS_RESULTS`` etc. point)."""
+    """Run ``notebooks/<name>.ipynb`` on the smoke profile (its outputs go where ``$SAVS_RESULTS`` etc. point)."""
     pm.execute_notebook(
         paths.NOTEBOOKS / f"{name}.ipynb",
         dirs["executed"] / f"{name}.ipynb",
-        parameters={"profile": "tiny"},
+        parameters={"profile": "smoke"},
         kernel_name="python3",
         progress_bar=False,
     )
 
 
 def distributed_extraction(cache: Path, nproc: int = 2) -> subprocess.CompletedProcess:
-    """``savs.distributed`` on the tiny profile with ``nproc`` CPU processes (gloo), into ``cache``."""
+    """``savs.distributed`` on the smoke profile with ``nproc`` CPU processes (gloo), into ``cache``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port),
-           "-m", "savs.distributed", "--profile", "tiny", "--cache-dir", str(cache)]  # fmt: skip
+           "-m", "savs.distributed", "--profile", "smoke", "--cache-dir", str(cache)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
@@ -102,7 +102,7 @@ def out(tmp_path_factory) -> Outputs:
 def table(out: Outputs, name: str) -> pd.DataFrame:
     """A written table: its CSV, after checking its Markdown twin carries the caption naming the profile."""
     md = (out.dirs["results"] / f"{name}.md").read_text()
-    assert "Profile: tiny" in md and md.count("|") > 10
+    assert "Profile: smoke" in md and md.count("|") > 10
     return pd.read_csv(out.dirs["results"] / f"{name}.csv")
 
 
@@ -114,14 +114,14 @@ def assert_figure(out: Outputs, name: str) -> None:
 
 
 def n_seeds(method: str) -> int:
-    """Seeds the tiny profile runs ``method`` on: zero-shot once, ICL and LoRA on their ``n_seeds``."""
+    """Seeds the smoke profile runs ``method`` on: zero-shot once, ICL and LoRA on their ``n_seeds``."""
     baseline = METHODS[method].baseline
     if METHODS[method].seedless:
         return 1
     return len(TINY.seeds_for(baseline)) if baseline else len(TINY.seeds)
 
 
-def test_tiny_profile_switches_every_method_on():
+def test_smoke_profile_switches_every_method_on():
     assert {METHODS[m].baseline for m in METHODS} - {None} | set(CONTRASTIVE) == set(TINY.baselines)
     assert TINY.zero_shot_models
 
@@ -183,7 +183,7 @@ def test_main_results(out):
     assert list(summary.columns) == ["model", "task", "method", "shots", "metric", "mean", "std", "n_seeds", "n_test"]
     assert len(summary) == (len(METHODS) + len(ABLATION_METHODS)) * len(TINY.tasks) + len(other_runs)
     summary_md = (out.dirs["results"] / f"{paths.MAIN_SUMMARY}.md").read_text()
-    assert "### Paper" in summary_md and "not run by profile `tiny`: GPT-4o" in summary_md
+    assert "### Paper" in summary_md and "not run by profile `smoke`: GPT-4o" in summary_md
     interleaved = (out.dirs["results"] / f"{paths.INTERLEAVED}.md").read_text()
     assert "runs neither MHaluBench nor NaturalBench" in interleaved and "### Paper: interleaved" in interleaved
     comparison = pd.read_csv(out.dirs["results"] / f"{paths.MAIN_PAPER}.csv")

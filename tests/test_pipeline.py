@@ -24,7 +24,7 @@ from savs import SAVClassifier, SAVPipeline, extract_heads, fit_sav
 from savs.identity import digest, json_digest
 from savs.models import load_model
 from savs.pipeline import ModelMismatchError, SavedSAVError, read_saved
-from savs.tiny import build_tiny_model
+from savs.testing.random_models import build_random_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -102,7 +102,7 @@ def copy(saved, tmp_path) -> Path:
 
 
 def test_load_refuses_another_checkpoint_of_the_same_geometry(saved, tiny_dir, tmp_path):
-    other = load_model(str(build_tiny_model("llava", tmp_path / "seed1", seed=1)), device="cpu")
+    other = load_model(str(build_random_model("llava", tmp_path / "seed1", seed=1)), device="cpu")
     names = f"fitted on model '{tiny_dir('llava')}'; the given model '{tmp_path / 'seed1'}' differs in source: "
     with pytest.raises(ModelMismatchError, match=f"{saved}.*{names}.*allow_model_mismatch=True") as err:
         SAVPipeline.load(saved, adapter=other)

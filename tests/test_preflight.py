@@ -56,8 +56,8 @@ def test_preflight_names_every_task_that_cannot_give_its_sets(copies, tmp_path, 
     monkeypatch.setenv("SAVS_CACHE", str(tmp_path / "cache"))
     profile = tmp_path / "p.yaml"
     # today's quarter-of-val BLINK pools and 2 train images per EuroSAT class cannot give 3 shots per class
-    profile.write_text("extends: tiny\nmodels: ['tiny:llava']\nablation_models: []\ntasks: [blink_art_style, eurosat]\n"
-                       "protocol: savs\nshots: 3\n")  # fmt: skip
+    profile.write_text("extends: smoke\nmodels: ['random:llava']\nablation_models: []\n"
+                       "tasks: [blink_art_style, eurosat]\nprotocol: savs\nshots: 3\n")  # fmt: skip
     start = time.perf_counter()
     assert main(["--profile", str(profile)]) == 1
     err = capsys.readouterr().err

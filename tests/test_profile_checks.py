@@ -109,10 +109,10 @@ def test_extends_is_read_from_the_profiles_folder(tmp_path, monkeypatch):
 
 def test_ablation_models_without_zero_shot_run_the_rest():
     """Baselines without zero-shot, ablation models set: the ablation rows skip zero-shot (was KeyError 'zero_shot')."""
-    profile = load_profile("tiny", baselines="linear_probe")
+    profile = load_profile("smoke", baselines="linear_probe")
     ablation = [(m, methods) for m, _, methods, _ in main_plan(profile) if m in profile.ablation_models]
     assert ablation and all(methods == ["all heads vote", "SAVs"] for _, methods in ablation)
-    full = load_profile("tiny")
+    full = load_profile("smoke")
     assert all("zero-shot" in methods for m, _, methods, _ in main_plan(full) if m in full.ablation_models)
 
 

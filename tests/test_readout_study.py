@@ -69,11 +69,11 @@ def test_verdict_names_the_sparse_readout_and_where_the_vote_wins() -> None:
 
 
 def test_plan_extracts_every_shot_count_of_the_study(tmp_path) -> None:
-    """The tiny profile's read-outs run at 2 and 3 shots; 3 is no other notebook's: the plan must hold those sets."""
+    """The smoke profile's read-outs run at 2 and 3 shots; 3 is no other notebook's: the plan must hold those sets."""
     from savs.experiments import Session
     from savs.plan import profile_plan
 
-    tiny = load_profile("tiny")
+    tiny = load_profile("smoke")
     assert tiny.readouts.shots == (2, 3) and tiny.shots == 2
     session = Session(tiny, tmp_path)
     need = profile_plan(session).needs[(tiny.models[0], tiny.readouts.tasks[0])]
@@ -87,7 +87,7 @@ def test_profile_readout_is_checked_and_reaches_the_rule(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"readout must be one of \('vote', 'logistic', 'lda'\); got 'svm'"):
         load_profile("mini", readout="svm")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("extends: tiny\nreadouts: {grid: [1], shots: [0]}\n")
+    bad.write_text("extends: smoke\nreadouts: {grid: [1], shots: [0]}\n")
     with pytest.raises(ValueError, match=r"a study's shots must be ints >= 1; got \[0\]"):
         load_profile(bad)
 

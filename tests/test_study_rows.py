@@ -14,8 +14,8 @@ from savs.profiles import load_profile
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> ex.Run:
-    """savs.tiny's model on digits, two seeds, 4 heads of 8, the paper's (in-sample accuracy) scoring."""
-    profile = load_profile("tiny", tasks="digits", baselines="linear_probe")
+    """The smoke profile's random-weight model on digits, two seeds, 4 heads of 8, the paper's (in-sample) scoring."""
+    profile = load_profile("smoke", tasks="digits", baselines="linear_probe")
     return ex.Session(profile, tmp_path_factory.mktemp("cache")).run(profile.models[0], "digits")
 
 

@@ -80,14 +80,14 @@ class ContrastiveModel:
         cache_dir: str | Path | None = None,
     ) -> ContrastiveModel:
         """Load ``"clip"``, ``"siglip"``, a hub id or a local directory (read from the local hub cache alone when no
-        network answers, as ``savs.models.load_model`` does), or ``"tiny:clip"`` / ``"tiny:siglip"`` (a random-weight
-        stand-in built under ``cache_dir``, for dry runs); fp32 on a CPU, bf16 on a GPU."""
+        network answers, as ``savs.models.load_model`` does), or ``"random:clip"`` / ``"random:siglip"`` (a
+        random-weight stand-in built under ``cache_dir``, for dry runs); fp32 on a CPU, bf16 on a GPU."""
         from savs.models.base import default_device, default_dtype
-        from savs.models.registry import TINY_SCHEME, _hub_offline, hub_reachable, tiny_model_dir
+        from savs.models.registry import RANDOM_SCHEME, _hub_offline, hub_reachable, random_model_dir
 
         path = CONTRASTIVE_MODELS.get(name_or_path, name_or_path)
-        if path.startswith(TINY_SCHEME):
-            path = str(tiny_model_dir(path, cache_dir))
+        if path.startswith(RANDOM_SCHEME):
+            path = str(random_model_dir(path, cache_dir))
         device = torch.device(device) if device is not None else default_device()
         offline = not Path(path).is_dir() and not hub_reachable()
         with _hub_offline(offline):

@@ -3,7 +3,7 @@
 Frozen EfficientNet-Lite0 (ImageNet-1k) -> trainable 2-layer GELU MLP projector -> ``GRID x GRID`` image tokens
 (``savs.mini.vision``) spliced into the prompt of the frozen SmolLM2-135M-Instruct at its ``<image>`` placeholders.
 Only the projector is trained (stage-1 alignment, ``savs.mini.train``); both its trained and its untrained
-(norm-matched random) weights ship in ``savs/weights/savs-mini-projector.safetensors``, one key prefix per variant.
+(norm-matched random) weights ship in ``savs/mini/weights/savs-mini-projector.safetensors``, one key prefix per variant.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from savs.mini.vision import FEATURE_DIM, VisionEncoder
 
 IMAGE_TOKEN = "<image>"
 PROJECTOR_VARIANTS = ("aligned", "untrained")
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "savs-mini-projector.safetensors"
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "savs-mini-projector.safetensors"
 
 
 class Projector(nn.Module):

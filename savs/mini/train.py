@@ -1,6 +1,6 @@
 """Stage-1 alignment of savs-mini: only the projector learns, on an image-text corpus from easy-VQA's train split.
 
-    python -m savs.mini.train --out savs/weights/savs-mini-projector.safetensors
+    python -m savs.mini.train --out savs/mini/weights/savs-mini-projector.safetensors
 
 Corpus (train split only; nothing here is ever evaluated): for a seeded subset of easy-VQA train images,
 a caption "A {color} {shape}." (LLaVA stage-1 style, the colour and shape read off the image's own
@@ -291,7 +291,7 @@ def plot_loss(history: list[dict], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="savs/weights/savs-mini-projector.safetensors")
+    p.add_argument("--out", default="savs/mini/weights/savs-mini-projector.safetensors")
     p.add_argument("--figure", default=str(FIGURE))
     p.add_argument("--images", type=int, default=800, help="easy-VQA train images in the corpus")
     p.add_argument("--steps", type=int, default=300)

@@ -5,7 +5,7 @@ those need torchvision, which has no build beside the pinned CPU torch. SAVs nev
 subclasses pass none. The adapters load them directly (they read the stock checkpoints' files too), and
 registering them with ``AutoProcessor`` lets directories saved with them load through the Auto classes.
 ``no_video_processor`` makes (and registers) the same subclass for any other model type, for the generic adapter and
-the tiny-model zoo (`savs.testing.tiny_models`), which build and register the same class per processor.
+the tiny-model zoo (`savs.testing.random_types`), which build and register the same class per processor.
 """
 
 import inspect

@@ -25,7 +25,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from savs.cache import build_once, default_cache_dir
-from savs.mini.adapter import MiniAdapter
+from savs.lazy import load_object
 from savs.models.base import Adapter
 from savs.models.discovery import UnsupportedModelError, config_refusal, find_heads, meta_model
 from savs.models.generic import GenericAdapter
@@ -34,7 +34,6 @@ from savs.models.instructblip import InstructBlipAdapter
 from savs.models.llava import LlavaAdapter
 from savs.models.qwen2_vl import Qwen2VLAdapter
 from savs.models.text import TextAdapter
-from savs.tiny import build_tiny_model
 
 ADAPTERS: tuple[type[Adapter], ...] = (
     Qwen2VLAdapter,
@@ -42,8 +41,12 @@ ADAPTERS: tuple[type[Adapter], ...] = (
     Idefics3Adapter,
     InstructBlipAdapter,
     TextAdapter,
-    MiniAdapter,
 )
+# Adapters defined above this package, by model type (= family), named "module:Class" and imported on first use, so
+# that savs.models imports nothing above it: savs-mini's adapter builds on savs.models.base.
+EXTERNAL_ADAPTERS: dict[str, str] = {"savs_mini": "savs.mini.adapter:MiniAdapter"}
+# What builds a ``random:<family>`` model (random weights, for tests and dry runs; ``savs.testing``).
+RANDOM_BUILDER = "savs.testing.random_models:build_random_model"
 
 
 @dataclass(frozen=True)
@@ -89,21 +92,26 @@ def registry() -> dict[str, ModelSpec]:
 
 def adapter_class(model_type: str) -> type[Adapter]:
     """The adapter for a ``config.model_type``; a clear error naming the supported ones otherwise."""
-    for adapter in ADAPTERS:
-        if model_type in adapter.model_types:
-            return adapter
+    declared = _declared(model_type)
+    if declared is not None:
+        return declared
     families = ", ".join(f"{a.family} ({'/'.join(a.model_types)})" for a in ADAPTERS)
-    raise ValueError(f"unsupported model type {model_type!r}; supported families: {families}")
+    raise ValueError(
+        f"unsupported model type {model_type!r}; supported families: {families}, {', '.join(EXTERNAL_ADAPTERS)}"
+    )
 
 
 def family_adapter(family: str) -> type[Adapter]:
     """The adapter of a family (a ``ModelSpec.family``)."""
     if family == GenericAdapter.family:
         return GenericAdapter
+    if family in EXTERNAL_ADAPTERS:
+        return load_object(EXTERNAL_ADAPTERS[family])
     for adapter in ADAPTERS:
         if adapter.family == family:
             return adapter
-    raise ValueError(f"unknown family {family!r}; known: {', '.join(a.family for a in ADAPTERS)}")
+    known = [a.family for a in ADAPTERS] + list(EXTERNAL_ADAPTERS)
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(known)}")
 
 
 def spec_of(name_or_path: str) -> ModelSpec | None:
@@ -123,6 +131,9 @@ def resolve(name_or_path: str) -> str:
 
 # ----- any model type ----------------------------------------------------------------------------------------------
 def _declared(model_type: str) -> type[Adapter] | None:
+    """The adapter written for a model type (a family of this package's or an external one), or None."""
+    if model_type in EXTERNAL_ADAPTERS:
+        return load_object(EXTERNAL_ADAPTERS[model_type])
     return next((a for a in ADAPTERS if model_type in a.model_types), None)
 
 
@@ -165,7 +176,7 @@ def refusal(config) -> str | None:
     on the meta device (no weights) and the heads are looked for as on a loaded model (``savs.models.discovery``).
     """
     model_type = config.model_type
-    if model_type in MiniAdapter.model_types:
+    if model_type in EXTERNAL_ADAPTERS:
         return None
     known = model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     if not known and _declared(model_type) is None:
@@ -226,31 +237,34 @@ def _hub_offline(offline: bool) -> Iterator[None]:
         hf_constants.HF_HUB_OFFLINE = before
 
 
-TINY_SCHEME = "tiny:"
+RANDOM_SCHEME = "random:"
+_OLD_SCHEME = "tiny:"  # the scheme's name before it said what the models are
 
 
-def tiny_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
-    """The directory of ``tiny:<family>`` (``savs.tiny``'s random-weight model, or ``tiny:llava-ov-7b`` for a stand-in
-    of a paper checkpoint), built on first use under ``<cache>/tiny/``: into a temporary sibling, then renamed, so
-    processes building it at once never read a half-written model."""
-    out = Path(cache_dir or default_cache_dir()) / "tiny" / name.removeprefix(TINY_SCHEME)
-    return build_once(out, lambda tmp: build_tiny_model(out.name, tmp))  # seeded: every process builds the same
+def random_model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The directory of ``random:<family>`` (a random-weight model of ``RANDOM_BUILDER``, or ``random:llava-ov-7b``
+    for a stand-in of a paper checkpoint), built on first use under ``<cache>/random/``: into a temporary sibling,
+    then renamed, so processes building it at once never read a half-written model."""
+    out = Path(cache_dir or default_cache_dir()) / "random" / name.removeprefix(RANDOM_SCHEME)
+    return build_once(out, lambda tmp: load_object(RANDOM_BUILDER)(out.name, tmp))  # seeded: every process alike
 
 
 def load_model(name_or_path: str, cache_dir: str | Path | None = None, **kwargs) -> Adapter:
-    """Load a model by registry name, hub id, local directory or ``tiny:<family>`` and wrap it in its family's
-    adapter.
+    """Load a model by registry name, hub id, local directory or ``random:<family>`` (random weights, for tests) and
+    wrap it in its family's adapter.
 
     Keyword arguments (``device``, ``dtype``, ``attn_implementation``, ...) go to ``from_pretrained``. A hub id
     is read from the local hub cache alone when ``hub_reachable`` finds no network. ``cache_dir``: where
-    ``tiny:`` models are built (default: the activation cache's directory). ``options``: the family's load options
+    ``random:`` models are built (default: the activation cache's directory). ``options``: the family's load options
     (``GenericAdapter.default_options``, e.g. LLaVA-OneVision's ``anyres_every_image``).
     """
-    if name_or_path.startswith(TINY_SCHEME):
-        path = str(tiny_model_dir(name_or_path, cache_dir))
+    if name_or_path.startswith(RANDOM_SCHEME):
+        path = str(random_model_dir(name_or_path, cache_dir))
         adapter = load_model(path, **kwargs)
         adapter.name = name_or_path
         return adapter
+    if name_or_path.startswith(_OLD_SCHEME):
+        raise ValueError(f"{name_or_path!r}: random-weight models are now named {RANDOM_SCHEME}<family>")
     spec = spec_of(name_or_path)
     if spec is not None and spec.hub_id is None:
         return family_adapter(spec.family).from_pretrained(name_or_path, **kwargs)

@@ -1,6 +1,6 @@
 """Pil stand-ins for image processors that transformers ships only as torchvision classes (no torchvision here).
 
-Each reproduces what its model's processor and forward read, for the tiny models' one-tile images, not every
+Each reproduces what its model's processor and forward read, for the random-weight models' one-tile images, not every
 option of the original (declared in its docstring). `register_pil_image_processors` makes saved folders load
 them through `AutoImageProcessor` / `AutoProcessor` (their names, prefixed `Savs`, must differ from the
 torchvision classes' for that lookup).

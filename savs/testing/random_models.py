@@ -1,6 +1,7 @@
-"""Tiny random-weight models of every supported family, saved to disk for offline tests.
+"""Random-weight stand-ins of every supported family, small and saved to disk for offline tests (``random:<family>``
+in ``load_model``; nothing here is trained, unlike savs-mini).
 
-`build_tiny_model(family, out_dir)` writes a directory that the stock `from_pretrained` path loads back:
+`build_random_model(family, out_dir)` writes a directory that the stock `from_pretrained` path loads back:
 `AutoConfig`, `AutoModelForImageTextToText` (`AutoModelForCausalLM` for `"llama"`) and `AutoProcessor`
 (`AutoTokenizer` for `"llama"`). The tokenizer is a byte-level BPE trained offline on a small built-in corpus;
 it holds the family's real special tokens and a chat template mimicking the real one.
@@ -96,11 +97,15 @@ a an the of in on at to for with from by and or not is are was were be this that
 Question: Answer: Label: Category: Class: hello? hello! "quoted" 'single' [list] {set} x-y a/b 50% $5 #1
 """
 
-# ChatML (Qwen2-VL, LLaVA-OV's qwen template, SmolLM2); SYSTEM and IMAGE are substituted by `_chatml`.
-_CHATML = (
-    "{% for message in messages %}"
+# ChatML (Qwen2-VL, LLaVA-OV's qwen template, SmolLM2, and `savs.testing.random_types`' generic one); SYSTEM and
+# IMAGE are substituted by `chatml`.
+_DEFAULT_SYSTEM = (
     "{% if loop.first and message['role'] != 'system' %}"
     "{{ '<|im_start|>system\\nSYSTEM<|im_end|>\\n' }}{% endif %}"
+)
+_CHATML = (
+    "{% for message in messages %}"
+    "DEFAULT_SYSTEM"
     "{{ '<|im_start|>' + message['role'] + '\\n' }}"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for item in message['content'] %}"
@@ -159,12 +164,14 @@ CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 
-def _chatml(system: str, image: str = "") -> str:
-    """ChatML template with a default system prompt and the text each image item renders as."""
-    return _CHATML.replace("SYSTEM", system).replace("IMAGE", image)
+def chatml(system: str | None, image: str = "") -> str:
+    """ChatML template with a default system prompt (None: no system turn unless the messages hold one) and the
+    text each image item renders as."""
+    default = "" if system is None else _DEFAULT_SYSTEM.replace("SYSTEM", system)
+    return _CHATML.replace("IMAGE", image).replace("DEFAULT_SYSTEM", default)
 
 
-def _tokenizer(tokens: list[str], chat_template: str, **roles: str) -> PreTrainedTokenizerFast:
+def train_tokenizer(tokens: list[str], chat_template: str, **roles: str) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on the built-in corpus; `roles` (bos_token=...) and `tokens` are special."""
     specials = list(dict.fromkeys([*roles.values(), *tokens]))
     tok = Tokenizer(models.BPE())
@@ -184,7 +191,7 @@ def _tokenizer(tokens: list[str], chat_template: str, **roles: str) -> PreTraine
 
 
 def _text_config(tok: PreTrainedTokenizerFast, **overrides: object) -> dict:
-    """Tiny decoder config sized to the tokenizer, with its bos/eos/pad ids."""
+    """Random-weight decoder config sized to the tokenizer, with its bos/eos/pad ids."""
     ids = {
         "bos_token_id": tok.bos_token_id,
         "eos_token_id": tok.eos_token_id,
@@ -196,9 +203,9 @@ def _text_config(tok: PreTrainedTokenizerFast, **overrides: object) -> dict:
 def _qwen_vl(config_cls: type, model_cls: type, processor_cls: type, vision: dict) -> Built:
     """Qwen2-VL-style model (M-RoPE, 2x2-merged patches, GQA) with its ChatML processor."""
     image = "<|vision_start|><|image_pad|><|vision_end|>"
-    tok = _tokenizer(
+    tok = train_tokenizer(
         QWEN_VL_TOKENS,
-        _chatml("You are a helpful assistant.", image),
+        chatml("You are a helpful assistant.", image),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )
@@ -219,13 +226,13 @@ def _qwen_vl(config_cls: type, model_cls: type, processor_cls: type, vision: dic
 
 
 def _qwen2_vl() -> Built:
-    """Tiny Qwen2-VL."""
+    """Random-weight Qwen2-VL."""
     vision = {"embed_dim": 32, "mlp_ratio": 2, "hidden_size": TEXT["hidden_size"]}
     return _qwen_vl(Qwen2VLConfig, Qwen2VLForConditionalGeneration, NoVideoQwen2VLProcessor, vision)
 
 
 def _qwen2_5_vl() -> Built:
-    """Tiny Qwen2.5-VL (vision layer 0 attends within 28-px windows, layer 1 globally)."""
+    """Random-weight Qwen2.5-VL (vision layer 0 attends within 28-px windows, layer 1 globally)."""
     vision = {
         "hidden_size": 32,
         "intermediate_size": 64,
@@ -237,8 +244,8 @@ def _qwen2_5_vl() -> Built:
 
 
 def _llava() -> Built:
-    """Tiny LLaVA-1.5 (CLIP tower, CLS dropped, Llama text)."""
-    tok = _tokenizer(
+    """Random-weight LLaVA-1.5 (CLIP tower, CLS dropped, Llama text)."""
+    tok = train_tokenizer(
         ["<image>"], _LLAVA, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
     )
     config = LlavaConfig(
@@ -262,10 +269,10 @@ def _llava() -> Built:
 
 
 def _llava_onevision() -> Built:
-    """Tiny LLaVA-OneVision (SigLIP tower, Qwen2 text with GQA, anyres grid of at most 2x2 crops)."""
-    tok = _tokenizer(
+    """Random-weight LLaVA-OneVision (SigLIP tower, Qwen2 text with GQA, anyres grid of at most 2x2 crops)."""
+    tok = train_tokenizer(
         [*CHATML_TOKENS, "<image>", "<video>"],
-        _chatml("You are a helpful assistant.", "<image>\n"),
+        chatml("You are a helpful assistant.", "<image>\n"),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )
@@ -291,7 +298,7 @@ def _llava_onevision() -> Built:
 
 
 def checkpoint(name: str) -> tuple[str, dict]:
-    """A paper checkpoint's chat template and settings (``savs/checkpoints/<name>/``)."""
+    """A paper checkpoint's chat template and settings (``savs/testing/checkpoints/<name>/``)."""
     folder = CHECKPOINTS / name
     if not folder.is_dir():
         known = ", ".join(sorted(p.name for p in CHECKPOINTS.iterdir() if p.is_dir()))
@@ -300,10 +307,10 @@ def checkpoint(name: str) -> tuple[str, dict]:
 
 
 def _llava_ov_7b() -> Built:
-    """Tiny LLaVA-OneVision with llava-ov-7b's chat template, image processing (384 px SigLIP crops, anyres_max_9)
-    and image-token settings: its prompts and image-token counts are the real checkpoint's."""
+    """Random-weight LLaVA-OneVision with llava-ov-7b's chat template, image processing (384 px SigLIP crops,
+    anyres_max_9) and image-token settings: its prompts and image-token counts are the real checkpoint's."""
     template, cfg = checkpoint("llava-ov-7b")
-    tok = _tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok = train_tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     m = cfg["model"]
     config = LlavaOnevisionConfig(
         text_config={
@@ -323,10 +330,10 @@ def _llava_ov_7b() -> Built:
 
 
 def _qwen2_vl_7b() -> Built:
-    """Tiny Qwen2-VL with Qwen2-VL-7B-Instruct's chat template and image processing (min/max pixels, 14 px patches
-    merged 2x2): its prompts and image-token counts are the real checkpoint's."""
+    """Random-weight Qwen2-VL with Qwen2-VL-7B-Instruct's chat template and image processing (min/max pixels, 14 px
+    patches merged 2x2): its prompts and image-token counts are the real checkpoint's."""
     template, cfg = checkpoint("qwen2-vl-7b")
-    tok = _tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok = train_tokenizer(cfg["special_tokens"], template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     m, ip = cfg["model"], dict(cfg["image_processor"])
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
     config = Qwen2VLConfig(
@@ -350,7 +357,7 @@ def _qwen2_vl_7b() -> Built:
 def _idefics_style(config_cls: type, model_cls: type, **roles: str) -> Built:
     """Idefics3-style model (pixel-shuffle connector, Llama text) with the stock Idefics3 processor."""
     template = _IDEFICS.replace("BOS", roles["bos_token"])
-    tok = _tokenizer(IDEFICS_TOKENS, template, **roles)
+    tok = train_tokenizer(IDEFICS_TOKENS, template, **roles)
     config = config_cls(
         text_config={"model_type": "llama", **_text_config(tok)},
         vision_config={**VISION, "image_size": IDEFICS_IMAGE, "patch_size": PATCH},
@@ -369,7 +376,7 @@ def _idefics_style(config_cls: type, model_cls: type, **roles: str) -> Built:
 
 
 def _idefics3() -> Built:
-    """Tiny Idefics3 (Llama-3 special tokens)."""
+    """Random-weight Idefics3 (Llama-3 special tokens)."""
     return _idefics_style(
         Idefics3Config,
         Idefics3ForConditionalGeneration,
@@ -380,7 +387,7 @@ def _idefics3() -> Built:
 
 
 def _smolvlm() -> Built:
-    """Tiny SmolVLM (SmolLM2 special tokens)."""
+    """Random-weight SmolVLM (SmolLM2 special tokens)."""
     return _idefics_style(
         SmolVLMConfig,
         SmolVLMForConditionalGeneration,
@@ -392,10 +399,10 @@ def _smolvlm() -> Built:
 
 
 def _llama() -> Built:
-    """Tiny text-only Llama (GQA) with a SmolLM2-style ChatML template."""
-    tok = _tokenizer(
+    """Random-weight text-only Llama (GQA) with a SmolLM2-style ChatML template."""
+    tok = train_tokenizer(
         CHATML_TOKENS,
-        _chatml("You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+        chatml("You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -404,14 +411,14 @@ def _llama() -> Built:
 
 
 def _instructblip() -> Built:
-    """Tiny InstructBLIP (ViT, instruction-aware Q-Former with 4 query tokens, Llama text as Vicuna's); no chat
+    """Random-weight InstructBLIP (ViT, instruction-aware Q-Former with 4 query tokens, Llama text as Vicuna's); no chat
     template, a BOS before every text as Vicuna's tokenizer adds, a second BPE standing in for the Q-Former's BERT
     tokenizer."""
-    tok = _tokenizer(["<image>"], "", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    tok = train_tokenizer(["<image>"], "", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)]
     )
-    qformer_tok = _tokenizer([], "", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
+    qformer_tok = train_tokenizer([], "", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]")
     qformer = {**VISION, "vocab_size": len(qformer_tok), "encoder_hidden_size": VISION["hidden_size"],
                "pad_token_id": qformer_tok.pad_token_id, "max_position_embeddings": 128}  # fmt: skip
     config = InstructBlipConfig(
@@ -445,14 +452,14 @@ _BUILDERS.update({"instructblip": _instructblip})
 GENERATION_FAMILIES: tuple[str, ...] = ("instructblip",)
 
 
-def build_tiny_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build a tiny random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
+def build_random_model(family: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """Build a random-weight `family` model seeded by `seed`; save it and its processor to `out_dir`.
 
     `family` is one of `FAMILIES` or `GENERATION_FAMILIES`, or one of `LIKE_CHECKPOINTS` for a stand-in of that paper
-    checkpoint, or one of `CONTRASTIVE_KINDS` (a CLIP / SigLIP: `build_tiny_contrastive`).
+    checkpoint, or one of `CONTRASTIVE_KINDS` (a CLIP / SigLIP: `build_random_contrastive`).
     """
     if family in CONTRASTIVE_KINDS:
-        return build_tiny_contrastive(family, out_dir, seed)
+        return build_random_contrastive(family, out_dir, seed)
     if family not in _BUILDERS:
         known = FAMILIES + GENERATION_FAMILIES + LIKE_CHECKPOINTS
         raise ValueError(f"unknown family {family!r}; expected one of {known}")
@@ -475,7 +482,7 @@ CONTRASTIVE_TEXT_LENGTH = 16  # tokens: SigLIP pads every text to this many, as 
 
 def _contrastive_tokenizer() -> PreTrainedTokenizerFast:
     """The built-in BPE with CLIP's start / end tokens wrapped around every text (the end token is what CLIP pools)."""
-    tok = _tokenizer([], "", bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = train_tokenizer([], "", bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     bos, eos = tok.bos_token, tok.eos_token
     tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}", special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)]
@@ -485,7 +492,7 @@ def _contrastive_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def _contrastive(kind: str) -> Built:
-    """Tiny CLIP or SigLIP (two-layer towers, 28-px images) with its processor."""
+    """Random-weight CLIP or SigLIP (two-layer towers, 28-px images) with its processor."""
     tok = _contrastive_tokenizer()
     ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
     text = {**VISION, "vocab_size": len(tok), "max_position_embeddings": CONTRASTIVE_TEXT_LENGTH, **ids}
@@ -499,8 +506,8 @@ def _contrastive(kind: str) -> Built:
     return SiglipModel(SiglipConfig(text_config=text, vision_config=vision)), SiglipProcessor(images, tok)
 
 
-def build_tiny_contrastive(kind: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """A tiny random-weight CLIP or SigLIP (``kind``) and its processor, saved to ``out_dir`` for
+def build_random_contrastive(kind: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """A random-weight CLIP or SigLIP (``kind``) and its processor, saved to ``out_dir`` for
     ``AutoModel`` / ``AutoProcessor`` (``savs.baselines.contrastive.load_contrastive``)."""
     if kind not in CONTRASTIVE_KINDS:
         raise ValueError(f"unknown contrastive model kind {kind!r}; expected one of {CONTRASTIVE_KINDS}")

@@ -1,4 +1,4 @@
-"""Tiny random-weight models: build, reload through the Auto classes, run padded batches.
+"""Random-weight stand-ins of every family: build, reload through the Auto classes, run padded batches.
 
 `tiny_dir` (build once per session) and `family` (every family) come from conftest.py.
 """
@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from savs.examples import Example
-from savs.tiny import FAMILIES, build_tiny_model
+from savs.testing.random_models import FAMILIES, build_random_model
 
 MULTIMODAL = tuple(f for f in FAMILIES if f != "llama")
 QUESTIONS = ("hello?", "Is there a red circle in the image? Answer with Yes or No.")
@@ -81,7 +81,16 @@ def _inputs(processor, family: str, prompts: list[str], images: list[list[Image.
 
 def test_unknown_family_lists_families(tmp_path: Path):
     with pytest.raises(ValueError, match="qwen2_vl.*llama"):
-        build_tiny_model("gpt5", tmp_path)
+        build_random_model("gpt5", tmp_path)
+
+
+def test_random_scheme_builds_into_the_cache_and_the_old_name_says_the_new_one(tmp_path: Path):
+    from savs.models import load_model
+
+    adapter = load_model("random:llama", cache_dir=tmp_path, device="cpu")
+    assert adapter.name == "random:llama" and (tmp_path / "random" / "llama" / "config.json").is_file()
+    with pytest.raises(ValueError, match="now named random:<family>"):
+        load_model("tiny:llama", cache_dir=tmp_path)
 
 
 def test_reload_layout_and_template(tiny_dir, family: str):
@@ -158,7 +167,7 @@ def test_two_images_in_one_prompt(tiny_dir, family: str):
 def test_seed_sets_weights(tmp_path: Path):
     weights = [
         AutoModelForCausalLM.from_pretrained(
-            build_tiny_model("llama", tmp_path / str(i), seed=seed)
+            build_random_model("llama", tmp_path / str(i), seed=seed)
         ).lm_head.weight
         for i, seed in enumerate((0, 0, 1))
     ]

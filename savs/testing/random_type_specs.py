@@ -1,4 +1,4 @@
-"""Per-type settings for `savs.testing.tiny_models`: what the generic shrinking cannot guess.
+"""Per-type settings for `savs.testing.random_types`: what the generic shrinking cannot guess.
 
 Keys of a spec: ``config`` (dotted config keys -> value, applied after shrinking), ``patches`` (image side in
 patches, default 4) or ``side`` (pixels), ``image`` (image processor kwargs), ``processor`` (processor kwargs; a

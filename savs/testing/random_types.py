@@ -1,25 +1,26 @@
-"""Tiny random-weight models of every image-text-to-text model type in transformers, built generically.
+"""Random-weight models of every image-text-to-text model type in transformers, built generically (the
+architecture sweep, ``savs.architectures``).
 
-`build_tiny(model_type, out_dir)` takes the type's config class at its defaults, shrinks every size it finds
+`build_random_type(model_type, out_dir)` takes the type's config class at its defaults, shrinks every size it finds
 (widths, heads, layers, experts, vocabulary, vision image and patch sizes) while keeping the layer-type pattern of
-hybrid decoders (one layer of each kind), trains an offline byte-level BPE (`savs.tiny`'s) that carries the
-special tokens the type's processor reads, builds the real processor class (the image processor's Pil variant, no
-video processor), checks that one image and a prompt run through processor and model, and saves the lot for
+hybrid decoders (one layer of each kind), trains an offline byte-level BPE (`random_models.train_tokenizer`) that
+carries the special tokens the type's processor reads, builds the real processor class (the image processor's Pil
+variant, no video processor), checks that one image and a prompt run through processor and model, and saves the lot for
 `AutoConfig` / `AutoModelForImageTextToText` / `AutoProcessor`. A type that cannot be built offline raises
-`TinyBuildError` with the reason.
+`RandomBuildError` with the reason.
 
 Chat templates: the real checkpoints' templates are not reachable offline; a type whose processor ships one gets a
-generic ChatML template (`_TEMPLATE`) whose image item renders the placeholder the processor expands (e.g.
-``<|vision_start|><|image_pad|><|vision_end|>`` for Qwen-VL, the begin-of-image token for Gemma 3), so prompts go
-through the processor as the real ones do. Types whose real processor has no template (PaliGemma, BLIP, ...) get
-none.
+generic ChatML template (`random_models.chatml`, no default system turn) whose image item renders the placeholder
+the processor expands (e.g. ``<|vision_start|><|image_pad|><|vision_end|>`` for Qwen-VL, the begin-of-image token
+for Gemma 3), so prompts go through the processor as the real ones do. Types whose real processor has no template
+(PaliGemma, BLIP, ...) get none.
 
 Processors that take a video processor are saved as ``NoVideo<Name>`` subclasses
 (`savs.models.processors.no_video_subclass`, the generic adapter's too), and Llama 4 / LFM2-VL with Pil stand-ins
 of their torchvision-only image processors (`savs.testing.pil_processors`): call `register_no_video_processors()`
 before ``AutoProcessor`` loads such a folder (without it ``AutoProcessor`` quietly returns the bare tokenizer).
 
-`python -m savs.testing.tiny_models --out DIR [TYPE ...]` builds every type (or the given ones) into
+`python -m savs.testing.random_types --out DIR [TYPE ...]` builds every type (or the given ones) into
 ``DIR/<model_type>/`` and writes ``DIR/status.json`` (``{model_type: {"built": bool, "reason": str}}``).
 """
 
@@ -53,8 +54,8 @@ from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 from savs.models.processors import no_video_processor, no_video_subclass
 from savs.testing.pil_processors import PIL_IMAGE_PROCESSORS, register_pil_image_processors
-from savs.testing.tiny_specs import NO_TEMPLATE, SPECS
-from savs.tiny import _tokenizer
+from savs.testing.random_models import chatml, train_tokenizer
+from savs.testing.random_type_specs import NO_TEMPLATE, SPECS
 
 MODEL_TYPES: tuple[str, ...] = tuple(sorted(MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES))
 SEED = 0
@@ -79,22 +80,9 @@ _CAP = {key: cap for cap, keys in _CAPS.items() for key in keys}
 _ROLE_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
 _TOKEN_LITERAL = re.compile(r"""["'](<\|?[A-Za-z_][\w.-]{0,40}\|?>|\[[A-Z][A-Z_]{1,30}\])["']""")
 _TOKEN_ATTR = re.compile(r"tokenizer\.([a-z][a-z_]*_token)\b(?!_id)")
-TEMPLATE_IMAGE = "IMAGE"  # replaced by the processor's placeholder in `_TEMPLATE`
-_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for item in message['content'] %}"
-    "{% if item['type'] == 'image' %}{{ 'IMAGE' }}"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 
-class TinyBuildError(RuntimeError):
+class RandomBuildError(RuntimeError):
     """A model type that cannot be built offline; `reason` is one line saying why."""
 
     def __init__(self, reason: str) -> None:
@@ -160,7 +148,7 @@ def _image_processor(model_type: str, spec: dict, cfg: dict, side: int) -> Any:
     names = IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or {}
     name = spec.get("image_processor_class") or names.get("pil")
     if name is None and model_type not in PIL_IMAGE_PROCESSORS:
-        raise TinyBuildError(
+        raise RandomBuildError(
             f"image processor {names.get('torchvision', '(none registered)')} has no Pil variant and needs torchvision"
         )
     cls = getattr(transformers, name) if name else PIL_IMAGE_PROCESSORS[model_type]
@@ -203,10 +191,11 @@ def _processor_tokens(processor_cls: type, spec: dict) -> tuple[dict[str, str], 
 
 
 def _build_tokenizer(named: dict[str, str], tokens: list[str], template: str | None) -> PreTrainedTokenizerFast:
-    """`savs.tiny`'s offline BPE holding the processor's tokens; the named ones are also tokenizer attributes
-    (``tok.image_token``, ``tok.image_token_id``), as the real checkpoints' tokenizers declare them."""
+    """`random_models.train_tokenizer`'s offline BPE holding the processor's tokens; the named ones are also
+    tokenizer attributes (``tok.image_token``, ``tok.image_token_id``), as the real checkpoints' tokenizers declare
+    them."""
     specials = list(dict.fromkeys([*CHAT_TOKENS, *named.values(), *tokens]))
-    trained = _tokenizer(specials, "", **_ROLE_TOKENS)
+    trained = train_tokenizer(specials, "", **_ROLE_TOKENS)
     return PreTrainedTokenizerFast(
         tokenizer_object=trained.backend_tokenizer,
         extra_special_tokens=dict(named),
@@ -240,7 +229,7 @@ def _config_dict(model_type: str, spec: dict) -> dict:
     try:
         base = AutoConfig.for_model(model_type)
     except Exception as err:  # a config class that needs what is not installed
-        raise TinyBuildError(f"config does not build: {err}".splitlines()[0]) from err
+        raise RandomBuildError(f"config does not build: {err}".splitlines()[0]) from err
     cfg = _shrink(base.to_dict())
     side = _vision_side(cfg, spec)
     for sub in _sub_dicts(cfg)[1:]:
@@ -273,7 +262,7 @@ def _text_dicts(cfg: dict) -> list[dict]:
 
 
 def _fix_ids(cfg: dict, tok: PreTrainedTokenizerFast, processor: Any, spec: dict) -> None:
-    """Vocabulary size, role ids and every ``*_token_id`` / ``*_token_index`` set to the tiny tokenizer's ids."""
+    """Vocabulary size, role ids and every ``*_token_id`` / ``*_token_index`` set to the new tokenizer's ids."""
     for d in _text_dicts(cfg):
         if "vocab_size" in d:
             d["vocab_size"] = len(tok)
@@ -297,14 +286,14 @@ def _fix_ids(cfg: dict, tok: PreTrainedTokenizerFast, processor: Any, spec: dict
 
 
 def _processor(model_type: str, spec: dict, cfg: dict, side: int) -> tuple[Any, PreTrainedTokenizerFast]:
-    """The type's real processor class around the tiny tokenizer and Pil image processor, no video processor."""
+    """The type's real processor class around the new tokenizer and Pil image processor, no video processor."""
     name = spec.get("processor_class") or PROCESSOR_MAPPING_NAMES.get(model_type)
     if name is None:
-        raise TinyBuildError("no processor class registered for the type")
+        raise RandomBuildError("no processor class registered for the type")
     base = getattr(transformers, name)
     cls = no_video_subclass(base)
     named, tokens = _processor_tokens(base, spec)
-    template = None if model_type in NO_TEMPLATE else _TEMPLATE.replace(TEMPLATE_IMAGE, spec.get("placeholder", ""))
+    template = None if model_type in NO_TEMPLATE else chatml(None, spec.get("placeholder", ""))
     tok = _build_tokenizer(named, tokens, template)
     args: dict[str, Any] = {}
     for param in list(inspect.signature(cls.__init__).parameters)[1:]:
@@ -325,7 +314,7 @@ def _processor(model_type: str, spec: dict, cfg: dict, side: int) -> tuple[Any, 
     processor = cls(**args, chat_template=template) if "chat_template" in args or template else cls(**args)
     if template and "placeholder" not in spec:  # the token the processor expands, as the user writes it
         placeholder = getattr(processor, "image_token", None) or ""
-        processor.chat_template = tok.chat_template = _TEMPLATE.replace(TEMPLATE_IMAGE, placeholder)
+        processor.chat_template = tok.chat_template = chatml(None, placeholder)
     return processor, processor.tokenizer if hasattr(processor, "tokenizer") else tok
 
 
@@ -335,11 +324,11 @@ def _audio_feature_extractor(model_type: str, processor_name: str, param: str, s
 
     name = spec.get("feature_extractor_class") or FEATURE_EXTRACTOR_MAPPING_NAMES.get(model_type)
     if param != "feature_extractor" or name is None:
-        raise TinyBuildError(f"processor {processor_name} needs an audio {param}")
+        raise RandomBuildError(f"processor {processor_name} needs an audio {param}")
     try:
         return getattr(transformers, name)()
     except Exception as err:
-        raise TinyBuildError(f"audio feature extractor {name} does not build: {err}".splitlines()[0]) from err
+        raise RandomBuildError(f"audio feature extractor {name} does not build: {err}".splitlines()[0]) from err
 
 
 def sample_inputs(processor: Any, side: int, seed: int = SEED) -> dict:
@@ -355,29 +344,29 @@ def sample_inputs(processor: Any, side: int, seed: int = SEED) -> dict:
     return dict(processor(images=[image], text=[text], return_tensors="pt"))
 
 
-def build_tiny(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
-    """Build the tiny random-weight `model_type` model (seeded) and its processor, check that an image and a
+def build_random_type(model_type: str, out_dir: str | Path, seed: int = SEED) -> Path:
+    """Build the random-weight `model_type` model (seeded) and its processor, check that an image and a
     prompt run through both and survive a save/reload, and save them to `out_dir`.
 
-    Raises `TinyBuildError` with a one-line reason when the type cannot be built offline (any failure on the way
+    Raises `RandomBuildError` with a one-line reason when the type cannot be built offline (any failure on the way
     is reported as one, its exception type and first message line the reason).
     """
     if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
         raise ValueError(f"{model_type!r} is not an image-text-to-text model type of transformers")
     try:
         return _build(model_type, Path(out_dir), seed)
-    except TinyBuildError:
+    except RandomBuildError:
         raise
     except Exception as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()][:2]  # validators: cause on line 2
-        raise TinyBuildError(f"{type(err).__name__}: {' '.join(lines)}"[:300]) from err
+        raise RandomBuildError(f"{type(err).__name__}: {' '.join(lines)}"[:300]) from err
 
 
 def _build(model_type: str, out: Path, seed: int) -> Path:
-    """`build_tiny`'s work."""
+    """`build_random_type`'s work."""
     spec = SPECS.get(model_type, {})
     if "refuse" in spec:
-        raise TinyBuildError(spec["refuse"])
+        raise RandomBuildError(spec["refuse"])
     cfg = _config_dict(model_type, spec)
     side = _vision_side(cfg, spec)
     processor, tok = _processor(model_type, spec, cfg, side)
@@ -389,16 +378,16 @@ def _build(model_type: str, out: Path, seed: int) -> Path:
         model = AutoModelForImageTextToText.from_config(config).eval()
     except ImportError as err:
         lines = [line for line in str(err).splitlines() if line.strip()]
-        raise TinyBuildError(f"model needs a package not installed: {lines[0] if lines else err!r}") from err
+        raise RandomBuildError(f"model needs a package not installed: {lines[0] if lines else err!r}") from err
     inputs = sample_inputs(processor, side, seed)
     try:
         logits = _logits(model, inputs)
     except Exception as err:  # e.g. Llama 4's in 5.24, or a shrunk size the generic rules got wrong
         lines = [line.strip() for line in str(err).splitlines() if line.strip()][:2]
         reason = f"the forward on the processor's inputs fails: {type(err).__name__}: {' '.join(lines)}"
-        raise TinyBuildError(reason[:300]) from err
+        raise RandomBuildError(reason[:300]) from err
     if not torch.isfinite(logits).all():
-        raise TinyBuildError("the tiny model's logits are not finite")
+        raise RandomBuildError("the model's logits are not finite")
     model.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
     )
@@ -419,13 +408,13 @@ def _check_reload(out: Path, processor: Any, inputs: dict, logits: torch.Tensor)
     register_no_video_processors()
     loaded = transformers.AutoProcessor.from_pretrained(out)
     if type(loaded) is not type(processor):
-        raise TinyBuildError(f"AutoProcessor loads a {type(loaded).__name__}, not the {type(processor).__name__}")
+        raise RandomBuildError(f"AutoProcessor loads a {type(loaded).__name__}, not the {type(processor).__name__}")
     if getattr(loaded, "chat_template", None) != getattr(processor, "chat_template", None):
-        raise TinyBuildError("the saved processor reloads with a different chat template")
+        raise RandomBuildError("the saved processor reloads with a different chat template")
     again = _logits(AutoModelForImageTextToText.from_pretrained(out).eval(), inputs)
     diff = float((again - logits).abs().max() / logits.abs().max().clamp_min(1e-30))
     if diff > 1e-5:  # more than float noise: weights that do not survive saving
-        raise TinyBuildError(f"the saved model reloads with different logits ({diff:.1e} relative)")
+        raise RandomBuildError(f"the saved model reloads with different logits ({diff:.1e} relative)")
 
 
 def build_zoo(out: Path, types: tuple[str, ...] = MODEL_TYPES, seed: int = SEED) -> dict[str, dict]:
@@ -438,10 +427,10 @@ def build_zoo(out: Path, types: tuple[str, ...] = MODEL_TYPES, seed: int = SEED)
         shutil.rmtree(target, ignore_errors=True)
         try:
             with tempfile.TemporaryDirectory(dir=out) as tmp:
-                build_tiny(model_type, tmp, seed)
+                build_random_type(model_type, tmp, seed)
                 shutil.copytree(tmp, target)
             status[model_type] = {"built": True, "reason": ""}
-        except TinyBuildError as err:
+        except RandomBuildError as err:
             status[model_type] = {"built": False, "reason": err.reason}
         print(f"{model_type}: {'built' if status[model_type]['built'] else status[model_type]['reason']}", flush=True)
     status_file.write_text(json.dumps(dict(sorted(status.items())), indent=1) + "\n")
@@ -449,7 +438,7 @@ def build_zoo(out: Path, types: tuple[str, ...] = MODEL_TYPES, seed: int = SEED)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m savs.testing.tiny_models --out DIR [TYPE ...]``."""
+    """``python -m savs.testing.random_types --out DIR [TYPE ...]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("types", nargs="*", default=list(MODEL_TYPES))
