@@ -56,7 +56,7 @@ bench: setup  ## extraction speed table (see README)
 
 .PHONY: architectures
 architectures: setup  ## coverage table: SAVs on a tiny model of every image-text-to-text type (results/architectures.*)
-	OMP_NUM_THREADS=1 $(PY) -m savs.architectures --out results
+	OMP_NUM_THREADS=1 $(PY) -m savs.testing.architectures --out results
 
 PROJECTOR := savs/mini/weights/savs-mini-projector.safetensors
 .PHONY: savs-mini

@@ -1,4 +1,4 @@
-"""The coverage table (`savs.architectures`) and the generic tiny models behind it (`savs.testing.random_types`).
+"""The coverage table (`savs.testing.architectures`) and the generic tiny models behind it (`savs.testing.random_types`).
 
 The default run checks a representative subset (a plain stack, a hybrid with linear-attention layers, a
 sliding-window model, a multimodal-RoPE model, a Q-Former-free single-image model, a refused encoder-decoder); the
@@ -16,7 +16,7 @@ import torch
 from transformers import AutoConfig
 
 import savs
-from savs.architectures import (
+from savs.testing.architectures import (
     TOLERANCE,
     check_type,
     planted_examples,

@@ -152,7 +152,7 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data", ("savs.data",)),
     ("models", ("savs.models", "savs.capture", "savs.kvcache", "savs.extract")),
     ("model sources", ("savs.mini",)),
-    ("methods", ("savs.baselines", "savs.pipeline", "savs.plots")),
+    ("methods", ("savs.baselines", "savs.pipeline", "savs.plots", "savs.methods")),
     ("runs", ("savs.profiles", "savs.plan", "savs.experiments", "savs.report", "savs.readout_study", "savs.compare",
               "savs.notebook", "savs.preflight", "savs.distributed", "savs.cli", "savs.__main__")),
     ("test harness", ("savs.testing",)),

@@ -74,7 +74,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 # Current checkpoints the generic adapter runs (every model type here is one whose tiny random model the architecture
-# sweep, ``savs.architectures``, extracts against an independent reference): the names a user would type.
+# sweep, ``savs.testing.architectures``, extracts against an independent reference): the names a user would type.
 GENERIC_MODELS: dict[str, ModelSpec] = {
     "qwen3-vl-8b": ModelSpec("Qwen/Qwen3-VL-8B-Instruct", "generic", "qwen3_vl: multimodal RoPE"),
     "gemma-3-12b": ModelSpec("google/gemma-3-12b-it", "generic", "gemma3: sliding and global layers"),

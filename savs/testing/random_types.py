@@ -1,5 +1,5 @@
 """Random-weight models of every image-text-to-text model type in transformers, built generically (the
-architecture sweep, ``savs.architectures``).
+architecture sweep, ``savs.testing.architectures``).
 
 `build_random_type(model_type, out_dir)` takes the type's config class at its defaults, shrinks every size it finds
 (widths, heads, layers, experts, vocabulary, vision image and patch sizes) while keeping the layer-type pattern of

@@ -259,7 +259,7 @@ def to_markdown(rows: Sequence[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m savs.architectures [--out results] [TYPE ...]``."""
+    """``python -m savs.testing.architectures [--out results] [TYPE ...]``."""
     from savs.testing.random_types import MODEL_TYPES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
