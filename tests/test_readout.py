@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from savs import SAVClassifier, SAVPipeline, fit_sav
 from savs.extract import extract_heads
 from savs.identity import digest, json_digest
-from savs.pipeline import SavedSAVError
+from savs.pipeline import FORMAT_VERSION, SavedSAVError
 from savs.readout import C_GRID
 
 L, H, D = 4, 5, 6
@@ -173,7 +173,7 @@ def test_fit_sav_readout_round_trips_without_pickle(saved_logistic) -> None:
     adapter, pipe, path = saved_logistic
     queries = make_examples(6, with_images=True, seed=2)
     meta = json.loads((path / "sav.json").read_text())
-    assert meta["readout"] == "logistic" and meta["format"] == 4
+    assert meta["readout"] == "logistic" and meta["format"] == FORMAT_VERSION
     arrays = safetensors.numpy.load((path / "sav.safetensors").read_bytes())
     assert {"readout_mean", "readout_scale", "readout_coef", "readout_intercept"} <= set(arrays)
     loaded = SAVPipeline.load(path, adapter=adapter)
