@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from savs.outputs import atomic_write
+
 # papermill's timing fields, on the notebook and on each cell
 PAPERMILL_TIMES = ("start_time", "end_time", "duration")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -108,7 +110,7 @@ def clean_file(path: str | Path) -> None:
     if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
         raise ValueError(f"{path} is not an nbformat-4 notebook")
     text = json.dumps(clean(nb), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    path.write_text(text, encoding="utf-8")
+    atomic_write(path, text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 
 from savs import paper
 from savs.classifier import SCORE_NAMES, score_is_accuracy
+from savs.outputs import atomic_path
 
 # Metadata a figure file would otherwise carry that changes between runs or installs (None: left out): a PDF's
 # dates, creator and producer (matplotlib's version), a PNG's software, an SVG's date and creator. SVG ids are salted.
@@ -39,10 +40,11 @@ def save(fig: Figure, name: str, out_dir: Path) -> list[Path]:
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> None:
     """``fig.savefig`` without timestamps or version strings in the file (``STABLE_METADATA``), so that saving the
-    same figure twice writes identical bytes."""
-    fmt = Path(path).suffix.lstrip(".").lower()
-    with plt.rc_context({"svg.hashsalt": "savs"}):
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=STABLE_METADATA.get(fmt))
+    same figure twice writes identical bytes; atomically (``savs.outputs``), in the format the suffix names (none:
+    matplotlib's default)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or plt.rcParams["savefig.format"]
+    with plt.rc_context({"svg.hashsalt": "savs"}), atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=STABLE_METADATA.get(fmt))
 
 
 def _grid(n: int, width: float = 4.2, height: float = 3.4, max_cols: int = 4) -> tuple[Figure, list[plt.Axes]]:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from savs import paper
 from savs.methods import HEAD_METHODS, METHODS
+from savs.outputs import atomic_write
 from savs.profiles import Profile, Study
 
 # Our method names that the paper's main table also has (ours -> the paper's row name).
@@ -260,10 +261,10 @@ def write_table(
     an empty table is left out of the Markdown (``extra`` says why), not drawn as a header with no rows. Wall-time
     columns (``WALL_TIME_COLUMNS``) are left out of the CSV: a table holds what a rerun reproduces."""
     csv, md = out_dir / f"{name}.csv", out_dir / f"{name}.md"
-    data.drop(columns=list(WALL_TIME_COLUMNS), errors="ignore").to_csv(csv, index=False)
+    atomic_write(csv, data.drop(columns=list(WALL_TIME_COLUMNS), errors="ignore").to_csv(index=False))
     shown = data if shown is None else shown
     parts = [caption, to_markdown(shown) if len(shown) else "", extra]
-    md.write_text("\n\n".join(part for part in parts if part) + "\n")
+    atomic_write(md, "\n\n".join(part for part in parts if part) + "\n")
     return [csv, md]
 
 

@@ -1,4 +1,4 @@
-"""The coverage table (`savs.testing.architectures`) and the generic tiny models behind it (`savs.testing.random_types`).
+"""The coverage table (`savs.testing.architectures`) and the random models behind it (`savs.testing.random_types`).
 
 The default run checks a representative subset (a plain stack, a hybrid with linear-attention layers, a
 sliding-window model, a multimodal-RoPE model, a Q-Former-free single-image model, a refused encoder-decoder); the
@@ -16,6 +16,8 @@ import torch
 from transformers import AutoConfig
 
 import savs
+from savs.extract import extract_heads
+from savs.models.registry import refusal
 from savs.testing.architectures import (
     TOLERANCE,
     check_type,
@@ -26,8 +28,6 @@ from savs.testing.architectures import (
     to_csv,
     to_markdown,
 )
-from savs.extract import extract_heads
-from savs.models.registry import refusal
 from savs.testing.random_types import MODEL_TYPES, RandomBuildError, build_random_type
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -112,3 +112,42 @@ def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
         (new / "a").write_text("new")
     monkeypatch.undo()
     assert (out / "a").read_text() == "old" and listing(tmp_path) == ["sav"] and set_aside(out) == []
+
+
+def test_a_figure_or_table_that_fails_midway_leaves_the_old_one(tmp_path, monkeypatch):
+    """The notebooks' outputs go through the one writer too: a figure whose drawing fails halfway, or a table whose
+    CSV cannot be made, leaves the committed file as it was and no temporary beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from savs import plots, report
+
+    png, csv = tmp_path / "fig.png", tmp_path / "t.csv"
+    png.write_bytes(b"old figure")
+    csv.write_text("old table\n")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    original = fig.savefig
+
+    def half_then_fail(path, **kw):
+        original(path, **kw)
+        raise RuntimeError("disk full")
+
+    fig.savefig = half_then_fail
+    with pytest.raises(RuntimeError, match="disk full"):
+        plots.save_figure(fig, png)
+    fig.savefig = original
+    plots.save_figure(fig, png)
+    assert png.read_bytes().startswith(b"\x89PNG")
+    def no_space(self, *args, **kw):
+        raise OSError("no space")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)  # a CSV that cannot be made
+    with pytest.raises(OSError, match="no space"):
+        report.write_table(pd.DataFrame({"a": [1]}), "t", tmp_path, "caption")
+    assert csv.read_text() == "old table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "t.csv"]
+    plt.close(fig)

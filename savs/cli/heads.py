@@ -63,7 +63,7 @@ def _plot(
     fig = plots.head_scores(scores, rows, caption, meta["scoring"], layers=meta["head_layers"])
     try:
         with bad_input():
-            fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+            plots.save_figure(fig, args.plot)
     finally:
         plots.plt.close(fig)  # a command leaves no figure open (nor one for a notebook to show)
     common.info(args, f"plot written to {args.plot}")

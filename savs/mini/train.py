@@ -40,6 +40,7 @@ from savs.kvcache import KV, Memo, stacked
 from savs.mini.adapter import MiniAdapter
 from savs.mini.model import IMAGE_TOKEN, MiniLMM, Projector, build, projector_digest
 from savs.mini.vision import FEATURE_DIM, preprocess
+from savs.outputs import atomic_path, atomic_write
 
 CAPTION_PROMPTS = (
     "Describe the image briefly.",
@@ -234,7 +235,8 @@ def train(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"aligned.{k}": v.detach().contiguous() for k, v in model.projector.state_dict().items()}
     tensors |= {f"untrained.{k}": v.contiguous() for k, v in untrained.state_dict().items()}
-    save_file(tensors, str(out), metadata={"recipe": "savs.mini.train", "seed": str(args.seed)})
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata={"recipe": "savs.mini.train", "seed": str(args.seed)})
     tail = [h["loss"] for h in history[-max(1, args.steps // 10) :]]
     record = {
         "model": "savs-mini: EfficientNet-Lite0 (ImageNet-1k, frozen) -> 2-layer GELU MLP -> SmolLM2-135M-Instruct",
@@ -262,7 +264,7 @@ def train(args: argparse.Namespace) -> None:
         },
         "history": history,
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     plot_loss(history, Path(args.figure))
     print(f"wrote {out} and {out.with_suffix('.json')}; final loss {record['final_loss']}")
 
@@ -285,7 +287,8 @@ def plot_loss(history: list[dict], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
     plt.close(fig)
 
 
