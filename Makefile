@@ -19,7 +19,7 @@ help:  ## list the targets and the parameters
 	@echo
 	@echo "Parameters of reproduce and every notebook target (e.g. make main-results N_HEADS=10); unset: the profile's"
 	@echo "  PROFILE    mini (default), paper, smoke, paper-dryrun, or a YAML path"
-	@$(PY) -m savs.profiles --help 2>/dev/null || echo "  (make setup first: the parameters are listed by savs.profiles.PARAMETERS)"
+	@$(PY) -m savs.profiles --make-help 2>/dev/null || echo "  (make setup first: the parameters are listed by savs.profiles.PARAMETERS)"
 	@echo "  EXTRACT_PROCS  processes filling the activation cache (default: the GPUs, else 2)"
 	@echo "  NOTEBOOK_JOBS  notebooks make reproduce runs at once after the main table's (default 2)"
 
@@ -103,6 +103,8 @@ OVERRIDES = $(strip $(foreach p,$(PARAMETERS),$(if $($(p)),$(p)=$($(p)))))
 comma := ,
 PAPERMILL_PARAMS = -p profile $(PROFILE) -y "overrides: {$(strip $(foreach p,$(PARAMETERS),$(if $($(p)),$(p): '$($(p))'$(comma))))}"
 RUN_ARGS = --profile $(PROFILE) $(OVERRIDES)
+# make ignores a variable nobody reads: a near-miss of a parameter (N_HEAD=10, n_heads=10) stops the run instead.
+CHECK_PARAMETERS = $(PY) -m savs.profiles --misspelt $(foreach w,$(MAKEOVERRIDES),$(firstword $(subst =, ,$(w))))
 # Rewritten only when the parameters change, so a new PROFILE or SEEDS reruns the notebooks and nothing else does.
 PARAMS_STAMP := $(VENV)/.reproduce-params
 
@@ -125,6 +127,7 @@ beyond-savs: notebooks/executed/06_beyond_savs.ipynb  ## notebook 06: the head r
 own-task: notebooks/executed/07_your_own_task.ipynb  ## notebook 07: a folder of your images -> a classifier
 
 preflight: setup  ## check the profile's models and data are reachable and every task gives its sets, before a run
+	@$(CHECK_PARAMETERS)
 	$(PY) -m savs.preflight $(RUN_ARGS)
 
 extract: preflight  ## fill the activation cache with everything the profile's notebooks read (EXTRACT_PROCS processes)
@@ -132,6 +135,7 @@ extract: preflight  ## fill the activation cache with everything the profile's n
 	  --master_port $${SAVS_EXTRACT_PORT:-29513} -m savs.distributed $(RUN_ARGS) --cache-dir $${SAVS_CACHE:-$$HOME/.cache/savs}
 
 $(PARAMS_STAMP): FORCE | setup
+	@$(CHECK_PARAMETERS)
 	@echo '$(PROFILE) $(OVERRIDES)' | cmp -s - $@ || echo '$(PROFILE) $(OVERRIDES)' > $@
 
 # A failing notebook stops make with the failing cell's traceback; its partial run is kept as executed/<name>.failed.ipynb.

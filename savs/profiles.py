@@ -14,8 +14,10 @@ a bad value is a ``ProfileError`` naming it, and the allowed values, at once.
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -557,7 +559,33 @@ def make_help() -> str:
 
 
 
-if __name__ == "__main__":  # make's view of the table: `--names` (its variables), `--help` lines
-    import sys
+def misspelt(names: Sequence[str]) -> list[str]:
+    """Each of ``names`` (the variables a make run was given) that is no run parameter but nearly one (``N_HEAD``,
+    ``SEED``, ``n_heads``), with the one it resembles: make would run the profile's value without a word."""
+    known = [p.name.upper() for p in PARAMETERS]
+    near = {n: n.upper() if n.upper() in known else next(iter(difflib.get_close_matches(n, known, 1, 0.8)), None)
+            for n in names if n not in known}  # fmt: skip
+    return [f"{name} (did you mean {match}?)" for name, match in near.items() if match]
 
-    print(" ".join(p.name.upper() for p in PARAMETERS) if sys.argv[1:] == ["--names"] else make_help())
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """make's view of the table: ``--names`` (its variables), ``--make-help`` (its lines), ``--misspelt NAME...``."""
+    args = argparse.ArgumentParser(prog="python -m savs.profiles")
+    args.add_argument("--names", action="store_true", help="the parameters' make variables")
+    args.add_argument("--make-help", action="store_true", help="make help's lines for them")
+    args.add_argument("--misspelt", nargs="*", metavar="NAME", help="exit 2 naming any near-miss of a parameter")
+    parsed = args.parse_args(argv)
+    if parsed.misspelt is not None:
+        if wrong := misspelt(parsed.misspelt):
+            print(f"make: not a run parameter: {', '.join(wrong)}; make help lists them", file=sys.stderr)
+            return 2
+        return 0
+    if parsed.names or parsed.make_help:
+        print(" ".join(p.name.upper() for p in PARAMETERS) if parsed.names else make_help())
+        return 0
+    args.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

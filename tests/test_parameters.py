@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import shutil
 import subprocess
 
@@ -15,7 +16,7 @@ import yaml
 
 from savs import paths
 from savs.classifier import SAVClassifier
-from savs.profiles import PARAMETERS, ProfileError, add_profile_arguments, load_profile, overrides_from
+from savs.profiles import PARAMETERS, ProfileError, add_profile_arguments, load_profile, misspelt, overrides_from
 
 # A value for each parameter that differs from the mini profile's, and the profile field it must land in.
 CHANGED = {
@@ -116,3 +117,21 @@ def test_savs_fit_takes_the_rules_parameters_as_options_checked_as_a_profile_wou
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--n-heads", "0"])
     assert "n_heads must be an int >= 1 or 'all'; got 0" in capsys.readouterr().err
+
+
+def test_a_near_miss_of_a_parameter_is_named_and_makes_own_variables_are_not():
+    own = re.findall(r"^([A-Za-z_]+) *[?:]?=", (paths.ROOT / "Makefile").read_text(), flags=re.M)  # PROFILE, ...
+    assert "PROFILE" in own and "NOTEBOOK_JOBS" in own
+    declared = [p.name.upper() for p in PARAMETERS]
+    assert misspelt([*own, "SKIP_EXTRACT", "SAVS_CACHE", "OMP_NUM_THREADS", *declared]) == []
+    assert misspelt(["N_HEAD", "SEED", "n_heads", "TASK"]) == [
+        "N_HEAD (did you mean N_HEADS?)", "SEED (did you mean SEEDS?)", "n_heads (did you mean N_HEADS?)",
+        "TASK (did you mean TASKS?)",
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_stops_on_a_misspelt_parameter_before_anything_runs():
+    done = subprocess.run(["make", "preflight", "N_HEAD=10"], cwd=paths.ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "N_HEAD (did you mean N_HEADS?)" in done.stderr
+    assert "savs.preflight" not in done.stdout  # stopped before the run's first step
