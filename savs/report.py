@@ -219,7 +219,7 @@ def _stand_in(models: Sequence[str]) -> str:
     if any("savs-mini" in m for m in models):
         return " (our embedded stand-in, not a model of the paper)"
     if any(m.startswith("random:") for m in models):
-        return " (tiny random-weight stand-ins: the numbers are noise)"
+        return " (random-weight stand-ins: the numbers are noise)"
     return ""
 
 

@@ -5,7 +5,7 @@ those need torchvision, which has no build beside the pinned CPU torch. SAVs nev
 subclasses pass none. The adapters load them directly (they read the stock checkpoints' files too), and
 registering them with ``AutoProcessor`` lets directories saved with them load through the Auto classes.
 ``no_video_processor`` makes (and registers) the same subclass for any other model type, for the generic adapter and
-the tiny-model zoo (`savs.testing.random_types`), which build and register the same class per processor.
+the random-type zoo (`savs.testing.random_types`), which build and register the same class per processor.
 """
 
 import inspect
@@ -106,7 +106,7 @@ def _drop_video_shim(processor_class: type) -> type:
 def no_video_subclass(processor_class: type) -> type:
     """``processor_class`` without its video processor: a subclass whose ``__init__`` takes every other argument and
     passes ``video_processor=None`` (the class itself where it takes no video processor). One class per base, so
-    the adapter and the tiny-model zoo build and register the same one."""
+    the adapter and the random-type zoo build and register the same one."""
     params = inspect.signature(processor_class.__init__).parameters
     if "video_processor" not in params:
         return processor_class

@@ -73,7 +73,7 @@ MODELS: dict[str, ModelSpec] = {
     "smolvlm2-2b": ModelSpec("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
 }
 
-# Current checkpoints the generic adapter runs (every model type here is one whose tiny random model the architecture
+# Current checkpoints the generic adapter runs (every model type here is one whose random-weight model the architecture
 # sweep, ``savs.testing.architectures``, extracts against an independent reference): the names a user would type.
 GENERIC_MODELS: dict[str, ModelSpec] = {
     "qwen3-vl-8b": ModelSpec("Qwen/Qwen3-VL-8B-Instruct", "generic", "qwen3_vl: multimodal RoPE"),
