@@ -13,8 +13,9 @@ one-line reason. A supported one is loaded with ``savs.load_model`` and checked 
 - ``fit_sav`` end to end on a small planted task (the image's colour decides the class), scored on held-out images:
   the number proves the path runs, not quality (the weights are random).
 
-Writes ``results/architectures.csv`` (deterministic: sorted, fixed formatting, no timings) and
-``results/architectures.md`` (the same rows plus seconds per type).
+Writes ``results/architectures.csv`` and ``results/architectures.md`` (the same rows with a summary), both
+deterministic (sorted, fixed formatting, no timings: a rerun writes the same bytes); the seconds each type took are
+printed, not written.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
+
+from savs.outputs import atomic_write
 
 TOLERANCE = 1e-5  # largest relative difference between extraction and the hook reference for a type to pass
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}  # the planted task: class = the square's colour
@@ -239,14 +242,14 @@ def to_csv(rows: Sequence[Row]) -> str:
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
-    """The table as markdown, with a summary line and the seconds each type took."""
+    """The table as markdown, with a summary line."""
     counts = {s: sum(r.status == s for r in rows) for s in ("pass", "fail", "refused", "not built")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-    head = [*_COLUMNS, "seconds"]
+    head = _COLUMNS
     lines = [
         f"# SAVs on every image-text-to-text model type ({len(rows)} types: {summary})",
         "",
-        f"Tiny random-weight models; pass = extraction equals the hook reference within {TOLERANCE:g} (relative) "
+        f"Small random-weight models; pass = extraction equals the hook reference within {TOLERANCE:g} (relative) "
         "and `fit_sav` ran (its accuracy on the planted colour task proves the path, not quality).",
         "",
         "| " + " | ".join(head) + " |",
@@ -254,7 +257,7 @@ def to_markdown(rows: Sequence[Row]) -> str:
     ]
     for row in rows:
         values = [str(v) for k, v in asdict(row).items() if k in _COLUMNS]
-        lines.append("| " + " | ".join([*values, f"{row.seconds:.1f}"]) + " |")
+        lines.append("| " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -269,9 +272,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = survey(args.types, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "architectures.csv").write_text(to_csv(rows))
-    (args.out / "architectures.md").write_text(to_markdown(rows))
+    atomic_write(args.out / "architectures.csv", to_csv(rows))
+    atomic_write(args.out / "architectures.md", to_markdown(rows))
     print(to_markdown(rows))
+    slowest = sorted(rows, key=lambda row: -row.seconds)[:5]
+    print(f"{sum(row.seconds for row in rows):.0f} s in all; slowest: "
+          + ", ".join(f"{row.model_type} {row.seconds:.1f} s" for row in slowest))  # fmt: skip
 
 
 if __name__ == "__main__":
