@@ -7,8 +7,9 @@ verdict:
 
 - **reproduced exactly**: every cell equal;
 - **reproduced within N test examples**: every accuracy cell within ``TOLERANCE`` examples of the committed one; cells
-  that follow from the same predictions but are not counts of examples (a standard deviation over seeds, a log loss,
-  a head's score and rank) may differ too, and are counted;
+  that follow from the same features or predictions but are not counts of examples (``FOLLOW_ON_COLUMNS``: a
+  standard deviation over seeds, a log loss, a head's score and rank, a read-out's fitted regularization) may differ
+  too, and are counted;
 - **not reproduced**: an accuracy cell further off, or a table whose rows, columns or labels differ (listed).
 
 ``TOLERANCE`` is measured, not guessed: the README's "Reproduced?" section says how.
@@ -38,8 +39,11 @@ TOLERANCE = 12
 ACCURACY_COLUMNS = ("accuracy", "ci_low", "ci_high", "mean")
 # Columns holding an accuracy only where the row's `metric` column says so.
 METRIC_VALUE = "value"
-# Numeric columns that follow from the predictions without counting test examples.
-FOLLOW_ON_COLUMNS = ("std", "log_loss", "log_loss_calibrated", "score", "rank", "layer", "head")
+# Numeric columns that follow from the features or the predictions without counting test examples: a spread, a log
+# loss, a head's score and place, a read-out's fitted regularization (a Ledoit-Wolf shrinkage, a cross-validated C),
+# and the architecture sweep's measured float difference and planted-task accuracy (a share, with no n_test).
+FOLLOW_ON_COLUMNS = ("std", "log_loss", "log_loss_calibrated", "score", "rank", "layer", "head", "regularization",
+                     "max_rel_diff", "fit_accuracy")  # fmt: skip
 MAX_LISTED = 10  # cells the verdict line names
 FLOAT_EQUAL = 1e-9  # relative: the same number written through another float path
 
