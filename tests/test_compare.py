@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from savs import compare
+from savs import compare, paths
 
 SHOTS = pd.DataFrame({
     "model": ["m", "m", "m"], "task": ["t", "t", "u"], "method": ["SAVs"] * 3, "seed": [0, 1, 0],
@@ -109,14 +109,13 @@ def test_every_computed_number_of_the_committed_tables_is_one_compare_knows():
     """A computed column with fractional values that is neither an accuracy nor a follow-on column would make any
     rerun on another CPU 'not reproduced' (its float noise read as another experiment)."""
     unknown = {}
-    for path in sorted((Path(__file__).resolve().parent.parent / "results").glob("*.csv")):
-        if path.stem == "main_results_paper":  # the paper's numbers, copied, not computed here
+    for path in sorted((paths.ROOT / "results").glob("*.csv")):
+        if path.stem == paths.MAIN_PAPER:  # the paper's numbers, copied, not computed here
             continue
         table = pd.read_csv(path)
         for column in table.select_dtypes("number").columns:
             values = table[column].dropna()
-            if (values != values.round()).any() and not (
-                column in compare.ACCURACY_COLUMNS or column in compare.FOLLOW_ON_COLUMNS or column == "value"
-            ):
+            known = (*compare.ACCURACY_COLUMNS, *compare.FOLLOW_ON_COLUMNS, compare.METRIC_VALUE)
+            if (values != values.round()).any() and column not in known:
                 unknown.setdefault(path.name, []).append(column)
     assert unknown == {}
