@@ -8,8 +8,8 @@ verdict:
 - **reproduced exactly**: every cell equal;
 - **reproduced within N test examples**: every accuracy cell within ``TOLERANCE`` examples of the committed one; cells
   that follow from the same features or predictions but are not counts of examples (``FOLLOW_ON_COLUMNS``: a
-  standard deviation over seeds, a log loss, a head's score and rank, a read-out's fitted regularization) may differ
-  too, and are counted;
+  standard deviation over seeds, a log loss, a head's score and rank, a read-out's fitted regularization; a metric
+  other than accuracy) may differ too, and are counted;
 - **not reproduced**: an accuracy cell further off, or a table whose rows, columns or labels differ (listed).
 
 ``TOLERANCE`` is measured, not guessed: the README's "Reproduced?" section says how.
@@ -37,7 +37,8 @@ from savs.report import WALL_TIME_COLUMNS
 TOLERANCE = 12
 # Columns holding an accuracy in percent of the row's n_test test examples (per seed, or a mean with n_seeds).
 ACCURACY_COLUMNS = ("accuracy", "ci_low", "ci_high", "mean")
-# Columns holding an accuracy only where the row's `metric` column says so.
+# Columns holding an accuracy only where the row's `metric` column says so; under another metric (a group accuracy,
+# a VQA score: shares of units other than test examples) a follow-on number.
 METRIC_VALUE = "value"
 # Numeric columns that follow from the features or the predictions without counting test examples: a spread, a log
 # loss, a head's score and place, a read-out's fitted regularization (a Ledoit-Wolf shrinkage, a cross-validated C),
@@ -142,7 +143,7 @@ def compare_tables(name: str, committed: pd.DataFrame, now: pd.DataFrame) -> Tab
             numeric = _number(a) and _number(b)
             if numeric and _is_accuracy(column, new):
                 diff.cells.append(Cell(i, column, a, b, _examples(float(b) - float(a), new, column)))
-            elif numeric and column in FOLLOW_ON_COLUMNS:
+            elif numeric and (column in FOLLOW_ON_COLUMNS or column == METRIC_VALUE):
                 diff.cells.append(Cell(i, column, a, b, None))
             else:  # a label, a count or a setting: not the same experiment
                 diff.problem = f"row {i + 2} {column}: {a!r} -> {b!r} (not a number that noise can move)"

@@ -105,6 +105,14 @@ def test_a_fitted_number_moved_by_float_noise_is_counted_not_a_problem():
     assert compare.verdict([diff], tolerance=1).startswith("reproduced within 0 test examples")
 
 
+def test_a_metric_other_than_accuracy_is_counted_not_a_problem():
+    # NaturalBench's group accuracy, a share of question groups rather than of test examples.
+    committed = pd.DataFrame({"task": ["t"] * 2, "n_test": [200] * 2, "metric": ["accuracy", "g_acc"],
+                              "value": [60.0, 30.0]})  # fmt: skip
+    diff = compare.compare_tables("main_results.csv", committed, committed.assign(value=[60.0, 32.5]))
+    assert diff.problem is None and [(c.column, c.examples) for c in diff.cells] == [("value", None)]
+
+
 def test_every_computed_number_of_the_committed_tables_is_one_compare_knows():
     """A computed column with fractional values that is neither an accuracy nor a follow-on column would make any
     rerun on another CPU 'not reproduced' (its float noise read as another experiment)."""
